@@ -1,0 +1,185 @@
+"""``retraining`` command: prepare the demo data, run the demo cycle, check the installation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from retraining_assets import settings
+
+
+def _dagster_home() -> Path:
+    """``$DAGSTER_HOME``, defaulting to ``<state>/dagster`` (set for this process if unset)."""
+    home = os.environ.get("DAGSTER_HOME") or str(settings.state_dir() / "dagster")
+    os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    yaml_file = Path(home) / "dagster.yaml"
+    if not yaml_file.exists():
+        yaml_file.write_text("telemetry:\n  enabled: false\n")
+    return Path(home)
+
+
+def cmd_build_batches(args: argparse.Namespace) -> int:
+    """Write the weekly flight batches (the DVC stage's command)."""
+    from retraining_assets.core.demo_data import build_flight_batches
+
+    started = time.perf_counter()
+    paths = build_flight_batches(Path(args.out), max_weeks=args.max_weeks)
+    print(f"wrote {len(paths)} batches to {args.out} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def prepare_data() -> list[str]:
+    """Reproduce the DVC stage that builds the demo batches and push them to the local remote.
+
+    Returns:
+        The batch ids now in the batch folder.
+    """
+    from dvc.repo import Repo
+
+    from retraining_assets.core.batches import list_batches
+
+    root = settings.project_root()
+    # The stage's command runs in a shell: make sure it finds this environment's Python.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    (settings.state_dir() / "dvc-remote").mkdir(parents=True, exist_ok=True)
+    repo = Repo(str(root))
+    try:
+        stages = repo.reproduce("prepare_flights")
+        repo.push()
+    finally:
+        repo.close()
+    ran = "rebuilt" if stages else "up to date"
+    batches = list_batches(root / "data" / "batches")
+    print(f"demo batches {ran}: {len(batches)} weekly files in data/batches (DVC-tracked)")
+    return batches
+
+
+def cmd_prepare_data(args: argparse.Namespace) -> int:
+    """``dvc repro`` the demo batches."""
+    prepare_data()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the retraining loop headless on the flights demo: a first model, then a retrain."""
+    import dagster as dg
+
+    from retraining_assets.definitions import defs
+
+    started = time.perf_counter()
+    _dagster_home()
+    batches = prepare_data() if not args.skip_prepare else None
+    if batches is None:
+        from retraining_assets.core.batches import list_batches
+
+        batches = list_batches(settings.batches_dir())
+    first, later = args.first_weeks, args.later_week
+    if len(batches) <= max(first, later):
+        print(f"need more than {max(first, later)} batches, found {len(batches)}", file=sys.stderr)
+        return 2
+    instance = dg.DagsterInstance.get()
+    wanted = batches[: later + 1]
+    instance.add_dynamic_partitions("batches", wanted)
+    ingest = defs.resolve_job_def("ingest_job")
+    done = instance.get_materialized_partitions(dg.AssetKey("raw_batches"))
+    for batch_id in wanted:
+        if batch_id in done:
+            continue
+        result = ingest.execute_in_process(
+            instance=instance, partition_key=batch_id, raise_on_error=False
+        )
+        print(f"ingest {batch_id}: {'ok' if result.success else 'REJECTED'}")
+
+    job = defs.resolve_job_def("retraining_job")
+    for label, as_of in (("first model", batches[first]), ("retrain", batches[later])):
+        run_config = {"ops": {"training_dataset": {"config": {"as_of_batch": as_of}}}}
+        t0 = time.perf_counter()
+        result = job.execute_in_process(instance=instance, run_config=run_config)
+        report = result.output_for_node("evaluation_report")
+        cand = report.candidate["metrics"]
+        prod = (report.production or {}).get("metrics", {})
+        print(
+            f"\n== {label}: test on {', '.join(report.test_batches)} "
+            f"({time.perf_counter() - t0:.1f}s, run {result.run_id[:8]})\n"
+            f"   candidate AUC {cand['auc']:.4f}"
+            + (f" vs production AUC {prod['auc']:.4f}" if prod else " vs constant baseline")
+            + f", p95 latency {report.candidate['latency']['p95_ms']:.2f} ms\n"
+            f"   gate: {'PROMOTED' if report.promote else 'rejected'}: "
+            + "; ".join(report.reasons)
+        )
+
+    from retraining_assets.defs.resources import MlflowResource, ProductionResource
+
+    store = ProductionResource().store()
+    current = store.current()
+    print("\n== where things are")
+    if current:
+        print(
+            f"   production model v{current.version}: {store.model_path(current)}\n"
+            f"     pointer {store.pointer}; model md5 {current.model_md5}; "
+            f"data md5 {current.dataset_md5}\n"
+            f"     MLflow run {current.mlflow_run_id}; model {current.mlflow_model_uri}"
+        )
+    print(f"   MLflow store: {MlflowResource().uri()}  (UI: make mlflow-ui -> http://127.0.0.1:5000)")
+    print(f"   Dagster home: {os.environ['DAGSTER_HOME']}  (UI: make dev -> http://127.0.0.1:3000)")
+    print(f"   demo wall time {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print versions and paths, and check the known dependency traps."""
+    from importlib.metadata import version
+
+    ok = True
+    for pkg in (
+        "dagster",
+        "dagster-webserver",
+        "dagster-mlflow",
+        "great-expectations",
+        "dvc",
+        "lightgbm",
+        "mlflow",
+        "pandas",
+        "antlr4-python3-runtime",
+    ):
+        print(f"{pkg:24} {version(pkg)}")
+    if not version("antlr4-python3-runtime").startswith("4.13"):
+        print("!! antlr4-python3-runtime must be 4.13.x (install with -c constraints.txt)")
+        ok = False
+    print(f"state dir      {settings.state_dir()}")
+    print(f"batches dir    {settings.batches_dir()}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``retraining`` console command."""
+    parser = argparse.ArgumentParser(prog="retraining", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-batches", help="write weekly flight batches (run by `dvc repro`)")
+    p.add_argument("--out", default="data/batches")
+    p.add_argument("--max-weeks", type=int, default=None)
+    p.set_defaults(func=cmd_build_batches)
+
+    p = sub.add_parser("prepare-data", help="dvc repro + push the demo batches")
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("demo", help="prepare data, train a first model, then retrain later")
+    p.add_argument("--first-weeks", type=int, default=8, help="training batches of model one")
+    p.add_argument("--later-week", type=int, default=20, help="index of the retrain test batch")
+    p.add_argument("--skip-prepare", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("doctor", help="versions, paths, dependency traps")
+    p.set_defaults(func=cmd_doctor)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,586 @@
+"""Data validation with Great Expectations 1.x: build a suite from a schema, run it, return plain data.
+
+Every expectation carries its *group* in ``meta["group"]`` (one of :data:`GROUPS`); the Dagster
+layer turns each group into one asset check. :func:`validate_frame` never raises on bad data: an
+expectation that GX could not evaluate (for instance on a missing column) becomes a failed
+:class:`ExpectationOutcome` whose ``observed`` text says why.
+
+``great_expectations`` takes seconds to import, so it is imported inside the functions that need it,
+never at module import. One ephemeral Data Context is created lazily per process and reused; each
+validation registers its own uniquely named pandas data source and removes it afterwards, so no
+data frame, asset or metric cache outlives the call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from retraining_assets.settings import DatasetSchema
+
+if TYPE_CHECKING:
+    from great_expectations import ExpectationSuite
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationValidationResult,
+    )
+    from great_expectations.data_context import AbstractDataContext
+
+#: Expectation groups, in report order; each becomes one Dagster asset check.
+GROUPS: tuple[str, ...] = ("schema", "types", "nulls", "ranges", "label", "row_count")
+#: Key of an expectation's ``meta`` that holds its group.
+GROUP_META_KEY = "group"
+#: Key of an expectation's ``meta`` that holds a human description of what is expected (types).
+EXPECTED_META_KEY = "expected"
+
+#: dtype names accepted for numeric features (numpy and pandas nullable), plus Python ``int`` and
+#: ``float`` for ``object`` columns holding plain numbers.
+NUMERIC_TYPES: tuple[str, ...] = (
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "Int8Dtype",
+    "Int16Dtype",
+    "Int32Dtype",
+    "Int64Dtype",
+    "UInt8Dtype",
+    "UInt16Dtype",
+    "UInt32Dtype",
+    "UInt64Dtype",
+    "Float32Dtype",
+    "Float64Dtype",
+    "int",
+    "float",
+)
+#: dtype names accepted for the 0/1 target: numeric or boolean.
+TARGET_TYPES: tuple[str, ...] = (*NUMERIC_TYPES, "bool", "BooleanDtype")
+#: dtype names accepted for the (naive) timestamp column, plus ``pd.Timestamp`` values in ``object``.
+DATETIME_TYPES: tuple[str, ...] = (
+    "datetime64[ns]",
+    "datetime64[us]",
+    "datetime64[ms]",
+    "datetime64[s]",
+    "Timestamp",
+)
+#: dtype names accepted for categorical features: strings in ``object``, ``string`` or ``category``.
+CATEGORICAL_TYPES: tuple[str, ...] = ("str", "StringDtype", "CategoricalDtype")
+
+_DATASOURCE_PREFIX = "retraining_validation"
+_ASSET_NAME = "frame"
+_BATCH_DEFINITION_NAME = "whole_frame"
+_MAX_EXAMPLES = 5
+_EXISTS = "expect_column_to_exist"
+#: Name of the one outcome computed with pandas rather than GX: duplicated column names.
+UNIQUE_COLUMN_NAMES = "unique_column_names"
+
+_context_lock = threading.Lock()
+_context: AbstractDataContext | None = None
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """The result of one expectation, as plain data.
+
+    Attributes:
+        name: GX expectation type, e.g. ``expect_column_values_to_not_be_null``.
+        group: One of :data:`GROUPS`.
+        success: Whether the expectation held.
+        column: The column it is about, or None for table-level expectations.
+        observed: One human sentence on what was found, e.g. ``column 'delayed' has 17 missing
+            values (expected none)``.
+        details: JSON-friendly extras: the expectation's arguments, the trimmed GX result and,
+            when GX could not evaluate it, the exception message.
+    """
+
+    name: str
+    group: str
+    success: bool
+    column: str | None
+    observed: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of validating one data frame against a schema.
+
+    Attributes:
+        success: True when every expectation held.
+        outcomes: One outcome per expectation, in suite order.
+        n_rows: Number of rows of the validated frame.
+        duration_s: Wall time of building and running the suite (excluding the one-time GX import).
+    """
+
+    success: bool
+    outcomes: tuple[ExpectationOutcome, ...]
+    n_rows: int
+    duration_s: float
+
+    def by_group(self) -> dict[str, list[ExpectationOutcome]]:
+        """Outcomes per group; every group of :data:`GROUPS` is present, possibly empty."""
+        groups: dict[str, list[ExpectationOutcome]] = {group: [] for group in GROUPS}
+        for outcome in self.outcomes:
+            groups.setdefault(outcome.group, []).append(outcome)
+        return groups
+
+    def group_success(self, group: str) -> bool:
+        """Whether every expectation of ``group`` held (True for a group with no expectations).
+
+        Raises:
+            ValueError: If ``group`` is not one of :data:`GROUPS`.
+        """
+        if group not in GROUPS:
+            raise ValueError(f"unknown expectation group {group!r}; expected one of {GROUPS}")
+        return all(outcome.success for outcome in self.by_group()[group])
+
+    def failures(self) -> list[ExpectationOutcome]:
+        """The outcomes that failed, in suite order."""
+        return [outcome for outcome in self.outcomes if not outcome.success]
+
+    def summary(self) -> str:
+        """One paragraph for humans: how many expectations failed, and what each one found.
+
+        Checks that could not run because their column is missing are counted but not listed one
+        by one, since the ``schema`` failure for that column already says it is missing.
+        """
+        total = len(self.outcomes)
+        failures = self.failures()
+        if not failures:
+            return f"All {total} expectations passed on {self.n_rows} rows."
+        listed = [f for f in failures if not f.details.get("column_missing") or f.name == _EXISTS]
+        skipped = len(failures) - len(listed)
+        parts = [f"{f.group}: {f.observed}" for f in listed]
+        text = f"{len(failures)} of {total} expectations failed on {self.n_rows} rows: "
+        text += "; ".join(parts)
+        if skipped:
+            text += f" ({skipped} other check{'s' if skipped > 1 else ''} on missing columns not run)"
+        return text + "."
+
+
+def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> ExpectationSuite:
+    """The GX expectation suite for ``schema``, every expectation tagged with its group in ``meta``.
+
+    Groups: ``schema`` (every schema column and every extra column exists, the id column is
+    unique; other columns are tolerated), ``types`` (numeric features numeric, target numeric or
+    boolean, timestamp a naive datetime, categoricals strings), ``nulls`` (target, timestamp, id
+    and ``schema.required_non_null`` have no missing values), ``ranges``
+    (``schema.numeric_ranges``, missing values ignored), ``label`` (target values in {0, 1} and
+    both classes present), ``row_count`` (at least ``schema.min_rows`` rows).
+
+    Args:
+        schema: The dataset schema.
+        extra_columns: Columns expected in addition to the schema's (e.g. ``SPLIT_COLUMN``): they
+            must exist; nothing else is checked about them.
+
+    Returns:
+        A ``great_expectations.ExpectationSuite`` not attached to any Data Context.
+    """
+    _prepare_gx_environment()
+    import great_expectations as gx
+
+    gxe = gx.expectations
+    # Collected in a list for the constructor: adding them one by one is quadratic in GX (each
+    # new expectation is compared with every one already in the suite), ~0.3 s for this suite.
+    items: list[Any] = []
+
+    def meta(group: str, **extra: str) -> dict[str, str]:
+        return {GROUP_META_KEY: group, **extra}
+
+    for column in _unique([*schema.columns, *extra_columns]):
+        items.append(gxe.ExpectColumnToExist(column=column, meta=meta("schema")))
+    if schema.id_column:
+        items.append(gxe.ExpectColumnValuesToBeUnique(column=schema.id_column, meta=meta("schema")))
+
+    typed: list[tuple[str, tuple[str, ...], str]] = [
+        (schema.timestamp, DATETIME_TYPES, "naive datetime"),
+        *((c, NUMERIC_TYPES, "numeric") for c in schema.numeric_features),
+        *((c, CATEGORICAL_TYPES, "string") for c in schema.categorical_features),
+        (schema.target, TARGET_TYPES, "numeric or boolean"),
+    ]
+    for column, type_list, expected in typed:
+        items.append(
+            gxe.ExpectColumnValuesToBeInTypeList(
+                column=column,
+                type_list=list(type_list),
+                meta=meta("types", **{EXPECTED_META_KEY: expected}),
+            )
+        )
+
+    not_null = [schema.target, schema.timestamp, schema.id_column, *schema.required_non_null]
+    for column in _unique(c for c in not_null if c):
+        items.append(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta("nulls")))
+
+    for column, (low, high) in schema.numeric_ranges.items():
+        items.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column, min_value=low, max_value=high, meta=meta("ranges")
+            )
+        )
+
+    items.append(
+        gxe.ExpectColumnValuesToBeInSet(column=schema.target, value_set=[0, 1], meta=meta("label"))
+    )
+    items.append(
+        gxe.ExpectColumnDistinctValuesToContainSet(
+            column=schema.target, value_set=[0, 1], meta=meta("label")
+        )
+    )
+    items.append(
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=schema.min_rows, max_value=None, meta=meta("row_count")
+        )
+    )
+    return gx.ExpectationSuite(name=f"{schema.target}_batch", expectations=items)
+
+
+def validate_frame(
+    frame: pd.DataFrame, schema: DatasetSchema, *, extra_columns: Sequence[str] = ()
+) -> ValidationResult:
+    """Validate ``frame`` against ``schema`` with the suite of :func:`build_suite`.
+
+    Never raises on bad data: expectations GX could not evaluate become failed outcomes with the
+    reason in ``observed``; if GX fails as a whole, every expectation fails with that error.
+    Duplicated column names add one failed ``schema`` outcome named ``unique_column_names``
+    (checked with pandas, GX has no such expectation). The input frame is not modified.
+
+    Args:
+        frame: The data to validate.
+        schema: The dataset schema.
+        extra_columns: Columns expected in addition to the schema's (see :func:`build_suite`).
+
+    Returns:
+        A plain :class:`ValidationResult`.
+    """
+    context = _get_context()
+    started = time.perf_counter()
+    suite = build_suite(schema, extra_columns=extra_columns)
+    configs = suite.expectation_configurations
+    order = {_expectation_key(c.type, c.kwargs): i for i, c in enumerate(configs)}
+
+    outcomes: list[ExpectationOutcome] = []
+    duplicated = _unique(str(c) for c in frame.columns[frame.columns.duplicated()])
+    if duplicated:
+        names = ", ".join(f"'{c}'" for c in duplicated)
+        outcomes.append(
+            ExpectationOutcome(
+                name=UNIQUE_COLUMN_NAMES,
+                group="schema",
+                success=False,
+                column=None,
+                observed=f"column name{_s(len(duplicated))} {names} appear more than once",
+                details={"duplicated": duplicated},
+            )
+        )
+
+    try:
+        results = _run_suite(context, _gx_view(frame, schema), suite)
+    except Exception as exc:  # GX failed as a whole: report it on every expectation.
+        message = f"validation could not run: {type(exc).__name__}: {exc}"
+        outcomes.extend(
+            ExpectationOutcome(
+                name=config.type,
+                group=str((config.meta or {}).get(GROUP_META_KEY, "schema")),
+                success=False,
+                column=config.kwargs.get("column"),
+                observed=message,
+                details={"kwargs": _plain(_kwargs_of(config.kwargs)), "exception": message},
+            )
+            for config in configs
+        )
+    else:
+        present = set(frame.columns)
+        converted = [_outcome(result, frame, present) for result in results]
+        converted.sort(key=lambda o: order.get(_expectation_key(o.name, o.details["kwargs"]), 0))
+        outcomes.extend(converted)
+
+    return ValidationResult(
+        success=bool(outcomes) and all(o.success for o in outcomes),
+        outcomes=tuple(outcomes),
+        n_rows=len(frame),
+        duration_s=time.perf_counter() - started,
+    )
+
+
+# --- GX plumbing ----------------------------------------------------------------------------------
+
+
+def _prepare_gx_environment() -> None:
+    """Keep GX off the network before it is imported.
+
+    GX 1.x up to about 1.5 read ``GX_ANALYTICS_ENABLED`` when its analytics module is imported;
+    later releases (1.24 included) have no analytics client at all. The variable is only set when
+    the user has not chosen otherwise.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _get_context() -> AbstractDataContext:
+    """The process-wide ephemeral Data Context (in-memory stores, no docs, no progress bars)."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            _prepare_gx_environment()
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
+
+            config = DataContextConfig(
+                store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+                analytics_enabled=False,
+                progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+            )
+            _context = gx.get_context(project_config=config, mode="ephemeral")
+        return _context
+
+
+def _gx_view(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """The frame GX validates: a shallow copy, with categorical features as ``object`` values.
+
+    GX compares ``category`` and ``string[pyarrow]`` dtypes against its type list by equality
+    with a default-constructed dtype, which never matches a real one; as ``object`` the values
+    themselves are checked to be strings. The caller's frame is never modified.
+    """
+    view = frame.copy(deep=False)
+    counts = view.columns.value_counts()
+    for column in schema.categorical_features:
+        if counts.get(column, 0) == 1 and isinstance(
+            view[column].dtype, pd.CategoricalDtype | pd.StringDtype
+        ):
+            view[column] = view[column].astype(object)
+    return view
+
+
+def _run_suite(
+    context: AbstractDataContext, frame: pd.DataFrame, suite: ExpectationSuite
+) -> list[ExpectationValidationResult]:
+    """Run ``suite`` on ``frame`` through a throw-away pandas data source of ``context``.
+
+    Always runs on a copy made by :func:`_gx_view`, never on the caller's frame.
+
+    A fresh data source means a fresh execution engine, so no metric computed on an earlier frame
+    can be reused and no frame stays referenced; it is deleted again before returning.
+    """
+    name = f"{_DATASOURCE_PREFIX}_{uuid.uuid4().hex}"
+    with _context_lock:
+        data_source = context.data_sources.add_pandas(name)
+    try:
+        asset = data_source.add_dataframe_asset(_ASSET_NAME)
+        batch_definition = asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION_NAME)
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        return list(batch.validate(suite).results)
+    finally:
+        with _context_lock:
+            context.data_sources.delete(name)
+
+
+# --- results to plain data ------------------------------------------------------------------------
+
+
+def _outcome(
+    result: ExpectationValidationResult, frame: pd.DataFrame, present: set[Any]
+) -> ExpectationOutcome:
+    """One GX expectation result as an :class:`ExpectationOutcome` with a human ``observed``."""
+    config = result.expectation_config
+    name = config.type
+    meta = config.meta or {}
+    group = str(meta.get(GROUP_META_KEY, "schema"))
+    kwargs = _kwargs_of(config.kwargs)
+    column = kwargs.get("column")
+    gx_result = dict(result.result or {})
+    error = _exception_message(result.exception_info)
+    column_missing = column is not None and column not in present
+
+    details: dict[str, Any] = {"kwargs": _plain(kwargs), "result": _plain(_trim(gx_result))}
+    if error:
+        details["exception"] = error
+
+    if column_missing:
+        details["column_missing"] = True
+        if name == _EXISTS:
+            observed = f"column '{column}' is missing"
+        else:
+            observed = f"column '{column}' is missing, check not run"
+        return ExpectationOutcome(name, group, False, column, observed, details)
+    if error:
+        where = f"column '{column}'" if column else "table"
+        observed = f"{where} could not be checked: {error}"
+        return ExpectationOutcome(name, group, False, column, observed, details)
+
+    success = bool(result.success)
+    observed = _describe(name, success, column, kwargs, gx_result, meta, frame)
+    return ExpectationOutcome(name, group, success, column, observed, details)
+
+
+def _describe(
+    name: str,
+    success: bool,
+    column: str | None,
+    kwargs: Mapping[str, Any],
+    result: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    frame: pd.DataFrame,
+) -> str:
+    """A sentence on what an expectation found (both for passes and failures)."""
+    col = f"column '{column}'"
+    unexpected = int(result.get("unexpected_count") or 0)
+    examples = _examples(result.get("partial_unexpected_list") or [])
+
+    if name == _EXISTS:
+        return f"{col} is present"
+    if name == "expect_column_values_to_not_be_null":
+        return f"{col} has {unexpected} missing value{_s(unexpected)} (expected none)"
+    if name == "expect_column_values_to_be_unique":
+        if success:
+            return f"{col} has unique values"
+        return f"{col} has {unexpected} rows with duplicated values (e.g. {examples})"
+    if name == "expect_column_values_to_be_in_type_list":
+        expected = meta.get(EXPECTED_META_KEY, "one of " + ", ".join(kwargs.get("type_list", [])))
+        dtype = frame[column].dtype if column in frame.columns else result.get("observed_value")
+        if "unexpected_count" in result:  # object column: checked value by value
+            if success:
+                return f"{col} has dtype {dtype} and every value is of the expected type"
+            return (
+                f"{col} has {unexpected} value{_s(unexpected)} that are not {expected} "
+                f"(e.g. {examples})"
+            )
+        if success:
+            return f"{col} has dtype {dtype}"
+        return f"{col} has dtype {dtype} (expected {expected})"
+    if name == "expect_column_values_to_be_between":
+        bounds = f"[{_num(kwargs.get('min_value'))}, {_num(kwargs.get('max_value'))}]"
+        if success:
+            return f"{col} values are within {bounds}"
+        return f"{col} has {unexpected} value{_s(unexpected)} outside {bounds} (e.g. {examples})"
+    if name == "expect_column_values_to_be_in_set":
+        allowed = "{" + ", ".join(_num(v) for v in kwargs.get("value_set", [])) + "}"
+        if success:
+            return f"{col} values are all in {allowed}"
+        return f"{col} has {unexpected} value{_s(unexpected)} not in {allowed} (e.g. {examples})"
+    if name == "expect_column_distinct_values_to_contain_set":
+        absent = [_num(v) for v in result.get("partial_missing_list") or []]
+        if success:
+            return f"{col} contains every expected value"
+        return f"{col} never takes the value{_s(len(absent))} {', '.join(absent)} (one class only)"
+    if name == "expect_table_row_count_to_be_between":
+        observed = result.get("observed_value")
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        expected = f"at least {low}" if high is None else f"between {low} and {high}"
+        return f"table has {observed} rows (expected {expected})"
+    # Fallback for expectations without a dedicated sentence.
+    observed_value = result.get("observed_value", f"{unexpected} unexpected values")
+    where = col if column else "table"
+    return f"{where}: {name} {'passed' if success else 'failed'} (observed {observed_value})"
+
+
+def _exception_message(info: Mapping[str, Any] | None) -> str | None:
+    """The message of a raised exception from GX ``exception_info``, or None.
+
+    GX 1.x reports either one flat ``{raised_exception, exception_message, ...}`` dict or a dict of
+    such dicts keyed by the metric that failed.
+    """
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info or "exception_message" in info else []
+    if not entries:
+        entries = [v for v in info.values() if isinstance(v, Mapping)]
+    messages: list[str] = []
+    for entry in entries:
+        message = entry.get("exception_message")
+        raised = entry.get("raised_exception", bool(message))
+        if raised:
+            text = str(message or "unknown error").strip()
+            if text not in messages:
+                messages.append(text)
+    return "; ".join(messages) or None
+
+
+def _expectation_key(name: str, kwargs: Mapping[str, Any]) -> tuple[str, str | None]:
+    """What identifies an expectation of the suite: its type and column."""
+    column = kwargs.get("column")
+    return name, None if column is None else str(column)
+
+
+def _kwargs_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The expectation's own arguments (GX adds ``batch_id`` to the configuration)."""
+    return {k: v for k, v in dict(kwargs).items() if k != "batch_id"}
+
+
+_RESULT_KEYS = (
+    "observed_value",
+    "element_count",
+    "missing_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "partial_unexpected_list",
+    "partial_missing_list",
+    "details",
+)
+
+
+def _trim(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The useful part of a GX result dict (drops index lists and duplicated percentages)."""
+    trimmed = {k: result[k] for k in _RESULT_KEYS if k in result}
+    if "partial_unexpected_list" in trimmed:
+        trimmed["partial_unexpected_list"] = list(trimmed["partial_unexpected_list"])[:_MAX_EXAMPLES]
+    return trimmed
+
+
+def _plain(value: Any) -> Any:
+    """``value`` made JSON friendly: numpy scalars to Python, NaN to None, unknowns to str."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _examples(values: Sequence[Any]) -> str:
+    """Up to a few unexpected values, for a message."""
+    return ", ".join(_num(v) for v in list(values)[:_MAX_EXAMPLES])
+
+
+def _num(value: Any) -> str:
+    """A value for a message: integral floats without ``.0``, strings quoted."""
+    value = _plain(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _s(count: int) -> str:
+    """Plural suffix."""
+    return "" if count == 1 else "s"
+
+
+def _unique(values: Sequence[str] | Any) -> list[str]:
+    """``values`` without duplicates, first occurrence kept."""
+    return list(dict.fromkeys(values))

@@ -1,0 +1,151 @@
+"""DVC helpers: track artifacts, read their md5, push them, restore any version by md5.
+
+Every DVC operation holds an exclusive file lock, because DVC takes a repository lock of its own and
+fails (rather than waits) when two operations overlap. ``dvc`` is imported inside functions: it is
+slow to import and only the steps that version data need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+class VersioningError(RuntimeError):
+    """A DVC operation failed; the message says which and why."""
+
+
+def file_md5(path: Path, chunk: int = 1 << 20) -> str:
+    """MD5 of a file's bytes: the hash DVC 3 records for a single file."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits: one DVC operation at a time
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class TrackedFile:
+    """A file under DVC control."""
+
+    path: Path
+    md5: str
+    size: int
+    dvc_file: Path
+
+
+class DvcStore:
+    """A DVC repository with a local-folder (or any DVC URL) default remote.
+
+    Args:
+        repo_dir: Root of the DVC repository (created with ``dvc init`` if absent; ``--no-scm``
+            when it is not a git repository root).
+        remote_url: Default remote; ``None`` keeps whatever the repository has configured.
+    """
+
+    def __init__(self, repo_dir: Path, remote_url: str | None = None) -> None:
+        self.repo_dir = Path(repo_dir).resolve()
+        self.remote_url = remote_url
+        self._lock_file = self.repo_dir / ".dvc" / "tmp" / "retraining.lock"
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive lock around one DVC operation (reentrant use is not supported)."""
+        return _locked(self._lock_file)
+
+    def ensure(self) -> DvcStore:
+        """Create the repository if needed, turn analytics off and set the default remote."""
+        from dvc.repo import Repo
+
+        self.repo_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.repo_dir / ".dvc").exists():
+            no_scm = not (self.repo_dir / ".git").exists()
+            Repo.init(str(self.repo_dir), no_scm=no_scm)
+        with self.locked():
+            repo = Repo(str(self.repo_dir))
+            try:
+                with repo.config.edit() as conf:
+                    conf["core"]["analytics"] = False
+                    if self.remote_url:
+                        conf["core"]["remote"] = "local"
+                        conf["remote"]["local"] = {"url": self.remote_url}
+            finally:
+                repo.close()
+        return self
+
+    def track(self, path: Path, *, push: bool = True) -> TrackedFile:
+        """``dvc add`` ``path`` (inside the repository), push it to the remote, return its md5."""
+        from dvc.repo import Repo
+
+        path = Path(path).resolve()
+        if not path.is_relative_to(self.repo_dir):
+            raise VersioningError(f"{path} is outside the DVC repository {self.repo_dir}")
+        with self.locked():
+            repo = Repo(str(self.repo_dir))
+            try:
+                repo.add(str(path))
+                if push and self._has_remote(repo):
+                    repo.push(targets=[str(path)])
+            except Exception as exc:  # DVC raises many types; keep the cause visible.
+                raise VersioningError(f"dvc add/push of {path.name} failed: {exc}") from exc
+            finally:
+                repo.close()
+        dvc_file = path.with_name(path.name + ".dvc")
+        out = yaml.safe_load(dvc_file.read_text())["outs"][0]
+        return TrackedFile(path=path, md5=out["md5"], size=int(out["size"]), dvc_file=dvc_file)
+
+    @staticmethod
+    def _has_remote(repo: object) -> bool:
+        conf = repo.config  # type: ignore[attr-defined]
+        return bool(conf["core"].get("remote"))
+
+    def cache_path(self, md5: str) -> Path:
+        """Where DVC 3 keeps the bytes of ``md5`` in this repository's cache."""
+        return self.repo_dir / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+    def remote_path(self, md5: str) -> Path | None:
+        """Where a local-folder remote keeps the bytes of ``md5`` (``None`` for other remotes)."""
+        if not self.remote_url or "://" in self.remote_url:
+            return None
+        return Path(self.remote_url) / "files" / "md5" / md5[:2] / md5[2:]
+
+    def restore(self, md5: str, dest: Path) -> Path:
+        """Copy the exact bytes recorded as ``md5`` to ``dest``, from the cache or the remote.
+
+        The copy is verified against ``md5`` before it replaces ``dest``.
+
+        Raises:
+            VersioningError: if no copy of ``md5`` exists or the bytes do not match.
+        """
+        for source in (self.cache_path(md5), self.remote_path(md5)):
+            if source is not None and source.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f".{dest.name}.restore")
+                shutil.copyfile(source, tmp)
+                if file_md5(tmp) != md5:
+                    tmp.unlink()
+                    raise VersioningError(f"copy of {md5} at {source} is corrupt")
+                os.replace(tmp, dest)
+                return dest
+        raise VersioningError(
+            f"no copy of {md5} in the DVC cache {self.cache_path(md5).parent.parent} "
+            f"or remote {self.remote_url}"
+        )

@@ -1,0 +1,544 @@
+"""The retraining chain as software-defined assets. Each body unpacks inputs, calls the core, and
+attaches metadata; the logic lives in ``retraining_assets.core``."""
+
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from retraining_assets.core.artifacts import DatasetRef, EvaluationReport, ModelRef
+from retraining_assets.defs.config import (
+    CandidateModelConfig,
+    GateConfig,
+    TrainingDatasetConfig,
+)
+from retraining_assets.defs.resources import (
+    BatchSourceResource,
+    DvcResource,
+    MlflowResource,
+    ProductionResource,
+)
+from retraining_assets.settings import SPLIT_COLUMN
+
+GROUP = "retraining"
+OWNERS = ["team:ml-platform"]
+batch_partitions = dg.DynamicPartitionsDefinition(name="batches")
+
+#: One blocking asset check per group of expectations in the GE suite.
+VALIDATION_GROUPS = ("schema", "types", "nulls", "ranges", "label", "row_count")
+
+
+def _md_image(path: Path, alt: str) -> dg.MetadataValue:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"pandas", "parquet"},
+)
+def raw_batches(context: dg.AssetExecutionContext, batch_source: BatchSourceResource) -> dg.MaterializeResult:
+    """One incoming batch file, checked against the dataset's Great Expectations suite.
+
+    A batch that fails validation is not materialized, so it never enters a training window; the
+    file stays where it is, to be fixed and re-materialized.
+    """
+    from retraining_assets.core import batches as batch_io
+    from retraining_assets.core.validation import validate_frame
+    from retraining_assets.core.versioning import file_md5
+
+    schema = batch_source.schema()
+    path = batch_io.batch_path(batch_source.path(), context.partition_key)
+    frame = batch_io.read_batch(path)
+    result = validate_frame(frame, schema)
+    if not result.success:
+        raise dg.Failure(
+            description=f"batch {context.partition_key} rejected: {result.summary()}",
+            metadata={"path": str(path), "failed_expectations": len(result.failures())},
+        )
+    md5 = file_md5(path)
+    ts = frame[schema.timestamp]
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "dvc/md5": md5,
+            "rows": dg.MetadataValue.int(len(frame)),
+            "start": str(ts.min()),
+            "end": str(ts.max()),
+            "positive_rate": dg.MetadataValue.float(float(frame[schema.target].mean())),
+        },
+        data_version=dg.DataVersion(md5),
+    )
+
+
+@dg.asset(
+    deps=[raw_batches],
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"pandas", "dvc"},
+)
+def training_dataset(
+    context: dg.AssetExecutionContext,
+    config: TrainingDatasetConfig,
+    batch_source: BatchSourceResource,
+    dvc: DvcResource,
+) -> dg.Output[DatasetRef]:
+    """Rows of the validated batches in a rolling window, split by time into train and test.
+
+    The test split is the most recent batch(es); the training split the ``window_batches`` before
+    it. Only batches whose ``raw_batches`` partition is materialized (passed validation) count.
+    The parquet file is tracked by DVC; its md5 is this asset's data version.
+    """
+    from retraining_assets.core import batches as batch_io
+
+    schema = batch_source.schema()
+    directory = batch_source.path()
+    accepted = context.instance.get_materialized_partitions(raw_batches.key)
+    available = [b for b in batch_io.list_batches(directory) if b in accepted]
+    try:
+        window = batch_io.select_window(
+            available, config.as_of_batch or None, config.window_batches, config.test_batches
+        )
+    except batch_io.BatchError as exc:
+        raise dg.Failure(description=f"cannot build a training window: {exc}") from exc
+    frames = {
+        b: batch_io.read_batch(batch_io.batch_path(directory, b), columns=schema.columns)
+        for b in window.all_batches
+    }
+    dataset = batch_io.collect_dataset(frames, window, schema)
+    store = dvc.store()
+    path = batch_io.write_parquet_atomic(
+        dataset, store.repo_dir / "artifacts" / "training_dataset.parquet"
+    )
+    tracked = store.track(path)
+    n_test = int((dataset[SPLIT_COLUMN] == "test").sum())
+    ref = DatasetRef(
+        md5=tracked.md5,
+        path=str(path),
+        n_rows=len(dataset),
+        n_train=len(dataset) - n_test,
+        n_test=n_test,
+        train_batches=window.train_batches,
+        test_batches=window.test_batches,
+    )
+    return dg.Output(
+        ref,
+        data_version=dg.DataVersion(tracked.md5),
+        metadata={
+            "dvc/md5": tracked.md5,
+            "dvc/path": dg.MetadataValue.path(str(path)),
+            "rows": dg.MetadataValue.int(ref.n_rows),
+            "train_rows": dg.MetadataValue.int(ref.n_train),
+            "test_rows": dg.MetadataValue.int(ref.n_test),
+            "train_batches": ", ".join(window.train_batches),
+            "test_batches": ", ".join(window.test_batches),
+            "strategy": "rolling",
+            "positive_rate": dg.MetadataValue.float(float(dataset[schema.target].mean())),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"pandas", "dvc"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            name=f"ge_{group}",
+            asset="validated_dataset",
+            blocking=True,
+            description=f"Great Expectations suite, '{group}' expectations.",
+        )
+        for group in VALIDATION_GROUPS
+    ],
+)
+def validated_dataset(
+    context: dg.AssetExecutionContext,
+    training_dataset: DatasetRef,
+    batch_source: BatchSourceResource,
+    dvc: DvcResource,
+):
+    """The training dataset after it passed the Great Expectations suite (same bytes, same md5).
+
+    Each group of expectations is reported as a blocking asset check. If any fails, the asset is
+    not materialized and the run stops here: nothing downstream trains on unvalidated data.
+    """
+    from retraining_assets.core.validation import validate_frame
+
+    schema = batch_source.schema()
+    frame = _read_dataset(dvc, training_dataset)
+    result = validate_frame(frame, schema, extra_columns=(SPLIT_COLUMN,))
+    groups = result.by_group()
+    for group in VALIDATION_GROUPS:
+        outcomes = groups.get(group, [])
+        failed = [o for o in outcomes if not o.success]
+        yield dg.AssetCheckResult(
+            check_name=f"ge_{group}",
+            asset_key="validated_dataset",
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "expectations": len(outcomes),
+                "failed": len(failed),
+                "details": dg.MetadataValue.md(
+                    "\n".join(f"- `{o.column}`: {o.observed}" for o in failed) or "all passed"
+                ),
+            },
+        )
+    if not result.success:
+        raise dg.Failure(
+            description=f"training dataset {training_dataset.md5} failed validation: "
+            + result.summary(),
+        )
+    ref = DatasetRef(**{**training_dataset.__dict__, "validated": True})
+    yield dg.Output(
+        ref,
+        data_version=dg.DataVersion(ref.md5),
+        metadata={
+            "dvc/md5": ref.md5,
+            "rows": dg.MetadataValue.int(ref.n_rows),
+            "expectations": dg.MetadataValue.int(len(result.outcomes)),
+            "validation_seconds": dg.MetadataValue.float(round(result.duration_s, 3)),
+        },
+    )
+
+
+def _read_dataset(dvc: DvcResource, ref: DatasetRef):
+    """Read the exact version ``ref.md5`` from the DVC cache (the workspace file may be newer)."""
+    import pandas as pd
+
+    store = dvc.store()
+    source = store.cache_path(ref.md5)
+    if not source.exists():
+        source = store.restore(ref.md5, Path(ref.path))
+    return pd.read_parquet(source)
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"lightgbm", "mlflow", "dvc"},
+)
+def candidate_model(
+    context: dg.AssetExecutionContext,
+    config: CandidateModelConfig,
+    validated_dataset: DatasetRef,
+    batch_source: BatchSourceResource,
+    dvc: DvcResource,
+    mlflow: MlflowResource,
+) -> dg.Output[ModelRef]:
+    """A LightGBM model trained on the validated training split, logged and registered in MLflow.
+
+    Saved in LightGBM's text format, tracked by DVC (md5 = data version). The MLflow run of this
+    cycle records the dataset's DVC md5, the hyper-parameters, training time and metrics; the
+    evaluation and promotion steps add to the same run.
+    """
+    import mlflow as mlflow_lib
+    from mlflow.models import infer_signature
+
+    from retraining_assets.core.training import prepare_features, train_model
+
+    if not validated_dataset.validated:
+        raise dg.Failure(description="refusing to train on a dataset that was not validated")
+    schema = batch_source.schema()
+    frame = _read_dataset(dvc, validated_dataset)
+    train = frame[frame[SPLIT_COLUMN] == "train"]
+    params = config.train_params()
+    trained = train_model(train, schema, params)
+    store = dvc.store()
+    model_path = trained.save(store.repo_dir / "artifacts" / "candidate_model.txt")
+    tracked = store.track(model_path)
+
+    tags = {
+        "dagster/run_id": context.run_id,
+        "dvc/dataset_md5": validated_dataset.md5,
+        "dvc/model_md5": tracked.md5,
+    }
+    with mlflow.start_run(run_name=f"cycle-{context.run_id[:8]}", tags=tags) as run:
+        mlflow_lib.log_params({**params.as_dict(), "strategy": validated_dataset.strategy})
+        mlflow_lib.log_params(
+            {
+                "data_version": validated_dataset.md5,
+                "train_batches": ",".join(validated_dataset.train_batches),
+                "test_batches": ",".join(validated_dataset.test_batches),
+                "n_train": trained.n_train,
+                "n_valid": trained.n_valid,
+            }
+        )
+        mlflow_lib.log_metrics(
+            {
+                "training_seconds": trained.train_seconds,
+                "best_iteration": trained.best_iteration,
+                **({"valid_auc": trained.valid_auc} if trained.valid_auc is not None else {}),
+            }
+        )
+        example = prepare_features(train.head(5), schema)
+        signature = infer_signature(example, trained.booster.predict(example, num_threads=1))
+        info = mlflow_lib.lightgbm.log_model(
+            trained.booster,
+            name="model",
+            signature=signature,
+            registered_model_name=mlflow.registered_model_name,
+        )
+        run_id = run.info.run_id
+    ref = ModelRef(
+        md5=tracked.md5,
+        path=str(model_path),
+        dataset_md5=validated_dataset.md5,
+        mlflow_run_id=run_id,
+        mlflow_model_uri=info.model_uri,
+        registered_name=mlflow.registered_model_name,
+        registered_version=str(info.registered_model_version),
+        params=params.as_dict(),
+        best_iteration=trained.best_iteration,
+        train_seconds=trained.train_seconds,
+    )
+    return dg.Output(
+        ref,
+        data_version=dg.DataVersion(tracked.md5),
+        metadata={
+            "dvc/md5": tracked.md5,
+            "dvc/dataset_md5": validated_dataset.md5,
+            "mlflow/run_id": run_id,
+            "mlflow/model_uri": info.model_uri,
+            "mlflow/registered_version": f"{ref.registered_name} v{ref.registered_version}",
+            "mlflow/run_url": dg.MetadataValue.url(mlflow.run_url(run_id)),
+            "training_seconds": dg.MetadataValue.float(round(trained.train_seconds, 3)),
+            "best_iteration": dg.MetadataValue.int(trained.best_iteration),
+            "valid_auc": dg.MetadataValue.float(trained.valid_auc or float("nan")),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"lightgbm", "mlflow"},
+)
+def evaluation_report(
+    context: dg.AssetExecutionContext,
+    config: GateConfig,
+    validated_dataset: DatasetRef,
+    candidate_model: ModelRef,
+    batch_source: BatchSourceResource,
+    dvc: DvcResource,
+    production: ProductionResource,
+    mlflow: MlflowResource,
+) -> dg.Output[EvaluationReport]:
+    """Candidate vs current production model on the same held-out test set, with the gate verdict.
+
+    Reports AUC, log loss and p95 single-row latency for both, a ROC plot, and whether the gate
+    (``GateConfig``) would promote the candidate, with a reason per rule.
+    """
+    from retraining_assets.core.evaluation import (
+        baseline_metrics,
+        evaluate_model,
+        plot_roc,
+    )
+    from retraining_assets.core.promotion import GatePolicy, ModelScore, decide_promotion
+    from retraining_assets.core.training import load_model
+
+    schema = batch_source.schema()
+    frame = _read_dataset(dvc, validated_dataset)
+    train = frame[frame[SPLIT_COLUMN] == "train"]
+    test = frame[frame[SPLIT_COLUMN] == "test"]
+    store = dvc.store()
+    candidate_booster = load_model(store.cache_path(candidate_model.md5))
+    cand_eval, cand_proba = evaluate_model(
+        "candidate", candidate_booster, test, schema, latency_calls=config.latency_calls
+    )
+    y_test = test[schema.target].to_numpy()
+    base = baseline_metrics(train[schema.target].to_numpy(), y_test)
+    curves = {"candidate": (y_test, cand_proba)}
+
+    prod_store = production.store()
+    current = prod_store.current()
+    prod_eval = None
+    if current is not None:
+        prod_booster = load_model(prod_store.model_path(current))
+        prod_eval, prod_proba = evaluate_model(
+            f"production v{current.version}",
+            prod_booster,
+            test,
+            schema,
+            latency_calls=config.latency_calls,
+        )
+        curves[f"production v{current.version}"] = (y_test, prod_proba)
+
+    def score(evaluation) -> ModelScore:
+        return ModelScore(
+            auc=evaluation.metrics.auc,
+            log_loss=evaluation.metrics.log_loss,
+            p95_latency_ms=evaluation.latency.p95_ms,
+        )
+
+    decision = decide_promotion(
+        score(cand_eval),
+        score(prod_eval) if prod_eval else None,
+        ModelScore(auc=base.auc, log_loss=base.log_loss, p95_latency_ms=0.0),
+        GatePolicy(
+            min_relative_auc=config.min_relative_auc,
+            max_p95_latency_ms=config.max_p95_latency_ms,
+            min_baseline_auc_margin=config.min_baseline_auc_margin,
+        ),
+    )
+    plot = plot_roc(
+        curves,
+        store.repo_dir / "reports" / f"roc_{candidate_model.md5[:12]}.png",
+        title=f"ROC on test batches {', '.join(validated_dataset.test_batches)}",
+    )
+    report = EvaluationReport(
+        candidate=cand_eval.as_dict(),
+        production=prod_eval.as_dict() if prod_eval else None,
+        baseline=base.as_dict(),
+        production_version=current.version if current else None,
+        promote=decision.promote,
+        against=decision.against,
+        reasons=decision.reasons,
+        test_batches=validated_dataset.test_batches,
+        roc_plot=str(plot),
+    )
+    metrics = {
+        "test_auc": cand_eval.metrics.auc,
+        "test_log_loss": cand_eval.metrics.log_loss,
+        "test_brier": cand_eval.metrics.brier,
+        "p95_latency_ms": cand_eval.latency.p95_ms,
+        "baseline_auc": base.auc,
+        "gate_promote": float(decision.promote),
+    }
+    if prod_eval:
+        metrics["production_auc"] = prod_eval.metrics.auc
+        metrics["production_log_loss"] = prod_eval.metrics.log_loss
+    mlflow.log_to_run(
+        candidate_model.mlflow_run_id,
+        metrics,
+        {"gate/verdict": decision.verdict, "gate/reasons": " | ".join(decision.reasons)},
+    )
+    import mlflow as mlflow_lib
+
+    mlflow_lib.MlflowClient(mlflow.uri()).log_artifact(
+        candidate_model.mlflow_run_id, str(plot), artifact_path="evaluation"
+    )
+    nan = float("nan")
+    return dg.Output(
+        report,
+        metadata={
+            "auc": dg.MetadataValue.float(cand_eval.metrics.auc),
+            "production_auc": dg.MetadataValue.float(prod_eval.metrics.auc if prod_eval else nan),
+            "baseline_auc": dg.MetadataValue.float(base.auc),
+            "log_loss": dg.MetadataValue.float(cand_eval.metrics.log_loss),
+            "production_log_loss": dg.MetadataValue.float(
+                prod_eval.metrics.log_loss if prod_eval else nan
+            ),
+            "p95_latency_ms": dg.MetadataValue.float(cand_eval.latency.p95_ms),
+            "test_rows": dg.MetadataValue.int(cand_eval.metrics.n_rows),
+            "test_positives": dg.MetadataValue.int(cand_eval.metrics.n_positive),
+            "verdict": decision.verdict,
+            "compared_against": (
+                f"production v{current.version}" if current else "constant baseline (first model)"
+            ),
+            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+            "roc": _md_image(plot, "ROC"),
+            "mlflow/run_id": candidate_model.mlflow_run_id,
+            "report": dg.MetadataValue.json(json.loads(json.dumps(report.__dict__, default=str))),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"lightgbm", "mlflow", "dvc"},
+    output_required=False,
+)
+def production_model(
+    context: dg.AssetExecutionContext,
+    evaluation_report: EvaluationReport,
+    candidate_model: ModelRef,
+    dvc: DvcResource,
+    production: ProductionResource,
+    mlflow: MlflowResource,
+):
+    """The model that serves: changed only when the gate in ``evaluation_report`` says promote.
+
+    Promotion copies the candidate's exact bytes into the production store, appends to the
+    promotion history, swaps the versioned pointer atomically and moves the MLflow alias
+    ``champion``. A rejected candidate produces no materialization (production is untouched) and
+    an observation with the gate's reasons.
+    """
+    store = production.store()
+    current = store.current()
+    if not evaluation_report.promote:
+        context.log.info("gate rejected the candidate: %s", "; ".join(evaluation_report.reasons))
+        yield dg.AssetObservation(
+            asset_key=context.asset_key,
+            metadata={
+                "verdict": "reject",
+                "reasons": dg.MetadataValue.md(
+                    "\n".join(f"- {r}" for r in evaluation_report.reasons)
+                ),
+                "rejected_mlflow/run_id": candidate_model.mlflow_run_id,
+                "serving_version": dg.MetadataValue.int(current.version) if current else "none",
+            },
+        )
+        mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "rejected"})
+        return
+    serving = current.version if current else None
+    if serving != evaluation_report.production_version:
+        raise dg.Failure(
+            description=(
+                f"production changed since evaluation (evaluated against "
+                f"v{evaluation_report.production_version}, now v{serving}); re-run the evaluation"
+            )
+        )
+    model_bytes = dvc.store().cache_path(candidate_model.md5)
+    started = time.perf_counter()
+    record = store.promote(
+        model_bytes,
+        reason="; ".join(evaluation_report.reasons),
+        mlflow_run_id=candidate_model.mlflow_run_id,
+        mlflow_model_uri=candidate_model.mlflow_model_uri,
+        registered_version=candidate_model.registered_version,
+        dataset_md5=candidate_model.dataset_md5,
+        metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
+        extra={"dagster_run_id": context.run_id, "params": candidate_model.params},
+    )
+    client = mlflow.client()
+    client.set_registered_model_alias(
+        candidate_model.registered_name, "champion", candidate_model.registered_version
+    )
+    mlflow.log_to_run(
+        candidate_model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"}
+    )
+    history = store.history()
+    table = "| version | action | model md5 | data md5 | AUC | at |\n|---|---|---|---|---|---|\n" + "\n".join(
+        f"| {r.version} | {r.action} | `{r.model_md5[:10]}` | `{(r.dataset_md5 or '')[:10]}` | "
+        f"{r.metrics.get('auc', float('nan')):.4f} | {r.created_at} |"
+        for r in reversed(history)
+    )
+    yield dg.Output(
+        record,
+        data_version=dg.DataVersion(record.model_md5),
+        metadata={
+            "model_version": dg.MetadataValue.int(record.version),
+            "dvc/md5": record.model_md5,
+            "dvc/dataset_md5": record.dataset_md5 or "",
+            "mlflow/run_id": candidate_model.mlflow_run_id,
+            "mlflow/model_uri": candidate_model.mlflow_model_uri,
+            "mlflow/registered_version": (
+                f"{candidate_model.registered_name} v{candidate_model.registered_version}"
+                " (alias champion)"
+            ),
+            "mlflow/run_url": dg.MetadataValue.url(mlflow.run_url(candidate_model.mlflow_run_id)),
+            "auc": dg.MetadataValue.float(evaluation_report.candidate["metrics"]["auc"]),
+            "pointer": dg.MetadataValue.path(str(store.pointer)),
+            "model_path": dg.MetadataValue.path(str(store.model_path(record))),
+            "promotion_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+            "history": dg.MetadataValue.md(table),
+        },
+    )

@@ -1,0 +1,41 @@
+"""Jobs: the retraining cycle, and the ingestion of one batch partition."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from retraining_assets.defs.assets import (
+    batch_partitions,
+    candidate_model,
+    evaluation_report,
+    production_model,
+    raw_batches,
+    training_dataset,
+    validated_dataset,
+)
+
+RETRAINING_ASSETS = [
+    training_dataset,
+    validated_dataset,
+    candidate_model,
+    evaluation_report,
+    production_model,
+]
+
+# Steps run one after the other anyway; a single process avoids paying LightGBM, MLflow and GE
+# imports once per step, and guarantees one training at a time per run.
+retraining_job = dg.define_asset_job(
+    "retraining_job",
+    selection=dg.AssetSelection.assets(*RETRAINING_ASSETS),
+    executor_def=dg.in_process_executor,
+    description="Collect, validate, train, evaluate and (if the gate agrees) promote a model.",
+    tags={"retraining": "true"},
+)
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets(raw_batches),
+    partitions_def=batch_partitions,
+    executor_def=dg.in_process_executor,
+    description="Validate and register one incoming batch file (one partition).",
+)

@@ -1,0 +1,144 @@
+"""Dataset schema and policy defaults, in one place.
+
+Everything here is plain data: no environment reads and no I/O at import time. The Dagster layer
+turns these defaults into ``dg.Config`` fields so they can be changed per run from the launchpad.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    """Columns of a batch: what the model sees, what it predicts, and how rows are ordered in time.
+
+    Attributes:
+        timestamp: Column holding each row's event time (naive local datetime).
+        target: Binary 0/1 label column.
+        numeric_features: Features used as numbers.
+        categorical_features: Features used as LightGBM categories.
+        id_column: Optional unique row id (kept, never used as a feature).
+        numeric_ranges: Optional inclusive (min, max) bounds per numeric feature, checked at validation.
+        required_non_null: Features that must never be missing (the rest may be, LightGBM copes).
+        min_rows: Smallest batch worth validating and training on.
+    """
+
+    timestamp: str
+    target: str
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+    id_column: str | None = None
+    numeric_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    required_non_null: tuple[str, ...] = ()
+    min_rows: int = 100
+
+    @property
+    def features(self) -> list[str]:
+        """All model features, numeric first, in a stable order."""
+        return [*self.numeric_features, *self.categorical_features]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column a batch must have."""
+        cols = [self.timestamp, *self.features, self.target]
+        if self.id_column:
+            cols.insert(0, self.id_column)
+        return cols
+
+
+#: NYC flights 2013: predict an arrival delay of 15 minutes or more from what is known before
+#: departure (schedule, route, carrier, weather at the origin in the scheduled hour).
+FLIGHTS_SCHEMA = DatasetSchema(
+    timestamp="scheduled_departure",
+    target="delayed",
+    id_column="flight_id",
+    numeric_features=(
+        "month",
+        "weekday",
+        "hour",
+        "minute",
+        "sched_arr_hour",
+        "distance",
+        "temp",
+        "dewp",
+        "humid",
+        "wind_dir",
+        "wind_speed",
+        "wind_gust",
+        "precip",
+        "pressure",
+        "visib",
+    ),
+    categorical_features=("carrier", "origin", "dest"),
+    numeric_ranges={
+        "month": (1, 12),
+        "weekday": (0, 6),
+        "hour": (0, 23),
+        "minute": (0, 59),
+        "sched_arr_hour": (0, 24),
+        "distance": (1, 6000),
+        "humid": (0, 100),
+        "wind_dir": (0, 360),
+        "precip": (0, 10),
+        "visib": (0, 10),
+    },
+    required_non_null=("month", "weekday", "hour", "minute", "distance", "carrier", "origin", "dest"),
+    min_rows=100,
+)
+
+#: Name of the column that marks each row of ``training_dataset`` as ``train`` or ``test``.
+SPLIT_COLUMN = "__split__"
+#: Name of the optional sample-weight column of ``training_dataset``.
+WEIGHT_COLUMN = "__weight__"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Defaults for training and promotion; each one is a ``dg.Config`` field in the Dagster layer."""
+
+    window_weeks: int = 8
+    test_batches: int = 1
+    min_relative_auc: float = 0.99
+    max_p95_latency_ms: float = 100.0
+    min_baseline_auc_margin: float = 0.02
+    latency_rows: int = 500
+    seed: int = 42
+    num_threads: int = 1
+    num_boost_round: int = 300
+    early_stopping_rounds: int = 30
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    feature_fraction: float = 0.9
+    bagging_fraction: float = 0.9
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+
+
+DEFAULT_POLICY = Policy()
+
+#: Environment variable naming the folder that holds run-time state (Dagster home, MLflow store,
+#: DVC store, production pointer). Read only when a path is needed, never at import.
+HOME_ENV = "RETRAINING_HOME"
+#: Environment variable naming the folder of incoming batch files.
+BATCHES_ENV = "RETRAINING_BATCHES_DIR"
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding ``pyproject.toml``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def state_dir() -> Path:
+    """Folder for run-time state: ``$RETRAINING_HOME`` or ``<project>/var``."""
+    value = os.environ.get(HOME_ENV)
+    return Path(value).resolve() if value else project_root() / "var"
+
+
+def batches_dir() -> Path:
+    """Folder of incoming batch files: ``$RETRAINING_BATCHES_DIR`` or ``<project>/data/batches``."""
+    value = os.environ.get(BATCHES_ENV)
+    return Path(value).resolve() if value else project_root() / "data" / "batches"
