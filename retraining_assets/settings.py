@@ -91,6 +91,8 @@ FLIGHTS_SCHEMA = DatasetSchema(
 
 #: Name of the column that marks each row of ``training_dataset`` as ``train`` or ``test``.
 SPLIT_COLUMN = "__split__"
+#: Name of the column that records which batch each row of ``training_dataset`` came from.
+BATCH_COLUMN = "__batch__"
 #: Name of the optional sample-weight column of ``training_dataset``.
 WEIGHT_COLUMN = "__weight__"
 

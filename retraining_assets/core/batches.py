@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from retraining_assets.settings import SPLIT_COLUMN, DatasetSchema
+from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
 
 BATCH_SUFFIXES = (".parquet", ".csv")
 
@@ -110,7 +110,7 @@ def select_window(
 def collect_dataset(
     frames: dict[str, pd.DataFrame], window: Window, schema: DatasetSchema
 ) -> pd.DataFrame:
-    """Concatenate the window's batches with a ``__split__`` column (``train``/``test``).
+    """Concatenate the window's batches with ``__split__`` (``train``/``test``) and ``__batch__``.
 
     Rows keep the schema's columns only, in schema order, sorted by timestamp (then id) so that the
     same inputs always give the same bytes and so the same DVC md5.
@@ -124,6 +124,7 @@ def collect_dataset(
                 raise BatchError(f"batch {batch_id} lacks columns {missing}")
             part = frame[schema.columns].copy()
             part[SPLIT_COLUMN] = split
+            part[BATCH_COLUMN] = batch_id
             parts.append(part)
     dataset = pd.concat(parts, ignore_index=True)
     order = [schema.timestamp, *([schema.id_column] if schema.id_column else [])]

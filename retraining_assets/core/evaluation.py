@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from retraining_assets.core.training import predict_proba, prepare_features
+from retraining_assets.core.training import Scorer
 from retraining_assets.settings import DatasetSchema
 
 if TYPE_CHECKING:
@@ -94,18 +94,18 @@ def measure_latency(
 ) -> Latency:
     """Time single-row predictions the way a serving process makes them.
 
-    Each call turns one raw row into model features and predicts it (``num_threads=1``: with the
-    default thread pool a single row costs ~100x more in thread start-up than in trees). The first
-    ``warmup`` calls are discarded.
+    Each call encodes one raw row with the serving ``Scorer`` and predicts it (``num_threads=1``:
+    with the default thread pool a single row costs ~100x more in thread start-up than in trees).
+    The first ``warmup`` calls are discarded.
     """
-    rows = frame.sample(
-        n=min(n_calls + warmup, len(frame)), replace=len(frame) < n_calls + warmup, random_state=0
-    )
+    scorer = Scorer(booster, schema, num_threads=num_threads)
+    n_rows = n_calls + warmup
+    rows = frame.sample(n=n_rows, replace=len(frame) < n_rows, random_state=0)
     timings = []
     for i in range(len(rows)):
         row = rows.iloc[i : i + 1]
         started = time.perf_counter()
-        booster.predict(prepare_features(row, schema), num_threads=num_threads)
+        scorer.predict(row)
         elapsed = (time.perf_counter() - started) * 1000.0
         if i >= warmup:
             timings.append(elapsed)
@@ -141,7 +141,7 @@ def evaluate_model(
     latency_calls: int = 500,
 ) -> tuple[ModelEvaluation, np.ndarray]:
     """Score ``booster`` on ``test``; returns the evaluation and the predicted probabilities."""
-    proba = predict_proba(booster, test, schema)
+    proba = Scorer(booster, schema).predict(test)
     metrics = compute_metrics(test[schema.target].to_numpy(), proba)
     latency = measure_latency(booster, test, schema, n_calls=latency_calls)
     return ModelEvaluation(name=name, metrics=metrics, latency=latency), proba

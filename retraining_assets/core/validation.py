@@ -1,4 +1,4 @@
-"""Data validation with Great Expectations 1.x: build a suite from a schema, run it, return plain data.
+"""Data validation with Great Expectations 1.x: build a suite from a schema, run it, get plain data.
 
 Every expectation carries its *group* in ``meta["group"]`` (one of :data:`GROUPS`); the Dagster
 layer turns each group into one asset check. :func:`validate_frame` never raises on bad data: an
@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,7 @@ NUMERIC_TYPES: tuple[str, ...] = (
 )
 #: dtype names accepted for the 0/1 target: numeric or boolean.
 TARGET_TYPES: tuple[str, ...] = (*NUMERIC_TYPES, "bool", "BooleanDtype")
-#: dtype names accepted for the (naive) timestamp column, plus ``pd.Timestamp`` values in ``object``.
+#: dtype names accepted for the naive timestamp column, plus ``pd.Timestamp`` values in ``object``.
 DATETIME_TYPES: tuple[str, ...] = (
     "datetime64[ns]",
     "datetime64[us]",
@@ -83,7 +83,7 @@ CATEGORICAL_TYPES: tuple[str, ...] = ("str", "StringDtype", "CategoricalDtype")
 _DATASOURCE_PREFIX = "retraining_validation"
 _ASSET_NAME = "frame"
 _BATCH_DEFINITION_NAME = "whole_frame"
-_MAX_EXAMPLES = 5
+_MAX_EXAMPLES = 3
 _EXISTS = "expect_column_to_exist"
 #: Name of the one outcome computed with pandas rather than GX: duplicated column names.
 UNIQUE_COLUMN_NAMES = "unique_column_names"
@@ -164,11 +164,13 @@ class ValidationResult:
             return f"All {total} expectations passed on {self.n_rows} rows."
         listed = [f for f in failures if not f.details.get("column_missing") or f.name == _EXISTS]
         skipped = len(failures) - len(listed)
-        parts = [f"{f.group}: {f.observed}" for f in listed]
+        parts = [f"{f.group}: {f.observed.rstrip('.')}" for f in listed]
         text = f"{len(failures)} of {total} expectations failed on {self.n_rows} rows: "
         text += "; ".join(parts)
         if skipped:
-            text += f" ({skipped} other check{'s' if skipped > 1 else ''} on missing columns not run)"
+            text += (
+                f" ({skipped} other check{'s' if skipped > 1 else ''} on missing columns not run)"
+            )
         return text + "."
 
 
@@ -276,13 +278,14 @@ def validate_frame(
     duplicated = _unique(str(c) for c in frame.columns[frame.columns.duplicated()])
     if duplicated:
         names = ", ".join(f"'{c}'" for c in duplicated)
+        verb = "is" if len(duplicated) == 1 else "are"
         outcomes.append(
             ExpectationOutcome(
                 name=UNIQUE_COLUMN_NAMES,
                 group="schema",
                 success=False,
                 column=None,
-                observed=f"column name{_s(len(duplicated))} {names} appear more than once",
+                observed=f"column name{_s(len(duplicated))} {names} {verb} duplicated",
                 details={"duplicated": duplicated},
             )
         )
@@ -399,6 +402,9 @@ def _outcome(
 ) -> ExpectationOutcome:
     """One GX expectation result as an :class:`ExpectationOutcome` with a human ``observed``."""
     config = result.expectation_config
+    if config is None:  # typed as optional by GX; batch.validate always sets it
+        observed = "GX returned a result without its expectation"
+        return ExpectationOutcome("unknown", "schema", False, None, observed, {})
     name = config.type
     meta = config.meta or {}
     group = str(meta.get(GROUP_META_KEY, "schema"))
@@ -420,7 +426,7 @@ def _outcome(
             observed = f"column '{column}' is missing, check not run"
         return ExpectationOutcome(name, group, False, column, observed, details)
     if error:
-        where = f"column '{column}'" if column else "table"
+        where = f"column '{column}'" if column is not None else "table"
         observed = f"{where} could not be checked: {error}"
         return ExpectationOutcome(name, group, False, column, observed, details)
 
@@ -441,6 +447,7 @@ def _describe(
     """A sentence on what an expectation found (both for passes and failures)."""
     col = f"column '{column}'"
     unexpected = int(result.get("unexpected_count") or 0)
+    values = f"{unexpected} value{_s(unexpected)}"
     examples = _examples(result.get("partial_unexpected_list") or [])
 
     if name == _EXISTS:
@@ -450,44 +457,54 @@ def _describe(
     if name == "expect_column_values_to_be_unique":
         if success:
             return f"{col} has unique values"
-        return f"{col} has {unexpected} rows with duplicated values (e.g. {examples})"
+        return f"{col} has {unexpected} rows sharing a value with another row (e.g. {examples})"
     if name == "expect_column_values_to_be_in_type_list":
         expected = meta.get(EXPECTED_META_KEY, "one of " + ", ".join(kwargs.get("type_list", [])))
-        dtype = frame[column].dtype if column in frame.columns else result.get("observed_value")
-        if "unexpected_count" in result:  # object column: checked value by value
-            if success:
-                return f"{col} has dtype {dtype} and every value is of the expected type"
-            return (
-                f"{col} has {unexpected} value{_s(unexpected)} that are not {expected} "
-                f"(e.g. {examples})"
-            )
+        dtype = _dtype_text(frame, column, result)
         if success:
             return f"{col} has dtype {dtype}"
+        if "unexpected_count" in result:  # object column: GX checked value by value
+            wrong = f"{values} of the wrong type, expected {expected}"
+            return f"{col} (dtype {dtype}) has {wrong} (e.g. {examples})"
         return f"{col} has dtype {dtype} (expected {expected})"
     if name == "expect_column_values_to_be_between":
         bounds = f"[{_num(kwargs.get('min_value'))}, {_num(kwargs.get('max_value'))}]"
         if success:
             return f"{col} values are within {bounds}"
-        return f"{col} has {unexpected} value{_s(unexpected)} outside {bounds} (e.g. {examples})"
+        return f"{col} has {values} outside {bounds} (e.g. {examples})"
     if name == "expect_column_values_to_be_in_set":
-        allowed = "{" + ", ".join(_num(v) for v in kwargs.get("value_set", [])) + "}"
+        allowed = _set_text(kwargs.get("value_set", []))
         if success:
             return f"{col} values are all in {allowed}"
-        return f"{col} has {unexpected} value{_s(unexpected)} not in {allowed} (e.g. {examples})"
+        return f"{col} has {values} not in {allowed} (e.g. {examples})"
     if name == "expect_column_distinct_values_to_contain_set":
+        wanted = _set_text(kwargs.get("value_set", []))
         absent = [_num(v) for v in result.get("partial_missing_list") or []]
         if success:
-            return f"{col} contains every expected value"
-        return f"{col} never takes the value{_s(len(absent))} {', '.join(absent)} (one class only)"
+            return f"{col} takes every value of {wanted}"
+        never = f"value{_s(len(absent))} {', '.join(absent)}"
+        return f"{col} never takes the {never} (expected all of {wanted})"
     if name == "expect_table_row_count_to_be_between":
-        observed = result.get("observed_value")
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         expected = f"at least {low}" if high is None else f"between {low} and {high}"
-        return f"table has {observed} rows (expected {expected})"
+        return f"table has {result.get('observed_value')} rows (expected {expected})"
     # Fallback for expectations without a dedicated sentence.
     observed_value = result.get("observed_value", f"{unexpected} unexpected values")
-    where = col if column else "table"
+    where = col if column is not None else "table"
     return f"{where}: {name} {'passed' if success else 'failed'} (observed {observed_value})"
+
+
+def _dtype_text(frame: pd.DataFrame, column: str | None, result: Mapping[str, Any]) -> str:
+    """The dtype of ``column`` in ``frame`` (all of them if the name is duplicated)."""
+    dtypes = frame.dtypes[frame.columns == column]
+    if len(dtypes) == 0:
+        return str(result.get("observed_value"))
+    return ", ".join(str(d) for d in dtypes)
+
+
+def _set_text(values: Sequence[Any]) -> str:
+    """A value set for a message, e.g. ``{0, 1}``."""
+    return "{" + ", ".join(_num(v) for v in values) + "}"
 
 
 def _exception_message(info: Mapping[str, Any] | None) -> str | None:
@@ -539,7 +556,9 @@ def _trim(result: Mapping[str, Any]) -> dict[str, Any]:
     """The useful part of a GX result dict (drops index lists and duplicated percentages)."""
     trimmed = {k: result[k] for k in _RESULT_KEYS if k in result}
     if "partial_unexpected_list" in trimmed:
-        trimmed["partial_unexpected_list"] = list(trimmed["partial_unexpected_list"])[:_MAX_EXAMPLES]
+        trimmed["partial_unexpected_list"] = list(trimmed["partial_unexpected_list"])[
+            :_MAX_EXAMPLES
+        ]
     return trimmed
 
 
@@ -562,8 +581,8 @@ def _plain(value: Any) -> Any:
 
 
 def _examples(values: Sequence[Any]) -> str:
-    """Up to a few unexpected values, for a message."""
-    return ", ".join(_num(v) for v in list(values)[:_MAX_EXAMPLES])
+    """Up to a few distinct unexpected values, for a message."""
+    return ", ".join(_unique(_num(v) for v in values)[:_MAX_EXAMPLES])
 
 
 def _num(value: Any) -> str:
@@ -581,6 +600,6 @@ def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
-def _unique(values: Sequence[str] | Any) -> list[str]:
+def _unique(values: Iterable[str]) -> list[str]:
     """``values`` without duplicates, first occurrence kept."""
     return list(dict.fromkeys(values))

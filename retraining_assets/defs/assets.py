@@ -21,7 +21,7 @@ from retraining_assets.defs.resources import (
     MlflowResource,
     ProductionResource,
 )
-from retraining_assets.settings import SPLIT_COLUMN
+from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN
 
 GROUP = "retraining"
 OWNERS = ["team:ml-platform"]
@@ -88,18 +88,20 @@ def training_dataset(
     batch_source: BatchSourceResource,
     dvc: DvcResource,
 ) -> dg.Output[DatasetRef]:
-    """Rows of the validated batches in a rolling window, split by time into train and test.
+    """Rows of the batches in a rolling window, split by time into train and test.
 
-    The test split is the most recent batch(es); the training split the ``window_batches`` before
-    it. Only batches whose ``raw_batches`` partition is materialized (passed validation) count.
-    The parquet file is tracked by DVC; its md5 is this asset's data version.
+    The test split is the most recent batch(es), the training split the ``window_batches`` before
+    it. Batches whose ``raw_batches`` partition failed validation are left out (and listed);
+    batches not ingested yet are taken as they are, since ``validated_dataset`` checks every row
+    before anything trains. The parquet file is tracked by DVC; its md5 is the data version.
     """
     from retraining_assets.core import batches as batch_io
 
     schema = batch_source.schema()
     directory = batch_source.path()
-    accepted = context.instance.get_materialized_partitions(raw_batches.key)
-    available = [b for b in batch_io.list_batches(directory) if b in accepted]
+    files = batch_io.list_batches(directory)
+    rejected = _rejected_batches(context, files)
+    available = [b for b in files if b not in rejected]
     try:
         window = batch_io.select_window(
             available, config.as_of_batch or None, config.window_batches, config.test_batches
@@ -138,9 +140,20 @@ def training_dataset(
             "train_batches": ", ".join(window.train_batches),
             "test_batches": ", ".join(window.test_batches),
             "strategy": "rolling",
+            "excluded_rejected_batches": ", ".join(sorted(rejected)) or "none",
             "positive_rate": dg.MetadataValue.float(float(dataset[schema.target].mean())),
         },
     )
+
+
+def _rejected_batches(context: dg.AssetExecutionContext, batch_ids: list[str]) -> set[str]:
+    """Batches whose latest ``raw_batches`` materialization attempt failed validation."""
+    known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
+    keys = [b for b in batch_ids if b in known]
+    if not keys:
+        return set()
+    status = context.instance.get_status_by_partition(raw_batches.key, keys, batch_partitions)
+    return {k for k, v in (status or {}).items() if v == dg.AssetPartitionStatus.FAILED}
 
 
 @dg.asset(
@@ -172,7 +185,7 @@ def validated_dataset(
 
     schema = batch_source.schema()
     frame = _read_dataset(dvc, training_dataset)
-    result = validate_frame(frame, schema, extra_columns=(SPLIT_COLUMN,))
+    result = validate_frame(frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN))
     groups = result.by_group()
     for group in VALIDATION_GROUPS:
         outcomes = groups.get(group, [])
@@ -191,9 +204,12 @@ def validated_dataset(
             },
         )
     if not result.success:
+        culprits = _failing_batches(frame, schema) if BATCH_COLUMN in frame else []
         raise dg.Failure(
-            description=f"training dataset {training_dataset.md5} failed validation: "
-            + result.summary(),
+            description=f"training dataset {training_dataset.md5} failed validation"
+            + (f" (bad batches: {', '.join(culprits)})" if culprits else "")
+            + f": {result.summary()}",
+            metadata={"bad_batches": ", ".join(culprits) or "unknown"},
         )
     ref = DatasetRef(**{**training_dataset.__dict__, "validated": True})
     yield dg.Output(
@@ -206,6 +222,21 @@ def validated_dataset(
             "validation_seconds": dg.MetadataValue.float(round(result.duration_s, 3)),
         },
     )
+
+
+def _failing_batches(frame, schema) -> list[str]:
+    """Which batches of a dataset fail the suite on their own (only run after a failure)."""
+    from dataclasses import replace
+
+    from retraining_assets.core.validation import validate_frame
+
+    # A single batch may legitimately hold fewer rows than a whole dataset needs.
+    per_batch = replace(schema, min_rows=1)
+    return [
+        str(batch_id)
+        for batch_id, part in frame.groupby(BATCH_COLUMN, sort=True)
+        if not validate_frame(part, per_batch, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN)).success
+    ]
 
 
 def _read_dataset(dvc: DvcResource, ref: DatasetRef):

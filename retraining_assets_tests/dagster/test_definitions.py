@@ -1,0 +1,91 @@
+"""Pin what users rely on: asset keys, groups, kinds, checks, jobs; and the antlr trap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dagster as dg
+
+from retraining_assets.definitions import defs
+
+CHAIN = ["training_dataset", "validated_dataset", "candidate_model", "evaluation_report", "production_model"]
+
+
+def _graph() -> dg.AssetGraph:
+    return defs.resolve_asset_graph()
+
+
+def test_asset_keys_groups_and_metadata() -> None:
+    graph = _graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_batches", *CHAIN}
+    for key in keys:
+        node = graph.get(dg.AssetKey(key))
+        assert node.group_name == "retraining"
+        assert node.owners == ["team:ml-platform"]
+        assert node.kinds, key
+        assert node.description, key
+    assert {"lightgbm", "mlflow", "dvc"} <= set(graph.get(dg.AssetKey("candidate_model")).kinds)
+
+
+def test_lineage_is_a_chain() -> None:
+    graph = _graph()
+    parents = {
+        key: {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys} for key in CHAIN
+    }
+    assert parents == {
+        "training_dataset": {"raw_batches"},
+        "validated_dataset": {"training_dataset"},
+        "candidate_model": {"validated_dataset"},
+        "evaluation_report": {"validated_dataset", "candidate_model"},
+        "production_model": {"evaluation_report", "candidate_model"},
+    }
+
+
+def test_validation_checks_are_blocking() -> None:
+    graph = _graph()
+    checks = {c.name: graph.get_check_spec(c) for c in graph.asset_check_keys}
+    assert set(checks) == {
+        f"ge_{g}" for g in ("schema", "types", "nulls", "ranges", "label", "row_count")
+    }
+    assert all(spec.blocking for spec in checks.values())
+    assert {spec.asset_key.to_user_string() for spec in checks.values()} == {"validated_dataset"}
+
+
+def test_jobs() -> None:
+    job = defs.resolve_job_def("retraining_job")
+    assert {n.name for n in job.nodes_in_topological_order} == set(CHAIN)
+    ingest = defs.resolve_job_def("ingest_job")
+    assert ingest.partitions_def is not None
+    assert isinstance(ingest.partitions_def, dg.DynamicPartitionsDefinition)
+
+
+def test_string_asset_selection_regression() -> None:
+    """antlr4-python3-runtime 4.9 (pulled by DVC) breaks string selections with TypeError: ord()."""
+    from importlib.metadata import version
+
+    assert version("antlr4-python3-runtime").startswith("4.13")
+    probe = dg.Definitions(
+        assets=list(defs.assets or []),
+        jobs=[
+            dg.define_asset_job("everything", selection="*"),
+            dg.define_asset_job("downstream", selection="training_dataset*"),
+        ],
+        resources=defs.resources,
+    )
+    assert len(probe.resolve_job_def("everything").nodes_in_topological_order) == 6
+    downstream = probe.resolve_job_def("downstream").nodes_in_topological_order
+    assert {n.name for n in downstream} == set(CHAIN)
+
+
+def test_import_is_light() -> None:
+    """Loading the code location must not import the heavy ML libraries."""
+    code = (
+        "import sys, retraining_assets.definitions\n"
+        "heavy = [m for m in ('lightgbm', 'mlflow', 'great_expectations', 'dvc', 'pandas',"
+        " 'matplotlib', 'sklearn') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

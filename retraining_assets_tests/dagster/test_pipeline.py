@@ -1,0 +1,258 @@
+"""The whole chain through Dagster on real components: GE, LightGBM, MLflow (SQLite), DVC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from retraining_assets.core import synthetic
+from retraining_assets.core.versioning import DvcStore, file_md5
+from retraining_assets.defs.assets import (
+    candidate_model,
+    evaluation_report,
+    production_model,
+    raw_batches,
+    training_dataset,
+    validated_dataset,
+)
+from retraining_assets.defs.resources import (
+    BatchSourceResource,
+    DvcResource,
+    MlflowResource,
+    ProductionResource,
+)
+
+pytestmark = pytest.mark.slow
+
+CHAIN = [training_dataset, validated_dataset, candidate_model, evaluation_report, production_model]
+RESOURCES = {
+    "batch_source": BatchSourceResource(dataset="synthetic"),
+    "dvc": DvcResource(),
+    "mlflow": MlflowResource(),
+    "production": ProductionResource(),
+}
+# A deliberately weak model: two shallow trees.
+WEAK = {"num_boost_round": 2, "num_leaves": 2, "learning_rate": 0.05, "early_stopping_rounds": 1}
+
+
+def write_batches(project, n_batches: int = 7, rows: int = 800, seed: int = 3) -> list[str]:
+    history = synthetic.make_history(n_batches, rows, seed=seed)
+    synthetic.write_history(history, project.batches)
+    return sorted(history)
+
+
+def ingest(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict[str, bool]:
+    instance.add_dynamic_partitions("batches", batch_ids)
+    outcome = {}
+    for batch_id in batch_ids:
+        result = dg.materialize(
+            [raw_batches],
+            instance=instance,
+            partition_key=batch_id,
+            resources=RESOURCES,
+            raise_on_error=False,
+        )
+        outcome[batch_id] = result.success
+    return outcome
+
+
+def run_chain(
+    instance: dg.DagsterInstance,
+    *,
+    model: dict | None = None,
+    gate: dict | None = None,
+    as_of: str = "",
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    ops: dict = {"training_dataset": {"config": {"as_of_batch": as_of, "window_batches": 6}}}
+    if model:
+        ops["candidate_model"] = {"config": model}
+    ops["evaluation_report"] = {"config": {"latency_calls": 100, **(gate or {})}}
+    return dg.materialize(
+        CHAIN,
+        instance=instance,
+        resources=RESOURCES,
+        run_config={"ops": ops},
+        raise_on_error=raise_on_error,
+    )
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    assert event is not None and event.asset_materialization is not None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_full_cycle_promotes_first_model_with_lineage(project) -> None:
+    batch_ids = write_batches(project)
+    with dg.instance_for_test() as instance:
+        assert all(ingest(instance, batch_ids).values())
+        result = run_chain(instance)
+        assert result.success
+
+        data_md = latest_metadata(instance, "training_dataset")
+        model_md = latest_metadata(instance, "candidate_model")
+        prod_md = latest_metadata(instance, "production_model")
+        report_md = latest_metadata(instance, "evaluation_report")
+
+        # Data versions are the DVC md5s.
+        for key, md in (("training_dataset", data_md), ("candidate_model", model_md)):
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            tags = event.asset_materialization.tags  # type: ignore[union-attr]
+            assert tags["dagster/data_version"] == md["dvc/md5"]
+        assert model_md["dvc/dataset_md5"] == data_md["dvc/md5"]
+        assert prod_md["model_version"] == 1
+        assert prod_md["dvc/md5"] == model_md["dvc/md5"]
+        assert prod_md["dvc/dataset_md5"] == data_md["dvc/md5"]
+        assert prod_md["mlflow/run_id"] == model_md["mlflow/run_id"]
+        assert report_md["verdict"] == "promote"
+        assert report_md["auc"] > 0.7
+        assert 0 < report_md["p95_latency_ms"] < 100
+        assert np.isnan(report_md["production_auc"])
+        assert data_md["test_batches"] == batch_ids[-1]
+
+    # The served bytes are the candidate's bytes, pointed to by an explicit pointer.
+    pointer = json.loads((project.production / "current.json").read_text())
+    served = project.production / pointer["model_file"]
+    assert file_md5(served) == model_md["dvc/md5"] == pointer["model_md5"]
+    assert served.read_text().startswith("tree")
+
+    # MLflow: one run with the data version, params, metrics, a registered version aliased champion.
+    client = MlflowResource().client()
+    run = client.get_run(model_md["mlflow/run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data_version"] == data_md["dvc/md5"]
+    assert run.data.params["num_threads"] == "1"
+    assert {"training_seconds", "test_auc", "p95_latency_ms", "baseline_auc"} <= set(run.data.metrics)
+    assert run.data.tags["promotion"] == "production v1"
+    champion = client.get_model_version_by_alias("retraining_model", "champion")
+    assert champion.run_id == run.info.run_id
+
+    # DVC: the training data of the production model is restorable, byte for byte, by its md5.
+    store = DvcStore(project.home / "store")
+    restored = store.restore(data_md["dvc/md5"], project.home / "restored.parquet")
+    assert file_md5(restored) == data_md["dvc/md5"]
+    remote_copy = project.home / "dvc-remote" / "files" / "md5" / data_md["dvc/md5"][:2]
+    assert (remote_copy / data_md["dvc/md5"][2:]).exists()
+
+
+def test_gate_rejects_worse_and_promotes_better(project) -> None:
+    batch_ids = write_batches(project)
+    with dg.instance_for_test() as instance:
+        ingest(instance, batch_ids)
+        # v1: a weak model still beats the constant baseline.
+        assert run_chain(instance, model=WEAK).success
+        pointer = project.production / "current.json"
+        v1_pointer = pointer.read_bytes()
+        v1_model = (project.production / json.loads(v1_pointer)["model_file"]).read_bytes()
+
+        # A strong model beats it: promoted as v2.
+        assert run_chain(instance).success
+        v2 = json.loads(pointer.read_text())
+        assert v2["version"] == 2
+        assert latest_metadata(instance, "evaluation_report")["verdict"] == "promote"
+
+        # The weak model again is worse than v2: rejected, production byte-for-byte unchanged.
+        v2_pointer = pointer.read_bytes()
+        v2_model = (project.production / v2["model_file"]).read_bytes()
+        history_before = (project.production / "history.jsonl").read_bytes()
+        result = run_chain(instance, model=WEAK)
+        assert result.success  # a rejection is a normal outcome, not a failed run
+        report = latest_metadata(instance, "evaluation_report")
+        assert report["verdict"] == "reject"
+        assert "FAIL AUC" in report["reasons"]
+        assert report["production_auc"] > report["auc"]
+        assert pointer.read_bytes() == v2_pointer
+        assert (project.production / v2["model_file"]).read_bytes() == v2_model
+        assert (project.production / "history.jsonl").read_bytes() == history_before
+        assert v1_model != v2_model and v1_pointer != v2_pointer
+        # No new production materialization; an observation says why.
+        assert latest_metadata(instance, "production_model")["model_version"] == 2
+        mats = result.get_asset_materialization_events()
+        assert dg.AssetKey("production_model") not in {m.asset_key for m in mats}
+        observations = [
+            e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
+        ]
+        assert observations and "FAIL AUC" in str(
+            observations[-1].event_specific_data.asset_observation.metadata["reasons"].value  # type: ignore[union-attr]
+        )
+
+
+def test_latency_ceiling_rejects(project) -> None:
+    batch_ids = write_batches(project, n_batches=4)
+    with dg.instance_for_test() as instance:
+        ingest(instance, batch_ids)
+        result = run_chain(instance, gate={"max_p95_latency_ms": 0.0001})
+        assert result.success
+        report = latest_metadata(instance, "evaluation_report")
+        assert report["verdict"] == "reject"
+        assert "FAIL p95 latency" in report["reasons"]
+        assert not (project.production / "current.json").exists()
+
+
+def test_bad_batches_rejected_at_ingest_with_clear_message(project) -> None:
+    batch_ids = write_batches(project, n_batches=5)
+    nan_label = batch_ids[2]
+    frame = pd.read_parquet(project.batches / f"{nan_label}.parquet")
+    frame.loc[frame.index[:25], "label"] = np.nan
+    frame.to_parquet(project.batches / f"{nan_label}.parquet", index=False)
+    no_col = batch_ids[3]
+    frame = pd.read_parquet(project.batches / f"{no_col}.parquet").drop(columns=["x1"])
+    frame.to_parquet(project.batches / f"{no_col}.parquet", index=False)
+
+    with dg.instance_for_test() as instance:
+        outcome = ingest(instance, batch_ids)
+        assert outcome == {b: b not in (nan_label, no_col) for b in batch_ids}
+        failures = _failure_messages(instance)
+        assert any("label" in m and "25" in m and nan_label in m for m in failures), failures
+        assert any("x1" in m and no_col in m for m in failures), failures
+
+        # The rejected batches are left out of the training window; the cycle still works.
+        assert run_chain(instance).success
+        md = latest_metadata(instance, "training_dataset")
+        assert nan_label not in md["train_batches"] and no_col not in md["train_batches"]
+        assert nan_label in md["excluded_rejected_batches"]
+    # Nothing is lost: the bad files are still there, untouched, to be fixed.
+    assert (project.batches / f"{nan_label}.parquet").exists()
+
+
+def _failure_messages(instance: dg.DagsterInstance) -> list[str]:
+    messages = []
+    for run in instance.get_runs():
+        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+            error = record.dagster_event.step_failure_data.error  # type: ignore[union-attr]
+            messages.append(f"{error.message} {record.dagster_event.step_failure_data.user_failure_data}")  # type: ignore[union-attr]
+    return messages
+
+
+def test_unvalidated_data_never_reaches_training(project) -> None:
+    """A batch file overwritten after ingestion is caught by the blocking GE checks."""
+    batch_ids = write_batches(project, n_batches=5)
+    with dg.instance_for_test() as instance:
+        ingest(instance, batch_ids)
+        bad = batch_ids[1]
+        frame = pd.read_parquet(project.batches / f"{bad}.parquet")
+        frame.loc[frame.index[:10], "label"] = 2
+        frame.to_parquet(project.batches / f"{bad}.parquet", index=False)
+
+        result = run_chain(instance, raise_on_error=False)
+        assert not result.success
+        checks = {
+            e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+        assert checks["ge_label"] is False
+        assert checks["ge_schema"] is True
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert failure.step_key == "validated_dataset"
+        assert bad in str(failure.event_specific_data.user_failure_data)  # type: ignore[union-attr]
+        materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+        assert materialized == {"training_dataset"}
+    assert not (project.production / "current.json").exists()
+    assert not (Path(project.home) / "store" / "artifacts" / "candidate_model.txt").exists()
