@@ -1,0 +1,1 @@
+"""retraining_assets: keep a model fresh by itself, as Dagster software-defined assets."""

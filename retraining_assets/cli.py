@@ -108,8 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"   candidate AUC {cand['auc']:.4f}"
             + (f" vs production AUC {prod['auc']:.4f}" if prod else " vs constant baseline")
             + f", p95 latency {report.candidate['latency']['p95_ms']:.2f} ms\n"
-            f"   gate: {'PROMOTED' if report.promote else 'rejected'}: "
-            + "; ".join(report.reasons)
+            f"   gate: {'PROMOTED' if report.promote else 'rejected'}: " + "; ".join(report.reasons)
         )
 
     from retraining_assets.defs.resources import MlflowResource, ProductionResource
@@ -124,7 +123,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"data md5 {current.dataset_md5}\n"
             f"     MLflow run {current.mlflow_run_id}; model {current.mlflow_model_uri}"
         )
-    print(f"   MLflow store: {MlflowResource().uri()}  (UI: make mlflow-ui -> http://127.0.0.1:5000)")
+    print(
+        f"   MLflow store: {MlflowResource().uri()}  (UI: make mlflow-ui -> http://127.0.0.1:5000)"
+    )
     print(f"   Dagster home: {os.environ['DAGSTER_HOME']}  (UI: make dev -> http://127.0.0.1:3000)")
     print(f"   demo wall time {time.perf_counter() - started:.1f}s")
     return 0

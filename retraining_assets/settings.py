@@ -21,7 +21,7 @@ class DatasetSchema:
         numeric_features: Features used as numbers.
         categorical_features: Features used as LightGBM categories.
         id_column: Optional unique row id (kept, never used as a feature).
-        numeric_ranges: Optional inclusive (min, max) bounds per numeric feature, checked at validation.
+        numeric_ranges: Optional inclusive (min, max) bounds per numeric feature, validated.
         required_non_null: Features that must never be missing (the rest may be, LightGBM copes).
         min_rows: Smallest batch worth validating and training on.
     """
@@ -85,7 +85,16 @@ FLIGHTS_SCHEMA = DatasetSchema(
         "precip": (0, 10),
         "visib": (0, 10),
     },
-    required_non_null=("month", "weekday", "hour", "minute", "distance", "carrier", "origin", "dest"),
+    required_non_null=(
+        "month",
+        "weekday",
+        "hour",
+        "minute",
+        "distance",
+        "carrier",
+        "origin",
+        "dest",
+    ),
     min_rows=100,
 )
 
@@ -99,7 +108,7 @@ WEIGHT_COLUMN = "__weight__"
 
 @dataclass(frozen=True)
 class Policy:
-    """Defaults for training and promotion; each one is a ``dg.Config`` field in the Dagster layer."""
+    """Defaults for training and promotion; each is a ``dg.Config`` field in the Dagster layer."""
 
     window_weeks: int = 8
     test_batches: int = 1

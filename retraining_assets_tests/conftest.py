@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated project state (Dagster instance, MLflow store, DVC repo, batches)."""
+"""Shared fixtures: an isolated project state (Dagster, MLflow store, DVC repo, batches)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+def project(
+    tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Project]:
     """Point the project's state and batch folder at a fresh temporary directory."""
     home = tmp_path / "var"
     (home / "mlflow").mkdir(parents=True)

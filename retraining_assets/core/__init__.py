@@ -1,0 +1,1 @@
+"""Pure logic: no Dagster or MLflow import, no environment reads, no I/O at import."""

@@ -1,7 +1,7 @@
 """Batch files: read, write atomically, list, and collect a training window.
 
-A batch is one file of time-stamped rows (``<batch_id>.parquet`` or ``.csv``). Batch ids sort in time
-order (the demo uses the ISO date of the week's Monday), so the folder listing is the history.
+A batch is one file of time-stamped rows (``<batch_id>.parquet`` or ``.csv``). Batch ids sort in
+time order (the demo uses the ISO date of the week's Monday), so the folder listing is the history.
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ class Window:
 def select_window(
     available: Sequence[str], as_of: str | None, window_batches: int, test_batches: int = 1
 ) -> Window:
-    """Choose a rolling window: the ``test_batches`` latest batches up to ``as_of`` are the test set
-    (the most recent labelled period), the ``window_batches`` before them the training set.
+    """Choose a rolling window of batches for training and testing.
+
+    The ``test_batches`` latest batches up to ``as_of`` are the test set (the most recent labelled
+    period), the ``window_batches`` before them the training set.
 
     Raises:
         BatchError: if ``as_of`` is unknown or there are not enough batches.
@@ -130,5 +132,6 @@ def collect_dataset(
     order = [schema.timestamp, *([schema.id_column] if schema.id_column else [])]
     dataset = dataset.sort_values([SPLIT_COLUMN, *order], kind="stable", ignore_index=True)
     # "test" sorts after "train"; keep train rows first for readability.
-    return dataset.sort_values(SPLIT_COLUMN, key=lambda s: s.eq("test"), kind="stable",
-                               ignore_index=True)
+    return dataset.sort_values(
+        SPLIT_COLUMN, key=lambda s: s.eq("test"), kind="stable", ignore_index=True
+    )

@@ -129,7 +129,11 @@ class ModelEvaluation:
 
     def as_dict(self) -> dict[str, Any]:
         """Nested dict for JSON reports."""
-        return {"name": self.name, "metrics": self.metrics.as_dict(), "latency": asdict(self.latency)}
+        return {
+            "name": self.name,
+            "metrics": self.metrics.as_dict(),
+            "latency": asdict(self.latency),
+        }
 
 
 def evaluate_model(

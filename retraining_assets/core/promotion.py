@@ -73,7 +73,9 @@ def decide_promotion(
 
     values = [candidate.auc, candidate.log_loss, candidate.p95_latency_ms]
     if any(v != v for v in values):  # NaN check without numpy
-        return Decision(False, "champion" if champion else "baseline", ("FAIL candidate metric is NaN",))
+        return Decision(
+            False, "champion" if champion else "baseline", ("FAIL candidate metric is NaN",)
+        )
 
     if champion is not None:
         if champion.auc != champion.auc:
@@ -93,9 +95,10 @@ def decide_promotion(
             f"AUC {candidate.auc:.4f} {'>=' if candidate.auc >= floor else '<'} baseline "
             f"{baseline.auc:.4f} + {policy.min_baseline_auc_margin:g}",
         )
+        better = candidate.log_loss < baseline.log_loss
         check(
-            candidate.log_loss < baseline.log_loss,
-            f"log loss {candidate.log_loss:.4f} {'<' if candidate.log_loss < baseline.log_loss else '>='}"
+            better,
+            f"log loss {candidate.log_loss:.4f} {'<' if better else '>='}"
             f" baseline {baseline.log_loss:.4f}",
         )
         against = "baseline"

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,7 +154,8 @@ def train_model(
         categorical_feature=list(schema.categorical_features),
         free_raw_data=True,
     )
-    valid_sets, callbacks = [], []
+    valid_sets: list[lgb.Dataset] = []
+    callbacks: list[Callable[..., Any]] = []
     if len(valid) and valid[schema.target].nunique() == 2:
         valid_set = lgb.Dataset(
             prepare_features(valid, schema),
@@ -235,7 +237,9 @@ class Scorer:
         out = np.empty((len(frame), len(self.schema.features)), dtype="float64")
         out[:, : numeric.shape[1]] = numeric.to_numpy(dtype="float64", na_value=np.nan)
         offset = numeric.shape[1]
-        for j, (col, codes) in enumerate(zip(self.schema.categorical_features, self._codes, strict=True)):
+        for j, (col, codes) in enumerate(
+            zip(self.schema.categorical_features, self._codes, strict=True)
+        ):
             out[:, offset + j] = [codes.get(v, np.nan) for v in frame[col].tolist()]
         return out
 

@@ -1,6 +1,8 @@
-"""The retraining chain as software-defined assets. Each body unpacks inputs, calls the core, and
-attaches metadata; the logic lives in ``retraining_assets.core``."""
+"""The retraining chain as software-defined assets.
 
+Each body unpacks inputs, calls the core, and attaches metadata; the logic lives in
+``retraining_assets.core``.
+"""
 
 import base64
 import json
@@ -42,7 +44,9 @@ def _md_image(path: Path, alt: str) -> dg.MetadataValue:
     owners=OWNERS,
     kinds={"pandas", "parquet"},
 )
-def raw_batches(context: dg.AssetExecutionContext, batch_source: BatchSourceResource) -> dg.MaterializeResult:
+def raw_batches(
+    context: dg.AssetExecutionContext, batch_source: BatchSourceResource
+) -> dg.MaterializeResult:
     """One incoming batch file, checked against the dataset's Great Expectations suite.
 
     A batch that fails validation is not materialized, so it never enters a training window; the
@@ -52,7 +56,7 @@ def raw_batches(context: dg.AssetExecutionContext, batch_source: BatchSourceReso
     from retraining_assets.core.validation import validate_frame
     from retraining_assets.core.versioning import file_md5
 
-    schema = batch_source.schema()
+    schema = batch_source.dataset_schema()
     path = batch_io.batch_path(batch_source.path(), context.partition_key)
     frame = batch_io.read_batch(path)
     result = validate_frame(frame, schema)
@@ -97,7 +101,7 @@ def training_dataset(
     """
     from retraining_assets.core import batches as batch_io
 
-    schema = batch_source.schema()
+    schema = batch_source.dataset_schema()
     directory = batch_source.path()
     files = batch_io.list_batches(directory)
     rejected = _rejected_batches(context, files)
@@ -183,7 +187,7 @@ def validated_dataset(
     """
     from retraining_assets.core.validation import validate_frame
 
-    schema = batch_source.schema()
+    schema = batch_source.dataset_schema()
     frame = _read_dataset(dvc, training_dataset)
     result = validate_frame(frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN))
     groups = result.by_group()
@@ -276,7 +280,7 @@ def candidate_model(
 
     if not validated_dataset.validated:
         raise dg.Failure(description="refusing to train on a dataset that was not validated")
-    schema = batch_source.schema()
+    schema = batch_source.dataset_schema()
     frame = _read_dataset(dvc, validated_dataset)
     train = frame[frame[SPLIT_COLUMN] == "train"]
     params = config.train_params()
@@ -374,7 +378,7 @@ def evaluation_report(
     from retraining_assets.core.promotion import GatePolicy, ModelScore, decide_promotion
     from retraining_assets.core.training import load_model
 
-    schema = batch_source.schema()
+    schema = batch_source.dataset_schema()
     frame = _read_dataset(dvc, validated_dataset)
     train = frame[frame[SPLIT_COLUMN] == "train"]
     test = frame[frame[SPLIT_COLUMN] == "test"]
@@ -547,10 +551,13 @@ def production_model(
         candidate_model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"}
     )
     history = store.history()
-    table = "| version | action | model md5 | data md5 | AUC | at |\n|---|---|---|---|---|---|\n" + "\n".join(
-        f"| {r.version} | {r.action} | `{r.model_md5[:10]}` | `{(r.dataset_md5 or '')[:10]}` | "
-        f"{r.metrics.get('auc', float('nan')):.4f} | {r.created_at} |"
-        for r in reversed(history)
+    table = (
+        "| version | action | model md5 | data md5 | AUC | at |\n|---|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {r.version} | {r.action} | `{r.model_md5[:10]}` | `{(r.dataset_md5 or '')[:10]}` | "
+            f"{r.metrics.get('auc', float('nan')):.4f} | {r.created_at} |"
+            for r in reversed(history)
+        )
     )
     yield dg.Output(
         record,

@@ -36,7 +36,7 @@ class CandidateModelConfig(dg.Config):
     seed: int = DEFAULT_POLICY.seed
     num_threads: int = Field(
         default=DEFAULT_POLICY.num_threads,
-        description="LightGBM threads. Keep explicit: its OpenMP threads spin and starve other work.",
+        description="LightGBM threads. Keep explicit: its OpenMP threads spin and starve others.",
     )
     num_boost_round: int = DEFAULT_POLICY.num_boost_round
     early_stopping_rounds: int = DEFAULT_POLICY.early_stopping_rounds
@@ -48,7 +48,7 @@ class CandidateModelConfig(dg.Config):
     bagging_freq: int = DEFAULT_POLICY.bagging_freq
     lambda_l2: float = DEFAULT_POLICY.lambda_l2
 
-    def train_params(self) -> "TrainParams":
+    def train_params(self) -> TrainParams:
         """The pure-core parameter object."""
         from retraining_assets.core.training import TrainParams
 

@@ -25,22 +25,23 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-DATASETS = {"flights": "FLIGHTS_SCHEMA"}
-
 
 class BatchSourceResource(dg.ConfigurableResource):
     """The folder where batch files arrive, and the schema they follow."""
 
     directory: str | None = Field(
-        default=None, description="Folder of batch files; default $RETRAINING_BATCHES_DIR or data/batches."
+        default=None,
+        description="Folder of batch files; default $RETRAINING_BATCHES_DIR or data/batches.",
     )
-    dataset: str = Field(default="flights", description="Schema of the batches: 'flights' or 'synthetic'.")
+    dataset: str = Field(
+        default="flights", description="Schema of the batches: 'flights' or 'synthetic'."
+    )
 
     def path(self) -> Path:
         """The batch folder."""
         return Path(self.directory).resolve() if self.directory else settings.batches_dir()
 
-    def schema(self) -> settings.DatasetSchema:
+    def dataset_schema(self) -> settings.DatasetSchema:
         """The dataset schema named by ``dataset``."""
         if self.dataset == "flights":
             return settings.FLIGHTS_SCHEMA
@@ -80,11 +81,15 @@ def _ensured_dvc(repo: str, remote: str) -> DvcStore:
 class ProductionResource(dg.ConfigurableResource):
     """The production pointer, its history and the served model bytes."""
 
-    root: str | None = Field(default=None, description="Folder of the store; default <home>/production.")
+    root: str | None = Field(
+        default=None, description="Folder of the store; default <home>/production."
+    )
 
     def store(self) -> ProductionStore:
         """The production store."""
-        return ProductionStore(Path(self.root) if self.root else settings.state_dir() / "production")
+        return ProductionStore(
+            Path(self.root) if self.root else settings.state_dir() / "production"
+        )
 
 
 _MLFLOW_INIT = threading.Lock()
@@ -94,9 +99,9 @@ _MLFLOW_READY: set[str] = set()
 class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking and model registry, SQLite under the project by default.
 
-    Why not ``dagster_mlflow.mlflow_tracking``: it starts a run when the resource is built and reuses
-    whatever run is active in the process, so in-process executions of several jobs log into one
-    run, and a failed step can leave the run RUNNING. Here a run is opened and closed explicitly by
+    Why not ``dagster_mlflow.mlflow_tracking``: it starts a run when the resource is built and
+    reuses whatever run is active in the process, so in-process executions of several jobs log
+    into one run, and a failed step can leave the run RUNNING. Here a run is opened and closed by
     the step that owns it, and later steps log to it by id.
     """
 
@@ -104,7 +109,8 @@ class MlflowResource(dg.ConfigurableResource):
         default=None, description="Tracking URI; default sqlite:///<home>/mlflow/mlflow.db."
     )
     artifact_location: str | None = Field(
-        default=None, description="Artifact root for a new experiment; default <home>/mlflow/artifacts."
+        default=None,
+        description="Artifact root for a new experiment; default <home>/mlflow/artifacts.",
     )
     experiment_name: str = "retraining_assets"
     registered_model_name: str = "retraining_model"

@@ -9,7 +9,13 @@ import dagster as dg
 
 from retraining_assets.definitions import defs
 
-CHAIN = ["training_dataset", "validated_dataset", "candidate_model", "evaluation_report", "production_model"]
+CHAIN = [
+    "training_dataset",
+    "validated_dataset",
+    "candidate_model",
+    "evaluation_report",
+    "production_model",
+]
 
 
 def _graph() -> dg.AssetGraph:

@@ -128,7 +128,9 @@ def test_full_cycle_promotes_first_model_with_lineage(project) -> None:
     assert run.info.status == "FINISHED"
     assert run.data.params["data_version"] == data_md["dvc/md5"]
     assert run.data.params["num_threads"] == "1"
-    assert {"training_seconds", "test_auc", "p95_latency_ms", "baseline_auc"} <= set(run.data.metrics)
+    assert {"training_seconds", "test_auc", "p95_latency_ms", "baseline_auc"} <= set(
+        run.data.metrics
+    )
     assert run.data.tags["promotion"] == "production v1"
     champion = client.get_model_version_by_alias("retraining_model", "champion")
     assert champion.run_id == run.info.run_id
@@ -175,9 +177,7 @@ def test_gate_rejects_worse_and_promotes_better(project) -> None:
         assert latest_metadata(instance, "production_model")["model_version"] == 2
         mats = result.get_asset_materialization_events()
         assert dg.AssetKey("production_model") not in {m.asset_key for m in mats}
-        observations = [
-            e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
-        ]
+        observations = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
         assert observations and "FAIL AUC" in str(
             observations[-1].event_specific_data.asset_observation.metadata["reasons"].value  # type: ignore[union-attr]
         )
@@ -226,7 +226,9 @@ def _failure_messages(instance: dg.DagsterInstance) -> list[str]:
     for run in instance.get_runs():
         for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
             error = record.dagster_event.step_failure_data.error  # type: ignore[union-attr]
-            messages.append(f"{error.message} {record.dagster_event.step_failure_data.user_failure_data}")  # type: ignore[union-attr]
+            messages.append(
+                f"{error.message} {record.dagster_event.step_failure_data.user_failure_data}"
+            )  # type: ignore[union-attr]
     return messages
 
 
@@ -252,7 +254,9 @@ def test_unvalidated_data_never_reaches_training(project) -> None:
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         assert failure.step_key == "validated_dataset"
         assert bad in str(failure.event_specific_data.user_failure_data)  # type: ignore[union-attr]
-        materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+        materialized = {
+            m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
+        }
         assert materialized == {"training_dataset"}
     assert not (project.production / "current.json").exists()
     assert not (Path(project.home) / "store" / "artifacts" / "candidate_model.txt").exists()

@@ -1,0 +1,47 @@
+# One environment in .venv at the repo root; every target creates it if needed.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export RETRAINING_HOME ?= $(CURDIR)/var
+export DAGSTER_HOME ?= $(CURDIR)/var/dagster
+# LightGBM's OpenMP threads spin: keep every process to an explicit, small thread count.
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: install demo test test-fast lint format dev mlflow-ui clean-state
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	# constraints.txt pins antlr4-python3-runtime 4.13.2 against DVC's 4.9 (breaks Dagster selections)
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed  ## create .venv with the project and its dev tools
+
+demo: install  ## prepare the flights data (dvc repro), train a first model, retrain on a later week
+	$(BIN)/retraining demo
+
+test: install  ## the whole test suite
+	$(BIN)/pytest
+
+test-fast: install  ## skip the tests that run the whole chain
+	$(BIN)/pytest -m "not slow and not e2e"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+mlflow-ui: install  ## MLflow UI on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(RETRAINING_HOME)/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+clean-state:  ## forget every run, model and artifact (keeps the data batches)
+	rm -rf var/store var/production var/mlflow var/dvc-remote var/dagster/storage var/dagster/history var/dagster/schedules var/dagster/logs
