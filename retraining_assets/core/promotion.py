@@ -54,15 +54,20 @@ def decide_promotion(
     champion: ModelScore | None,
     baseline: ModelScore,
     policy: GatePolicy | None = None,
+    *,
+    identical_to_champion: bool = False,
 ) -> Decision:
     """Decide whether ``candidate`` should become production.
 
     With a champion, the candidate needs AUC >= ``min_relative_auc`` x champion AUC (both measured
     on the same test set) and p95 latency within the ceiling. Without one (the very first model),
     it must beat the trivial baseline (predicting the training positive rate) by a margin in AUC
-    and have a lower log loss. Any NaN metric rejects.
+    and have a lower log loss. Any NaN metric rejects. A candidate whose bytes are those of the
+    champion is rejected: promoting it would only add a version that changes nothing.
     """
     policy = policy or GatePolicy()
+    if identical_to_champion and champion is not None:
+        return Decision(False, "champion", ("FAIL candidate is byte-identical to the champion",))
     reasons: list[str] = []
     ok = True
 

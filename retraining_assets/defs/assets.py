@@ -421,6 +421,7 @@ def evaluation_report(
             max_p95_latency_ms=config.max_p95_latency_ms,
             min_baseline_auc_margin=config.min_baseline_auc_margin,
         ),
+        identical_to_champion=current is not None and current.model_md5 == candidate_model.md5,
     )
     plot = plot_roc(
         curves,

@@ -184,3 +184,13 @@ def test_one_reason_per_rule_and_verdict_is_their_conjunction(
     assert all(r.startswith(("PASS ", "FAIL ")) for r in decision.reasons)
     assert decision.promote is all(expected)
     assert decision.summary().count(";") == len(expected) - 1
+
+
+def test_identical_candidate_is_not_promoted_again() -> None:
+    score = ModelScore(auc=0.8, log_loss=0.4, p95_latency_ms=1.0)
+    decision = decide_promotion(score, score, score, identical_to_champion=True)
+    assert not decision.promote
+    assert decision.reasons == ("FAIL candidate is byte-identical to the champion",)
+    # Without a champion the flag has no meaning and the normal rules apply.
+    first = decide_promotion(score, None, ModelScore(0.5, 0.6, 0.0), identical_to_champion=True)
+    assert first.promote
