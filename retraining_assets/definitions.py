@@ -1,7 +1,5 @@
 """The one ``dg.Definitions`` of the project, built from explicit lists."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from retraining_assets.defs.assets import (
@@ -12,13 +10,28 @@ from retraining_assets.defs.assets import (
     training_dataset,
     validated_dataset,
 )
-from retraining_assets.defs.jobs import ingest_job, retraining_job
+from retraining_assets.defs.jobs import ingest_job, monitoring_job, performance_job, retraining_job
+from retraining_assets.defs.monitoring import batch_drift, batch_performance
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
     MlflowResource,
     ProductionResource,
+    TriggerPolicyResource,
 )
+from retraining_assets.defs.schedules import build_weekly_schedule
+from retraining_assets.defs.sensors import (
+    concept_drift_sensor,
+    data_drift_sensor,
+    new_batch_sensor,
+    performance_drift_sensor,
+)
+from retraining_assets.settings import load_trigger_policy
+
+# The cron is structure, not a run-time knob: it is read from the project configuration file
+# (``triggers.cron`` in retraining.yaml) when the code location loads. Every other threshold is
+# read when a sensor ticks.
+weekly_retraining_schedule = build_weekly_schedule(load_trigger_policy().cron)
 
 defs = dg.Definitions(
     assets=[
@@ -28,12 +41,17 @@ defs = dg.Definitions(
         candidate_model,
         evaluation_report,
         production_model,
+        batch_drift,
+        batch_performance,
     ],
-    jobs=[retraining_job, ingest_job],
+    jobs=[retraining_job, ingest_job, monitoring_job, performance_job],
+    sensors=[new_batch_sensor, data_drift_sensor, performance_drift_sensor, concept_drift_sensor],
+    schedules=[weekly_retraining_schedule],
     resources={
         "batch_source": BatchSourceResource(),
         "dvc": DvcResource(),
         "mlflow": MlflowResource(),
         "production": ProductionResource(),
+        "triggers": TriggerPolicyResource(),
     },
 )

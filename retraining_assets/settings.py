@@ -153,3 +153,75 @@ def batches_dir() -> Path:
     """Folder of incoming batch files: ``$RETRAINING_BATCHES_DIR`` or ``<project>/data/batches``."""
     value = os.environ.get(BATCHES_ENV)
     return Path(value).resolve() if value else project_root() / "data" / "batches"
+
+
+@dataclass(frozen=True)
+class TriggerPolicy:
+    """When retraining starts by itself.
+
+    Every field can be overridden without code in the ``triggers:`` section of the YAML file
+    named by ``$RETRAINING_CONFIG`` (default ``<project>/retraining.yaml``; optional).
+
+    Attributes:
+        psi_threshold: A feature whose PSI exceeds this has drifted (0.1 moderate, 0.2 major).
+        ks_alpha: Significance level of the KS / chi-square tests, after correction.
+        ks_min_d: Effect-size floor: KS flags negligible shifts at large n, so a feature is
+            KS-drifted only if its D is at least this as well.
+        correction: Multiple-testing correction over features: none, bonferroni, holm, bh.
+        drift_rule: Dataset verdict: any_psi, share, or importance (importance-weighted share).
+        share_threshold: Share of drifted features for the share / importance rules.
+        auc_floor: Absolute AUC on labelled feedback below which the model is degraded.
+        relative_auc_floor: Degraded also if AUC < this x the AUC it had at promotion.
+        min_labelled_rows: Fewer labelled rows than this: no performance verdict.
+        concept_detector: Error-stream change detector: adwin or page_hinkley.
+        concept_delta: ADWIN confidence (smaller: fewer false alarms, later detection).
+        cooldown_hours: Soft triggers do not start a retraining within this many hours of one.
+        schedule_cooldown_hours: The weekly schedule skips if a retraining ran this recently.
+        cron: Weekly fallback schedule (UTC).
+    """
+
+    psi_threshold: float = 0.2
+    ks_alpha: float = 0.05
+    ks_min_d: float = 0.1
+    correction: str = "holm"
+    drift_rule: str = "any_psi"
+    share_threshold: float = 0.3
+    auc_floor: float = 0.60
+    relative_auc_floor: float = 0.95
+    min_labelled_rows: int = 200
+    concept_detector: str = "adwin"
+    concept_delta: float = 0.002
+    cooldown_hours: float = 24.0
+    schedule_cooldown_hours: float = 72.0
+    cron: str = "0 3 * * 1"
+
+
+DEFAULT_TRIGGERS = TriggerPolicy()
+CONFIG_ENV = "RETRAINING_CONFIG"
+
+
+def config_file() -> Path:
+    """The optional project configuration file: ``$RETRAINING_CONFIG`` or ``retraining.yaml``."""
+    value = os.environ.get(CONFIG_ENV)
+    return Path(value).resolve() if value else project_root() / "retraining.yaml"
+
+
+def load_trigger_policy(path: Path | None = None) -> TriggerPolicy:
+    """Defaults overridden by the ``triggers:`` section of the configuration file, if any.
+
+    Raises:
+        ValueError: on an unknown key, naming it and the file.
+    """
+    import dataclasses
+
+    import yaml
+
+    path = path or config_file()
+    if not path.exists():
+        return DEFAULT_TRIGGERS
+    section = (yaml.safe_load(path.read_text()) or {}).get("triggers") or {}
+    known = {f.name for f in dataclasses.fields(TriggerPolicy)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown trigger settings {unknown}; known: {sorted(known)}")
+    return dataclasses.replace(DEFAULT_TRIGGERS, **section)

@@ -135,3 +135,70 @@ def collect_dataset(
     return dataset.sort_values(
         SPLIT_COLUMN, key=lambda s: s.eq("test"), kind="stable", ignore_index=True
     )
+
+
+FEEDBACK_DIR = "feedback"
+
+
+def feedback_path(directory: Path, batch_id: str) -> Path:
+    """Where the delayed labels of ``batch_id`` arrive: ``<batches>/feedback/<id>.parquet``."""
+    return directory / FEEDBACK_DIR / f"{batch_id}.parquet"
+
+
+def has_labels(directory: Path, batch_id: str, schema: DatasetSchema) -> bool:
+    """Whether ``batch_id`` is labelled: its file has the target column, or feedback arrived.
+
+    Reads only the parquet footer (or the csv header), never the rows.
+    """
+    if feedback_path(directory, batch_id).exists():
+        return True
+    path = batch_path(directory, batch_id)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return schema.target in pq.read_schema(path).names
+    return schema.target in pd.read_csv(path, nrows=0).columns
+
+
+def attach_labels(
+    frame: pd.DataFrame, feedback: pd.DataFrame | None, schema: DatasetSchema
+) -> pd.DataFrame:
+    """Return ``frame`` with its target column, joined from ``feedback`` by id when given.
+
+    Labels in the feedback file win over labels in the batch (they are the later, corrected
+    truth). Rows without feedback keep a missing label, which validation then reports.
+
+    Raises:
+        BatchError: if feedback is given but the schema has no id column to join on, or the
+            feedback lacks the id or target column, or has duplicate ids.
+    """
+    if feedback is None:
+        if schema.target not in frame.columns:
+            raise BatchError(f"no labels: column {schema.target!r} absent and no feedback file")
+        return frame
+    key = schema.id_column
+    if key is None:
+        raise BatchError("feedback labels need an id column in the schema to join on")
+    missing = [c for c in (key, schema.target) if c not in feedback.columns]
+    if missing:
+        raise BatchError(f"feedback file lacks columns {missing}")
+    if feedback[key].duplicated().any():
+        raise BatchError(f"feedback file has duplicate {key!r} values")
+    labels = feedback.set_index(key)[schema.target]
+    out = frame.drop(columns=[schema.target], errors="ignore").copy()
+    out[schema.target] = out[key].map(labels)
+    return out[
+        [c for c in schema.columns if c in out.columns]
+        + [c for c in out.columns if c not in schema.columns]
+    ]
+
+
+def read_labelled_batch(
+    directory: Path, batch_id: str, schema: DatasetSchema, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read a batch with its labels (from the batch itself or its feedback file)."""
+    frame = read_batch(batch_path(directory, batch_id))
+    fb_path = feedback_path(directory, batch_id)
+    feedback = read_batch(fb_path) if fb_path.exists() else None
+    frame = attach_labels(frame, feedback, schema)
+    return frame[list(columns)] if columns else frame

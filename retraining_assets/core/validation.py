@@ -174,7 +174,9 @@ class ValidationResult:
         return text + "."
 
 
-def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> ExpectationSuite:
+def build_suite(
+    schema: DatasetSchema, *, extra_columns: Sequence[str] = (), with_target: bool = True
+) -> ExpectationSuite:
     """The GX expectation suite for ``schema``, every expectation tagged with its group in ``meta``.
 
     Groups: ``schema`` (every schema column and every extra column exists, the id column is
@@ -188,6 +190,8 @@ def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> 
         schema: The dataset schema.
         extra_columns: Columns expected in addition to the schema's (e.g. ``SPLIT_COLUMN``): they
             must exist; nothing else is checked about them.
+        with_target: ``False`` for a batch whose labels have not arrived yet (delayed labels):
+            the target column is then neither required nor checked.
 
     Returns:
         A ``great_expectations.ExpectationSuite`` not attached to any Data Context.
@@ -203,7 +207,8 @@ def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> 
     def meta(group: str, **extra: str) -> dict[str, str]:
         return {GROUP_META_KEY: group, **extra}
 
-    for column in _unique([*schema.columns, *extra_columns]):
+    columns = [c for c in schema.columns if with_target or c != schema.target]
+    for column in _unique([*columns, *extra_columns]):
         items.append(gxe.ExpectColumnToExist(column=column, meta=meta("schema")))
     if schema.id_column:
         items.append(gxe.ExpectColumnValuesToBeUnique(column=schema.id_column, meta=meta("schema")))
@@ -212,7 +217,7 @@ def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> 
         (schema.timestamp, DATETIME_TYPES, "naive datetime"),
         *((c, NUMERIC_TYPES, "numeric") for c in schema.numeric_features),
         *((c, CATEGORICAL_TYPES, "string") for c in schema.categorical_features),
-        (schema.target, TARGET_TYPES, "numeric or boolean"),
+        *([(schema.target, TARGET_TYPES, "numeric or boolean")] if with_target else []),
     ]
     for column, type_list, expected in typed:
         items.append(
@@ -223,7 +228,12 @@ def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> 
             )
         )
 
-    not_null = [schema.target, schema.timestamp, schema.id_column, *schema.required_non_null]
+    not_null = [
+        schema.target if with_target else None,
+        schema.timestamp,
+        schema.id_column,
+        *schema.required_non_null,
+    ]
     for column in _unique(c for c in not_null if c):
         items.append(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta("nulls")))
 
@@ -234,14 +244,17 @@ def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> 
             )
         )
 
-    items.append(
-        gxe.ExpectColumnValuesToBeInSet(column=schema.target, value_set=[0, 1], meta=meta("label"))
-    )
-    items.append(
-        gxe.ExpectColumnDistinctValuesToContainSet(
-            column=schema.target, value_set=[0, 1], meta=meta("label")
+    if with_target:
+        items.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=schema.target, value_set=[0, 1], meta=meta("label")
+            )
         )
-    )
+        items.append(
+            gxe.ExpectColumnDistinctValuesToContainSet(
+                column=schema.target, value_set=[0, 1], meta=meta("label")
+            )
+        )
     items.append(
         gxe.ExpectTableRowCountToBeBetween(
             min_value=schema.min_rows, max_value=None, meta=meta("row_count")
@@ -251,7 +264,11 @@ def build_suite(schema: DatasetSchema, *, extra_columns: Sequence[str] = ()) -> 
 
 
 def validate_frame(
-    frame: pd.DataFrame, schema: DatasetSchema, *, extra_columns: Sequence[str] = ()
+    frame: pd.DataFrame,
+    schema: DatasetSchema,
+    *,
+    extra_columns: Sequence[str] = (),
+    with_target: bool = True,
 ) -> ValidationResult:
     """Validate ``frame`` against ``schema`` with the suite of :func:`build_suite`.
 
@@ -264,13 +281,14 @@ def validate_frame(
         frame: The data to validate.
         schema: The dataset schema.
         extra_columns: Columns expected in addition to the schema's (see :func:`build_suite`).
+        with_target: ``False`` to validate an unlabelled batch (see :func:`build_suite`).
 
     Returns:
         A plain :class:`ValidationResult`.
     """
     context = _get_context()
     started = time.perf_counter()
-    suite = build_suite(schema, extra_columns=extra_columns)
+    suite = build_suite(schema, extra_columns=extra_columns, with_target=with_target)
     configs = suite.expectation_configurations
     order = {_expectation_key(c.type, c.kwargs): i for i, c in enumerate(configs)}
 

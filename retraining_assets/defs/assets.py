@@ -27,7 +27,8 @@ from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN
 
 GROUP = "retraining"
 OWNERS = ["team:ml-platform"]
-batch_partitions = dg.DynamicPartitionsDefinition(name="batches")
+BATCH_PARTITIONS = "batches"
+batch_partitions = dg.DynamicPartitionsDefinition(name=BATCH_PARTITIONS)
 
 #: One blocking asset check per group of expectations in the GE suite.
 VALIDATION_GROUPS = ("schema", "types", "nulls", "ranges", "label", "row_count")
@@ -50,7 +51,9 @@ def raw_batches(
     """One incoming batch file, checked against the dataset's Great Expectations suite.
 
     A batch that fails validation is not materialized, so it never enters a training window; the
-    file stays where it is, to be fixed and re-materialized.
+    file stays where it is, to be fixed and re-materialized. A batch may arrive without its target
+    column (labels are delayed): it is then checked without label expectations, and its labels
+    are joined later from ``feedback/<batch_id>.parquet``.
     """
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.validation import validate_frame
@@ -59,7 +62,8 @@ def raw_batches(
     schema = batch_source.dataset_schema()
     path = batch_io.batch_path(batch_source.path(), context.partition_key)
     frame = batch_io.read_batch(path)
-    result = validate_frame(frame, schema)
+    labelled = schema.target in frame.columns
+    result = validate_frame(frame, schema, with_target=labelled)
     if not result.success:
         raise dg.Failure(
             description=f"batch {context.partition_key} rejected: {result.summary()}",
@@ -74,7 +78,12 @@ def raw_batches(
             "rows": dg.MetadataValue.int(len(frame)),
             "start": str(ts.min()),
             "end": str(ts.max()),
-            "positive_rate": dg.MetadataValue.float(float(frame[schema.target].mean())),
+            "labelled": labelled,
+            **(
+                {"positive_rate": dg.MetadataValue.float(float(frame[schema.target].mean()))}
+                if labelled
+                else {}
+            ),
         },
         data_version=dg.DataVersion(md5),
     )
@@ -95,7 +104,8 @@ def training_dataset(
     """Rows of the batches in a rolling window, split by time into train and test.
 
     The test split is the most recent batch(es), the training split the ``window_batches`` before
-    it. Batches whose ``raw_batches`` partition failed validation are left out (and listed);
+    it. Only labelled batches count (labels in the batch file or in its feedback file). Batches
+    whose ``raw_batches`` partition failed validation are left out (and listed);
     batches not ingested yet are taken as they are, since ``validated_dataset`` checks every row
     before anything trains. The parquet file is tracked by DVC; its md5 is the data version.
     """
@@ -105,17 +115,21 @@ def training_dataset(
     directory = batch_source.path()
     files = batch_io.list_batches(directory)
     rejected = _rejected_batches(context, files)
-    available = [b for b in files if b not in rejected]
+    unlabelled = {b for b in files if not batch_io.has_labels(directory, b, schema)}
+    available = [b for b in files if b not in rejected and b not in unlabelled]
     try:
         window = batch_io.select_window(
             available, config.as_of_batch or None, config.window_batches, config.test_batches
         )
     except batch_io.BatchError as exc:
         raise dg.Failure(description=f"cannot build a training window: {exc}") from exc
-    frames = {
-        b: batch_io.read_batch(batch_io.batch_path(directory, b), columns=schema.columns)
-        for b in window.all_batches
-    }
+    try:
+        frames = {
+            b: batch_io.read_labelled_batch(directory, b, schema, columns=schema.columns)
+            for b in window.all_batches
+        }
+    except batch_io.BatchError as exc:
+        raise dg.Failure(description=f"cannot read the window's batches: {exc}") from exc
     dataset = batch_io.collect_dataset(frames, window, schema)
     store = dvc.store()
     path = batch_io.write_parquet_atomic(
@@ -145,6 +159,7 @@ def training_dataset(
             "test_batches": ", ".join(window.test_batches),
             "strategy": "rolling",
             "excluded_rejected_batches": ", ".join(sorted(rejected)) or "none",
+            "excluded_unlabelled_batches": ", ".join(sorted(unlabelled)) or "none",
             "positive_rate": dg.MetadataValue.float(float(dataset[schema.target].mean())),
         },
     )
@@ -152,7 +167,7 @@ def training_dataset(
 
 def _rejected_batches(context: dg.AssetExecutionContext, batch_ids: list[str]) -> set[str]:
     """Batches whose latest ``raw_batches`` materialization attempt failed validation."""
-    known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
+    known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
     keys = [b for b in batch_ids if b in known]
     if not keys:
         return set()
@@ -245,12 +260,17 @@ def _failing_batches(frame, schema) -> list[str]:
 
 def _read_dataset(dvc: DvcResource, ref: DatasetRef):
     """Read the exact version ``ref.md5`` from the DVC cache (the workspace file may be newer)."""
+    return _read_dataset_md5(dvc, ref.md5)
+
+
+def _read_dataset_md5(dvc: DvcResource, md5: str):
+    """Read dataset version ``md5`` from the DVC cache, fetching it from the remote if needed."""
     import pandas as pd
 
     store = dvc.store()
-    source = store.cache_path(ref.md5)
+    source = store.cache_path(md5)
     if not source.exists():
-        source = store.restore(ref.md5, Path(ref.path))
+        source = store.restore(md5, store.repo_dir / "restored" / f"{md5}.parquet")
     return pd.read_parquet(source)
 
 

@@ -39,3 +39,32 @@ ingest_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Validate and register one incoming batch file (one partition).",
 )
+
+
+def _monitoring_selection() -> dg.AssetSelection:
+    from retraining_assets.defs.monitoring import batch_drift, batch_performance
+
+    return dg.AssetSelection.assets(raw_batches, batch_drift, batch_performance)
+
+
+def _performance_selection() -> dg.AssetSelection:
+    from retraining_assets.defs.monitoring import batch_performance
+
+    return dg.AssetSelection.assets(batch_performance)
+
+
+monitoring_job = dg.define_asset_job(
+    "monitoring_job",
+    selection=_monitoring_selection(),
+    partitions_def=batch_partitions,
+    executor_def=dg.in_process_executor,
+    description="Ingest one new batch: validate it, measure its drift (and quality if labelled).",
+)
+
+performance_job = dg.define_asset_job(
+    "performance_job",
+    selection=_performance_selection(),
+    partitions_def=batch_partitions,
+    executor_def=dg.in_process_executor,
+    description="Measure the production model on a batch whose labels just arrived.",
+)

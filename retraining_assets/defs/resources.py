@@ -202,3 +202,23 @@ def _file_lock_for(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class TriggerPolicyResource(dg.ConfigurableResource):
+    """Thresholds of the drift, performance and concept-drift triggers and the cooldowns.
+
+    Defaults from ``settings.TriggerPolicy``, overridden by the ``triggers:`` section of the
+    project configuration file (read when a sensor or asset needs it, never at import).
+    """
+
+    config_file: str | None = Field(
+        default=None, description="YAML with a triggers: section; default $RETRAINING_CONFIG."
+    )
+
+    def policy(self) -> settings.TriggerPolicy:
+        """The effective trigger policy."""
+        return settings.load_trigger_policy(Path(self.config_file) if self.config_file else None)
+
+    def monitoring_dir(self) -> Path:
+        """Folder for per-batch monitoring artifacts (error streams, drift charts)."""
+        return settings.state_dir() / "monitoring"

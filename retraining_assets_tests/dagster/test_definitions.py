@@ -18,6 +18,9 @@ CHAIN = [
 ]
 
 
+MONITORING = ["batch_drift", "batch_performance"]
+
+
 def _graph() -> dg.AssetGraph:
     return defs.resolve_asset_graph()
 
@@ -25,10 +28,10 @@ def _graph() -> dg.AssetGraph:
 def test_asset_keys_groups_and_metadata() -> None:
     graph = _graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_batches", *CHAIN}
+    assert keys == {"raw_batches", *CHAIN, *MONITORING}
     for key in keys:
         node = graph.get(dg.AssetKey(key))
-        assert node.group_name == "retraining"
+        assert node.group_name == ("monitoring" if key in MONITORING else "retraining")
         assert node.owners == ["team:ml-platform"]
         assert node.kinds, key
         assert node.description, key
@@ -67,6 +70,48 @@ def test_jobs() -> None:
     assert isinstance(ingest.partitions_def, dg.DynamicPartitionsDefinition)
 
 
+def test_monitoring_is_partitioned_by_batch() -> None:
+    graph = _graph()
+    for key in ["raw_batches", *MONITORING]:
+        partitions = graph.get(dg.AssetKey(key)).partitions_def
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition)
+        assert partitions.name == "batches"
+    for key in MONITORING:
+        parents = {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys}
+        assert parents == {"raw_batches"}
+
+
+def test_automation_names_and_targets() -> None:
+    sensors = {s.name: s for s in defs.sensors or []}
+    assert set(sensors) == {
+        "new_batch_sensor",
+        "data_drift_sensor",
+        "performance_drift_sensor",
+        "concept_drift_sensor",
+    }
+    for name in ("data_drift_sensor", "performance_drift_sensor", "concept_drift_sensor"):
+        assert sensors[name].job_name == "retraining_job"
+    assert {j.name for j in sensors["new_batch_sensor"].jobs} == {
+        "monitoring_job",
+        "performance_job",
+    }
+    schedule = defs.resolve_schedule_def("weekly_retraining_schedule")
+    assert schedule.cron_schedule == "0 3 * * 1"
+    assert schedule.job_name == "retraining_job"
+    job = defs.resolve_job_def("retraining_job")
+    assert job.tags["retraining"] == "true"  # the instance's concurrency limit keys on it
+
+
+def test_instance_allows_one_retraining_at_a_time() -> None:
+    import yaml
+
+    from retraining_assets.settings import project_root
+
+    config = yaml.safe_load((project_root() / "var" / "dagster" / "dagster.yaml").read_text())
+    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert {"key": "retraining", "value": "true", "limit": 1} in limits
+
+
 def test_string_asset_selection_regression() -> None:
     """antlr4-python3-runtime 4.9 (pulled by DVC) breaks string selections with TypeError: ord()."""
     from importlib.metadata import version
@@ -80,7 +125,7 @@ def test_string_asset_selection_regression() -> None:
         ],
         resources=defs.resources,
     )
-    assert len(probe.resolve_job_def("everything").nodes_in_topological_order) == 6
+    assert len(probe.resolve_job_def("everything").nodes_in_topological_order) == 8
     downstream = probe.resolve_job_def("downstream").nodes_in_topological_order
     assert {n.name for n in downstream} == set(CHAIN)
 

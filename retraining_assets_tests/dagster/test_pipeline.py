@@ -10,82 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retraining_assets.core import synthetic
 from retraining_assets.core.versioning import DvcStore, file_md5
-from retraining_assets.defs.assets import (
-    candidate_model,
-    evaluation_report,
-    production_model,
-    raw_batches,
-    training_dataset,
-    validated_dataset,
-)
-from retraining_assets.defs.resources import (
-    BatchSourceResource,
-    DvcResource,
-    MlflowResource,
-    ProductionResource,
+from retraining_assets.defs.resources import MlflowResource
+from retraining_assets_tests.dagster.helpers import (
+    ingest,
+    latest_metadata,
+    run_chain,
+    write_batches,
 )
 
 pytestmark = pytest.mark.slow
 
-CHAIN = [training_dataset, validated_dataset, candidate_model, evaluation_report, production_model]
-RESOURCES = {
-    "batch_source": BatchSourceResource(dataset="synthetic"),
-    "dvc": DvcResource(),
-    "mlflow": MlflowResource(),
-    "production": ProductionResource(),
-}
 # A deliberately weak model: two shallow trees.
 WEAK = {"num_boost_round": 2, "num_leaves": 2, "learning_rate": 0.05, "early_stopping_rounds": 1}
-
-
-def write_batches(project, n_batches: int = 7, rows: int = 800, seed: int = 3) -> list[str]:
-    history = synthetic.make_history(n_batches, rows, seed=seed)
-    synthetic.write_history(history, project.batches)
-    return sorted(history)
-
-
-def ingest(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict[str, bool]:
-    instance.add_dynamic_partitions("batches", batch_ids)
-    outcome = {}
-    for batch_id in batch_ids:
-        result = dg.materialize(
-            [raw_batches],
-            instance=instance,
-            partition_key=batch_id,
-            resources=RESOURCES,
-            raise_on_error=False,
-        )
-        outcome[batch_id] = result.success
-    return outcome
-
-
-def run_chain(
-    instance: dg.DagsterInstance,
-    *,
-    model: dict | None = None,
-    gate: dict | None = None,
-    as_of: str = "",
-    raise_on_error: bool = True,
-) -> dg.ExecuteInProcessResult:
-    ops: dict = {"training_dataset": {"config": {"as_of_batch": as_of, "window_batches": 6}}}
-    if model:
-        ops["candidate_model"] = {"config": model}
-    ops["evaluation_report"] = {"config": {"latency_calls": 100, **(gate or {})}}
-    return dg.materialize(
-        CHAIN,
-        instance=instance,
-        resources=RESOURCES,
-        run_config={"ops": ops},
-        raise_on_error=raise_on_error,
-    )
-
-
-def latest_metadata(instance: dg.DagsterInstance, key: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    assert event is not None and event.asset_materialization is not None
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 def test_full_cycle_promotes_first_model_with_lineage(project) -> None:

@@ -1,0 +1,133 @@
+"""Production-model quality on a labelled batch: metrics, calibration, per-row errors."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retraining_assets.core.evaluation import compute_metrics
+
+
+@dataclass(frozen=True)
+class BatchPerformance:
+    """How the serving model did on one labelled batch.
+
+    Attributes:
+        auc: ROC AUC (NaN when the batch has a single class).
+        log_loss: Mean log loss.
+        brier: Mean squared error of the probabilities.
+        positive_rate: Observed share of positives.
+        mean_prediction: Mean predicted probability (vs positive_rate: calibration-in-the-large).
+        calibration_error: Expected calibration error over ``bins`` equal-width bins.
+        n_rows: Labelled rows scored.
+    """
+
+    auc: float
+    log_loss: float
+    brier: float
+    positive_rate: float
+    mean_prediction: float
+    calibration_error: float
+    n_rows: int
+
+    def as_dict(self) -> dict[str, float]:
+        """Flat dict for metadata and JSON."""
+        return asdict(self)
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: row-weighted mean |observed rate - mean prediction| per bin."""
+    y = np.asarray(y, dtype="float64")
+    p = np.asarray(p, dtype="float64")
+    if len(y) == 0:
+        return float("nan")
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    obs = np.bincount(idx, weights=y, minlength=bins)
+    pred = np.bincount(idx, weights=p, minlength=bins)
+    used = counts > 0
+    return float(np.sum(np.abs(obs[used] - pred[used])) / len(y))
+
+
+def row_errors(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per-row squared error (the Brier score's terms): the concept-drift detector's stream.
+
+    Bounded in [0, 1], as ADWIN's bound requires, and a proper scoring rule, so it rises when the
+    probabilities stop matching the outcomes, not only when the ranking breaks.
+    """
+    y = np.asarray(y, dtype="float64")
+    p = np.asarray(p, dtype="float64")
+    return (p - y) ** 2
+
+
+def batch_performance(y: np.ndarray, p: np.ndarray) -> BatchPerformance:
+    """Metrics of predictions ``p`` against labels ``y`` for one batch."""
+    metrics = compute_metrics(y, p)
+    return BatchPerformance(
+        auc=metrics.auc,
+        log_loss=metrics.log_loss,
+        brier=metrics.brier,
+        positive_rate=metrics.positive_rate,
+        mean_prediction=float(np.mean(p)) if len(p) else float("nan"),
+        calibration_error=expected_calibration_error(y, p),
+        n_rows=metrics.n_rows,
+    )
+
+
+def performance_degraded(
+    auc: float,
+    auc_at_promotion: float | None,
+    *,
+    auc_floor: float,
+    relative_floor: float,
+) -> tuple[bool, str]:
+    """Whether an AUC on labelled feedback says the model degraded, and the sentence saying why."""
+    if auc != auc:
+        return False, "AUC undefined on this batch (one class only)"
+    if auc < auc_floor:
+        return True, f"AUC {auc:.4f} < absolute floor {auc_floor:.2f}"
+    if auc_at_promotion is not None and auc < relative_floor * auc_at_promotion:
+        return True, (
+            f"AUC {auc:.4f} < {relative_floor:g} x AUC at promotion {auc_at_promotion:.4f}"
+            f" = {relative_floor * auc_at_promotion:.4f}"
+        )
+    tail = (
+        f", >= {relative_floor:g} x {auc_at_promotion:.4f} at promotion"
+        if auc_at_promotion is not None
+        else ""
+    )
+    return False, f"AUC {auc:.4f} >= floor {auc_floor:.2f}{tail}"
+
+
+def plot_drift(result: Any, path: Path, *, title: str, psi_threshold: float) -> Path:
+    """Horizontal bar chart of PSI per feature (drifted ones highlighted) into a PNG at ``path``.
+
+    Args:
+        result: A ``core.drift.DriftResult``.
+        path: Where to write the PNG.
+        title: Chart title.
+        psi_threshold: Drawn as a vertical line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    features = sorted(result.features, key=lambda f: f.psi)
+    names = [f.name for f in features]
+    values = [min(f.psi, 5.0) for f in features]  # one extreme bar must not flatten the rest
+    colors = ["tab:red" if f.drifted else "tab:blue" for f in features]
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(names) + 1.2), dpi=100)
+    ax.barh(names, values, color=colors)
+    ax.axvline(psi_threshold, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel(f"PSI (capped at 5; dashed: threshold {psi_threshold:g}; red: drifted)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

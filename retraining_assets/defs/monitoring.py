@@ -1,0 +1,225 @@
+"""Monitoring assets, one partition per batch.
+
+Data drift against the production model's training data, and the production model's quality once
+the batch's labels arrive.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from retraining_assets.defs.assets import (
+    OWNERS,
+    _md_image,
+    _read_dataset_md5,
+    batch_partitions,
+    raw_batches,
+)
+from retraining_assets.defs.resources import (
+    BatchSourceResource,
+    DvcResource,
+    ProductionResource,
+    TriggerPolicyResource,
+)
+from retraining_assets.settings import SPLIT_COLUMN
+
+GROUP = "monitoring"
+
+
+def _reference_profile(production: ProductionResource, dvc: DvcResource, schema, record):
+    """The drift reference of a production version, cached as ``profiles/<model md5>.npz``.
+
+    Built once from the training split of the data the model was trained on.
+    """
+    from retraining_assets.core.drift import ReferenceProfile, build_reference
+
+    store = production.store()
+    path = store.root / "profiles" / f"{record.model_md5}.npz"
+    if path.exists():
+        return ReferenceProfile.from_npz(path)
+    if not record.dataset_md5:
+        raise dg.Failure(f"production v{record.version} records no training data md5")
+    frame = _read_dataset_md5(dvc, record.dataset_md5)
+    train = frame[frame[SPLIT_COLUMN] == "train"] if SPLIT_COLUMN in frame else frame
+    profile = build_reference(train, schema.numeric_features, schema.categorical_features)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    profile.to_npz(tmp)
+    tmp.replace(path)
+    return profile
+
+
+def _feature_importance(booster, features: list[str]) -> dict[str, float]:
+    gains = booster.feature_importance(importance_type="gain")
+    total = float(sum(gains)) or 1.0
+    return {name: float(g) / total for name, g in zip(booster.feature_name(), gains, strict=True)}
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    deps=[raw_batches],
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"numpy", "scipy"},
+)
+def batch_drift(
+    context: dg.AssetExecutionContext,
+    batch_source: BatchSourceResource,
+    production: ProductionResource,
+    dvc: DvcResource,
+    triggers: TriggerPolicyResource,
+) -> dg.MaterializeResult:
+    """Data drift of one batch against the training data of the current production model.
+
+    Per numeric feature PSI (deciles of the reference) and the two-sample KS test, per categorical
+    feature chi-square and PSI over categories, and the missing-rate change; a dataset verdict by
+    the configured rule. ``data_drift_sensor`` reads the verdict from this asset's metadata.
+    """
+    from retraining_assets.core import batches as batch_io
+    from retraining_assets.core.drift import DriftPolicy, compute_drift
+    from retraining_assets.core.monitoring import plot_drift
+    from retraining_assets.core.training import load_model
+
+    schema = batch_source.dataset_schema()
+    policy = triggers.policy()
+    record = production.store().current()
+    if record is None:
+        return dg.MaterializeResult(
+            metadata={"drift/verdict": "no_reference", "summary": "no production model yet"}
+        )
+    profile = _reference_profile(production, dvc, schema, record)
+    frame = batch_io.read_batch(
+        batch_io.batch_path(batch_source.path(), context.partition_key),
+        columns=schema.features,
+    )
+    booster = load_model(production.store().model_path(record))
+    result = compute_drift(
+        profile,
+        frame,
+        DriftPolicy(
+            psi_threshold=policy.psi_threshold,
+            ks_alpha=policy.ks_alpha,
+            ks_min_d=policy.ks_min_d,
+            correction=policy.correction,
+            rule=policy.drift_rule,
+            share_threshold=policy.share_threshold,
+        ),
+        importance=_feature_importance(booster, schema.features),
+    )
+    chart = plot_drift(
+        result,
+        triggers.monitoring_dir() / "drift" / f"{context.partition_key}.png",
+        title=f"Drift of {context.partition_key} vs training data of v{record.version}",
+        psi_threshold=policy.psi_threshold,
+    )
+    top = max(result.features, key=lambda f: f.psi)
+    table = "| feature | PSI | KS D | p (adj.) | drifted |\n|---|---|---|---|---|\n" + "\n".join(
+        f"| {f.name} | {f.psi:.3f} | "
+        f"{'' if f.ks_d is None else f'{f.ks_d:.3f}'} | {f.p_value_adjusted:.2g} | "
+        f"{'yes' if f.drifted else ''} |"
+        for f in sorted(result.features, key=lambda f: -f.psi)
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "drift/verdict": "drift" if result.drifted else "no_drift",
+            "drift/score": dg.MetadataValue.float(float(result.score)),
+            "drift/rule": result.rule,
+            "max_psi": dg.MetadataValue.float(float(top.psi)),
+            "max_psi_feature": top.name,
+            "drifted_features": ", ".join(result.drifted_features()) or "none",
+            "n_drifted": dg.MetadataValue.int(len(result.drifted_features())),
+            "summary": result.summary(),
+            "production_version": dg.MetadataValue.int(record.version),
+            "rows": dg.MetadataValue.int(result.n_current),
+            "features": dg.MetadataValue.md(table),
+            "chart": _md_image(chart, "drift per feature"),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    deps=[raw_batches],
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"lightgbm", "pandas"},
+    output_required=False,
+)
+def batch_performance(
+    context: dg.AssetExecutionContext,
+    batch_source: BatchSourceResource,
+    production: ProductionResource,
+    triggers: TriggerPolicyResource,
+):
+    """The production model's quality on one batch once its labels are known.
+
+    Labels come with the batch or later in ``feedback/<batch_id>.parquet``. Reports AUC, log loss,
+    positive rate, mean prediction and calibration error, and saves the per-row squared error
+    (the error stream of ``concept_drift_sensor``). Not materialized while labels are missing.
+    """
+    import numpy as np
+
+    from retraining_assets.core import batches as batch_io
+    from retraining_assets.core.monitoring import batch_performance as measure
+    from retraining_assets.core.monitoring import performance_degraded, row_errors
+    from retraining_assets.core.training import Scorer, load_model
+
+    schema = batch_source.dataset_schema()
+    directory = batch_source.path()
+    batch_id = context.partition_key
+    if not batch_io.has_labels(directory, batch_id, schema):
+        context.log.info("labels for batch %s have not arrived: nothing to measure yet", batch_id)
+        return
+    store = production.store()
+    record = store.current()
+    if record is None:
+        context.log.info("no production model yet: nothing to measure")
+        return
+    try:
+        frame = batch_io.read_labelled_batch(directory, batch_id, schema)
+    except batch_io.BatchError as exc:
+        raise dg.Failure(description=f"labels of batch {batch_id} unusable: {exc}") from exc
+    labelled = frame[frame[schema.target].notna()]
+    if labelled.empty:
+        context.log.info("batch %s has no labelled rows yet", batch_id)
+        return
+    order = labelled.sort_values(schema.timestamp, kind="stable")
+    y = order[schema.target].to_numpy(dtype="float64")
+    p = Scorer(load_model(store.model_path(record)), schema).predict(order)
+    perf = measure(y, p)
+    policy = triggers.policy()
+    at_promotion = record.metrics.get("auc")
+    degraded, why = performance_degraded(
+        perf.auc,
+        at_promotion,
+        auc_floor=policy.auc_floor,
+        relative_floor=policy.relative_auc_floor,
+    )
+    if perf.n_rows < policy.min_labelled_rows:
+        degraded, why = False, f"only {perf.n_rows} labelled rows < {policy.min_labelled_rows}"
+    errors = row_errors(y, p)
+    errors_path = triggers.monitoring_dir() / "errors" / f"{batch_id}.v{record.version}.npy"
+    errors_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = errors_path.with_name(f".{errors_path.name}.tmp.npy")
+    np.save(tmp, errors.astype("float32"))
+    Path(tmp).replace(errors_path)
+    yield dg.MaterializeResult(
+        metadata={
+            "auc": dg.MetadataValue.float(perf.auc),
+            "log_loss": dg.MetadataValue.float(perf.log_loss),
+            "brier": dg.MetadataValue.float(perf.brier),
+            "positive_rate": dg.MetadataValue.float(perf.positive_rate),
+            "mean_prediction": dg.MetadataValue.float(perf.mean_prediction),
+            "calibration_error": dg.MetadataValue.float(perf.calibration_error),
+            "rows": dg.MetadataValue.int(perf.n_rows),
+            "production_version": dg.MetadataValue.int(record.version),
+            "production_auc_at_promotion": dg.MetadataValue.float(
+                at_promotion if at_promotion is not None else float("nan")
+            ),
+            "performance/verdict": "degraded" if degraded else "ok",
+            "performance/reason": why,
+            "errors_path": dg.MetadataValue.path(str(errors_path)),
+            "metrics": dg.MetadataValue.json(json.loads(json.dumps(perf.as_dict()))),
+        }
+    )

@@ -1,0 +1,361 @@
+"""Sensors that start retraining by themselves, and the one that notices new batch files.
+
+Each returns a ``dg.SkipReason`` with the numbers when it does not fire, keeps a cursor (a storage
+id or a small JSON document), and derives ``run_key``s from the cause, so that one cause gives one
+run however many ticks see it. Tick cost does not grow with history: each tick reads only the
+events after its cursor (at most ``_PAGE`` of them) and the latest retraining run.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+
+from retraining_assets.defs.assets import BATCH_PARTITIONS, batch_partitions
+from retraining_assets.defs.jobs import monitoring_job, performance_job, retraining_job
+from retraining_assets.defs.monitoring import batch_drift, batch_performance
+from retraining_assets.defs.resources import (
+    BatchSourceResource,
+    ProductionResource,
+    TriggerPolicyResource,
+)
+
+TRIGGER_TAG = "retraining/trigger"
+_PAGE = 200
+# A failed or cancelled retraining does not hold back the next trigger.
+_COUNTED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.SUCCESS,
+]
+
+
+def hours_since_last_retraining(
+    instance: dg.DagsterInstance, now: float | None = None
+) -> float | None:
+    """Hours since the newest retraining run that is pending, running or succeeded."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=retraining_job.name, statuses=_COUNTED), limit=1
+    )
+    if not records:
+        return None
+    created = records[0].create_timestamp.timestamp()
+    return ((now if now is not None else time.time()) - created) / 3600.0
+
+
+def _cooldown_reason(instance: dg.DagsterInstance, cooldown_hours: float) -> str | None:
+    age = hours_since_last_retraining(instance)
+    if age is not None and age < cooldown_hours:
+        return f"cooldown: last retraining {age:.1f} h ago < {cooldown_hours:g} h"
+    return None
+
+
+@dataclass
+class _Event:
+    storage_id: int
+    partition: str
+    metadata: dict
+
+
+def _new_events(
+    context: dg.SensorEvaluationContext, asset_key: dg.AssetKey, after: int | None
+) -> list[_Event]:
+    result = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=after),
+        limit=_PAGE,
+        ascending=True,
+    )
+    events = []
+    for record in result.records:
+        mat = record.asset_materialization
+        if mat is None:
+            continue
+        events.append(
+            _Event(
+                storage_id=record.storage_id,
+                partition=mat.partition or "",
+                metadata={k: v.value for k, v in mat.metadata.items()},
+            )
+        )
+    return events
+
+
+@dg.sensor(
+    jobs=[monitoring_job, performance_job],
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def new_batch_sensor(
+    context: dg.SensorEvaluationContext, batch_source: BatchSourceResource
+) -> dg.SensorResult | dg.SkipReason:
+    """New batch files become partitions and are monitored; new feedback files are measured.
+
+    A new file ``<id>.parquet`` in the batch folder adds partition ``<id>`` and runs
+    ``monitoring_job`` on it (validation, drift, quality if labelled). A feedback file that is
+    newer than the cursor runs ``performance_job`` for its batch.
+    """
+    from retraining_assets.core.batches import FEEDBACK_DIR, list_batches
+
+    directory = batch_source.path()
+    files = list_batches(directory)
+    known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
+    new = [b for b in files if b not in known]
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    seen_mtime = float(cursor.get("feedback_mtime", 0.0))
+    feedback = []
+    newest = seen_mtime
+    fb_dir = directory / FEEDBACK_DIR
+    if fb_dir.exists():
+        for entry in fb_dir.iterdir():
+            if entry.suffix != ".parquet" or entry.name.startswith("."):
+                continue
+            mtime = entry.stat().st_mtime
+            if mtime > seen_mtime and (entry.stem in known or entry.stem in new):
+                feedback.append((entry.stem, mtime))
+                newest = max(newest, mtime)
+    requests = [
+        dg.RunRequest(job_name=monitoring_job.name, partition_key=b, run_key=f"batch:{b}")
+        for b in new
+    ]
+    # A batch that is new in this tick is measured by monitoring_job already.
+    requests += [
+        dg.RunRequest(
+            job_name=performance_job.name,
+            partition_key=b,
+            run_key=f"feedback:{b}:{mtime:.3f}",
+            tags={"retraining/feedback": b},
+        )
+        for b, mtime in sorted(feedback)
+        if b not in new
+    ]
+    if not requests:
+        return dg.SkipReason(
+            f"no new batch among {len(files)} files in {directory}; no new feedback"
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[batch_partitions.build_add_request(new)] if new else [],
+        cursor=json.dumps({"feedback_mtime": newest}),
+    )
+
+
+@dg.sensor(
+    job=retraining_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def data_drift_sensor(
+    context: dg.SensorEvaluationContext,
+    triggers: TriggerPolicyResource,
+) -> dg.SensorResult | dg.SkipReason:
+    """Retrain when a new batch's drift verdict (``batch_drift``) is positive.
+
+    The run is tagged with the cause and the drifted features; its run key names the batch and
+    the production version the drift was measured against, so one cause gives one run.
+    """
+    policy = triggers.policy()
+    events = _new_events(context, batch_drift.key, int(context.cursor) if context.cursor else None)
+    if not events:
+        return dg.SkipReason("no new drift measurements")
+    cursor = str(events[-1].storage_id)
+    measured = [e for e in events if e.metadata.get("drift/verdict") in ("drift", "no_drift")]
+    drifted = [e for e in measured if e.metadata["drift/verdict"] == "drift"]
+    if not drifted:
+        if not measured:
+            return dg.SensorResult(
+                skip_reason="no production model to compare against yet", cursor=cursor
+            )
+        top = max(measured, key=lambda e: e.metadata.get("max_psi", 0.0))
+        return dg.SensorResult(
+            skip_reason=(
+                f"no drift in {len(measured)} new batch(es): max PSI "
+                f"{top.metadata['max_psi']:.3f} < {policy.psi_threshold:.2f} "
+                f"({top.metadata.get('max_psi_feature')} in {top.partition})"
+            ),
+            cursor=cursor,
+        )
+    cause = drifted[-1]
+    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours)
+    if cooldown:
+        return dg.SensorResult(
+            skip_reason=f"drift in {cause.partition} ({cause.metadata['summary']}) but {cooldown}",
+            cursor=cursor,
+        )
+    version = cause.metadata.get("production_version")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"data_drift:{cause.partition}:v{version}",
+                tags={
+                    TRIGGER_TAG: "data_drift",
+                    "retraining/cause_batch": cause.partition,
+                    "retraining/drifted_features": str(cause.metadata["drifted_features"])[:200],
+                    "retraining/cause": str(cause.metadata["summary"])[:200],
+                },
+            )
+        ],
+        cursor=cursor,
+    )
+
+
+@dg.sensor(
+    job=retraining_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def performance_drift_sensor(
+    context: dg.SensorEvaluationContext,
+    triggers: TriggerPolicyResource,
+) -> dg.SensorResult | dg.SkipReason:
+    """Retrain when the production model's AUC on labelled feedback falls below its floors.
+
+    Floors: an absolute AUC, and a share of the AUC the model had when it was promoted (both in
+    the trigger policy); ``batch_performance`` computes the verdict.
+    """
+    policy = triggers.policy()
+    events = _new_events(
+        context, batch_performance.key, int(context.cursor) if context.cursor else None
+    )
+    if not events:
+        return dg.SkipReason("no new labelled batches measured")
+    cursor = str(events[-1].storage_id)
+    degraded = [e for e in events if e.metadata.get("performance/verdict") == "degraded"]
+    if not degraded:
+        worst = min(events, key=lambda e: e.metadata.get("auc", 1.0))
+        return dg.SensorResult(
+            skip_reason=(
+                f"quality holds on {len(events)} new labelled batch(es): lowest "
+                f"{worst.metadata.get('performance/reason')} ({worst.partition})"
+            ),
+            cursor=cursor,
+        )
+    cause = degraded[-1]
+    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours)
+    if cooldown:
+        return dg.SensorResult(
+            skip_reason=f"degraded on {cause.partition} but {cooldown}", cursor=cursor
+        )
+    version = cause.metadata.get("production_version")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"performance:{cause.partition}:v{version}",
+                tags={
+                    TRIGGER_TAG: "performance_drift",
+                    "retraining/cause_batch": cause.partition,
+                    "retraining/cause": str(cause.metadata["performance/reason"])[:200],
+                },
+            )
+        ],
+        cursor=cursor,
+    )
+
+
+@dg.sensor(
+    job=retraining_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def concept_drift_sensor(
+    context: dg.SensorEvaluationContext,
+    triggers: TriggerPolicyResource,
+    production: ProductionResource,
+) -> dg.SensorResult | dg.SkipReason:
+    """Retrain when the production model's errors change while the features have not drifted.
+
+    Feeds the per-row squared error of each newly labelled batch, in time order, to an error-stream
+    change detector (ADWIN by default) whose state lives in the cursor and restarts with each new
+    production version. A detected rise in error on batches whose feature drift verdict is
+    negative means P(y|x) moved: concept drift.
+    """
+    import numpy as np
+
+    from retraining_assets.core.detectors import Adwin, PageHinkley
+
+    policy = triggers.policy()
+    state = json.loads(context.cursor) if context.cursor else {}
+    events = _new_events(context, batch_performance.key, state.get("storage_id"))
+    if not events:
+        return dg.SkipReason("no new labelled batches measured")
+    current = production.store().current()
+    version = current.version if current else None
+    detector: Adwin | PageHinkley
+    if state.get("version") != version or "detector" not in state:
+        # Squared error per row lies in [0, 1], the range ADWIN's bound assumes.
+        detector = (
+            Adwin(delta=policy.concept_delta)
+            if policy.concept_detector == "adwin"
+            else PageHinkley(delta=0.005, threshold=25.0)
+        )
+        rows_seen = 0
+    else:
+        saved = state["detector"]
+        detector = (Adwin if saved["kind"] == "adwin" else PageHinkley).from_dict(saved)
+        rows_seen = int(state.get("rows", 0))
+    change = None
+    for event in events:
+        if event.metadata.get("production_version") != version:
+            continue  # measured with another model: its errors say nothing about this one
+        errors = np.load(str(event.metadata["errors_path"]))
+        hits = detector.update_many(errors.astype("float64"))
+        rows_seen += len(errors)
+        if hits and change is None:
+            change = event
+    new_state = {
+        "storage_id": events[-1].storage_id,
+        "version": version,
+        "detector": detector.to_dict(),
+        "rows": rows_seen,
+    }
+    cursor = json.dumps(new_state)
+    if change is None:
+        return dg.SensorResult(
+            skip_reason=(
+                f"no change in the error stream of v{version} after {rows_seen} labelled rows "
+                f"({policy.concept_detector})"
+            ),
+            cursor=cursor,
+        )
+    drift = _drift_verdict(context.instance, change.partition)
+    if drift == "drift":
+        return dg.SensorResult(
+            skip_reason=(
+                f"errors changed on {change.partition} but its features drifted too: "
+                "left to data_drift_sensor"
+            ),
+            cursor=cursor,
+        )
+    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours)
+    if cooldown:
+        return dg.SensorResult(
+            skip_reason=f"concept drift on {change.partition} but {cooldown}", cursor=cursor
+        )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"concept:{change.partition}:v{version}",
+                tags={
+                    TRIGGER_TAG: "concept_drift",
+                    "retraining/cause_batch": change.partition,
+                    "retraining/cause": (
+                        f"error stream changed ({policy.concept_detector}) without feature drift"
+                    ),
+                },
+            )
+        ],
+        cursor=cursor,
+    )
+
+
+def _drift_verdict(instance: dg.DagsterInstance, partition: str) -> str | None:
+    """The latest ``batch_drift`` verdict of one batch, if it was measured."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=batch_drift.key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get("drift/verdict")
+    return None if value is None else str(value.value)

@@ -1,0 +1,109 @@
+"""Drive the real definitions in tests: write batches, ingest them, run the retraining chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from retraining_assets.core import synthetic
+from retraining_assets.defs.assets import (
+    candidate_model,
+    evaluation_report,
+    production_model,
+    raw_batches,
+    training_dataset,
+    validated_dataset,
+)
+from retraining_assets.defs.monitoring import batch_drift, batch_performance
+from retraining_assets.defs.resources import (
+    BatchSourceResource,
+    DvcResource,
+    MlflowResource,
+    ProductionResource,
+    TriggerPolicyResource,
+)
+
+CHAIN = [training_dataset, validated_dataset, candidate_model, evaluation_report, production_model]
+RESOURCES: dict[str, Any] = {
+    "batch_source": BatchSourceResource(dataset="synthetic"),
+    "dvc": DvcResource(),
+    "mlflow": MlflowResource(),
+    "production": ProductionResource(),
+    "triggers": TriggerPolicyResource(),
+}
+
+
+def write_batches(project, n_batches: int = 7, rows: int = 800, seed: int = 3, **kw) -> list[str]:
+    history = synthetic.make_history(n_batches, rows, seed=seed, **kw)
+    synthetic.write_history(history, project.batches)
+    return sorted(history)
+
+
+def write_frame(project, batch_id: str, frame: pd.DataFrame) -> None:
+    frame.to_parquet(project.batches / f"{batch_id}.parquet", index=False)
+
+
+def ingest(instance: dg.DagsterInstance, batch_ids: list[str]) -> dict[str, bool]:
+    instance.add_dynamic_partitions("batches", batch_ids)
+    outcome = {}
+    for batch_id in batch_ids:
+        result = dg.materialize(
+            [raw_batches],
+            instance=instance,
+            partition_key=batch_id,
+            resources=RESOURCES,
+            raise_on_error=False,
+        )
+        outcome[batch_id] = result.success
+    return outcome
+
+
+def monitor(instance: dg.DagsterInstance, batch_ids: list[str]) -> None:
+    """What monitoring_job does for each new batch: validate, drift, quality."""
+    instance.add_dynamic_partitions("batches", batch_ids)
+    for batch_id in batch_ids:
+        result = dg.materialize(
+            [raw_batches, batch_drift, batch_performance],
+            instance=instance,
+            partition_key=batch_id,
+            resources=RESOURCES,
+        )
+        assert result.success
+
+
+def run_chain(
+    instance: dg.DagsterInstance,
+    *,
+    model: dict | None = None,
+    gate: dict | None = None,
+    as_of: str = "",
+    window: int = 6,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    ops: dict = {"training_dataset": {"config": {"as_of_batch": as_of, "window_batches": window}}}
+    if model:
+        ops["candidate_model"] = {"config": model}
+    ops["evaluation_report"] = {"config": {"latency_calls": 100, **(gate or {})}}
+    return dg.materialize(
+        CHAIN,
+        instance=instance,
+        resources=RESOURCES,
+        run_config={"ops": ops},
+        raise_on_error=raise_on_error,
+    )
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str | None = None) -> dict:
+    """Metadata of the newest materialization of ``key`` (of one partition if given)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None
+        ),
+        limit=1,
+    ).records
+    assert records, f"{key} {partition or ''} was never materialized"
+    mat = records[0].asset_materialization
+    assert mat is not None
+    return {k: v.value for k, v in mat.metadata.items()}

@@ -1,0 +1,315 @@
+"""Change detection: Page-Hinkley, ADWIN, the sensor helper, PELT/binseg and degradation onset."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from retraining_assets.core.detectors import (
+    Adwin,
+    DegradationResult,
+    ErrorChangeResult,
+    PageHinkley,
+    default_penalty,
+    degradation_onset,
+    detect_error_change,
+    find_change_points,
+    robust_noise_sd,
+)
+
+CHANGE = 3000
+
+
+def error_stream(seed: int, n: int = 6000, change: int = CHANGE, p0=0.2, p1=0.45) -> np.ndarray:
+    """0/1 errors with a Bernoulli rate p0 before ``change`` and p1 from it on."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.random(change) < p0, rng.random(n - change) < p1]).astype(float)
+
+
+def stationary_stream(seed: int, n: int, p: float = 0.2) -> np.ndarray:
+    return (np.random.default_rng(seed).random(n) < p).astype(float)
+
+
+def auc_series(seed: int, levels: list[tuple[int, float]], sd: float = 0.01) -> np.ndarray:
+    """Piecewise-constant AUC-like series: ``levels`` is [(length, level), ...] plus noise."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([level + sd * rng.standard_normal(length) for length, level in levels])
+
+
+def round_trip(det):
+    return type(det).from_dict(json.loads(json.dumps(det.to_dict())))
+
+
+# ---------------------------------------------------------------- streaming detectors
+
+
+@pytest.mark.parametrize(
+    ("factory", "max_delay"),
+    [(PageHinkley, 500), (Adwin, 400)],
+    ids=["page_hinkley", "adwin"],
+)
+@pytest.mark.parametrize("seed", range(5))
+def test_detects_planted_error_rate_change(factory, max_delay, seed):
+    hits = factory().update_many(error_stream(seed))
+    assert hits, "no detection"
+    assert CHANGE <= hits[0] <= CHANGE + max_delay
+
+
+@pytest.mark.parametrize("factory", [PageHinkley, Adwin], ids=["page_hinkley", "adwin"])
+@pytest.mark.parametrize("seed", range(5))
+def test_quiet_on_stationary_stream(factory, seed):
+    # 6,000 values: the length of the planted-change streams. Default Page-Hinkley has an
+    # in-control run length of ~50k values on Bernoulli(0.2) errors, ADWIN far longer.
+    assert factory().update_many(stationary_stream(100 + seed, 6000)) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_adwin_quiet_on_long_stationary_stream(seed):
+    det = Adwin()
+    assert det.update_many(stationary_stream(200 + seed, 20_000)) == []
+    assert det.width == 20_000
+    assert det.estimation == pytest.approx(0.2, abs=0.01)
+
+
+def test_page_hinkley_false_alarm_rate_is_small():
+    # 40 streams x 6,000 values = 240k values; with ARL ~50k expect ~5 alarms.
+    alarms = sum(len(PageHinkley().update_many(stationary_stream(s, 6000))) for s in range(40))
+    assert alarms <= 12
+
+
+@pytest.mark.parametrize("factory", [PageHinkley, Adwin], ids=["page_hinkley", "adwin"])
+@pytest.mark.parametrize("cut", [1, 1500, 2999, 3100, 4321])
+def test_state_round_trip_mid_stream_gives_same_detections(factory, cut):
+    xs = np.concatenate([error_stream(7), error_stream(8, p0=0.1, p1=0.5)])
+    whole = factory().update_many(xs)
+    det = factory()
+    first = det.update_many(xs[:cut])
+    det = round_trip(det)
+    second = [cut + i for i in det.update_many(xs[cut:])]
+    assert first + second == whole
+    assert len(whole) >= 2
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"threshold": 3.0, "min_instances": 5, "direction": "both"},
+        {"threshold": 5.0, "direction": "decrease"},
+        {},
+        {"alpha": 0.999, "threshold": 10.0},
+    ],
+)
+def test_page_hinkley_update_many_matches_update(params):
+    xs = np.concatenate([error_stream(3), np.random.default_rng(4).random(3000)])
+    loop = PageHinkley(**params)
+    expected = [i for i, x in enumerate(xs) if loop.update(x)]
+    vec = PageHinkley(**params)
+    assert vec.update_many(xs) == expected
+    assert vec.to_dict() == loop.to_dict()
+    if params.get("threshold", 50) < 10:
+        assert len(expected) > 20  # many restarts exercised
+
+
+def test_adwin_update_many_matches_update_and_shrinks_window():
+    xs = error_stream(5)
+    loop = Adwin()
+    expected = [i for i, x in enumerate(xs) if loop.update(x)]
+    vec = Adwin()
+    assert vec.update_many(xs) == expected
+    assert vec.to_dict() == loop.to_dict()
+    assert vec.width < len(xs) - CHANGE + 200
+    assert vec.estimation == pytest.approx(0.45, abs=0.05)
+    assert vec.n_seen == len(xs)
+
+
+def test_adwin_window_statistics_match_the_data():
+    xs = np.random.default_rng(0).random(5000)
+    det = Adwin()
+    det.update_many(xs)
+    window = xs[len(xs) - det.width :]
+    assert det.estimation == pytest.approx(window.mean(), rel=1e-9)
+    assert det.variance == pytest.approx(window.var(), rel=1e-6)
+
+
+def test_max_detections_stops_after_the_detection():
+    xs = np.concatenate([error_stream(1), error_stream(2, p0=0.45, p1=0.9)])
+    det = PageHinkley()
+    all_hits = PageHinkley().update_many(xs)
+    first = det.update_many(xs, max_detections=1)
+    assert first == all_hits[:1]
+    assert det.n_seen == first[0] + 1
+
+
+def test_from_dict_rejects_the_wrong_kind():
+    with pytest.raises(ValueError, match="page_hinkley"):
+        Adwin.from_dict(PageHinkley().to_dict())
+
+
+def test_reset_forgets_everything():
+    det = Adwin()
+    det.update_many(error_stream(0))
+    det.reset()
+    assert det.to_dict() == Adwin().to_dict()
+
+
+def test_rejects_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        PageHinkley().update_many([0.1, math.nan])
+
+
+# ---------------------------------------------------------------- sensor helper
+
+
+@pytest.mark.parametrize("method", ["adwin", "page_hinkley"])
+def test_detect_error_change_reports_onset_and_means(method):
+    result = detect_error_change(error_stream(11), method=method)
+    assert isinstance(result, ErrorChangeResult)
+    assert result.detected
+    assert result.change_index is not None and result.alarm_index is not None
+    assert abs(result.change_index - CHANGE) <= 80
+    assert CHANGE <= result.alarm_index <= CHANGE + 500
+    assert result.before_mean == pytest.approx(0.2, abs=0.03)
+    assert result.after_mean == pytest.approx(0.45, abs=0.05)
+    assert result.n == 6000
+    assert "detected" in result.summary()
+
+
+@pytest.mark.parametrize("method", ["adwin", "page_hinkley"])
+def test_detect_error_change_ignores_improvement_and_noise(method):
+    improving = error_stream(12, p0=0.45, p1=0.2)
+    result = detect_error_change(improving, method=method)
+    assert not result.detected
+    assert result.change_index is None
+    assert result.summary().startswith("no change")
+    assert not detect_error_change(stationary_stream(13, 6000), method=method).detected
+    assert detect_error_change(improving, method=method, direction="decrease").detected
+
+
+def test_detect_error_change_passes_params():
+    xs = error_stream(14)
+    assert not detect_error_change(xs, method="page_hinkley", threshold=1e6).detected
+    with pytest.raises(ValueError, match="unknown method"):
+        detect_error_change(xs, method="cusum")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- change points
+
+
+def brute_force_partition(y: np.ndarray, penalty: float, min_size: int) -> list[int]:
+    """Optimal partitioning by O(n^2) dynamic programming, no pruning, direct segment costs."""
+    n = len(y)
+
+    def cost(a: int, b: int) -> float:
+        seg = y[a:b]
+        return float(((seg - seg.mean()) ** 2).sum())
+
+    best = [math.inf] * (n + 1)
+    best[0] = -penalty
+    prev = [0] * (n + 1)
+    for t in range(min_size, n + 1):
+        for s in range(t - min_size + 1):
+            if s != 0 and s < min_size:
+                continue
+            value = best[s] + cost(s, t) + penalty
+            if value < best[t]:
+                best[t], prev[t] = value, s
+    out, t = [], n
+    while t > 0:
+        t = prev[t]
+        if t:
+            out.append(t)
+    return sorted(out)
+
+
+@pytest.mark.parametrize("method", ["pelt", "binseg"])
+@pytest.mark.parametrize("seed", range(4))
+def test_finds_planted_auc_drop(method, seed):
+    y = auc_series(seed, [(30, 0.80), (22, 0.72)])
+    cps = find_change_points(y, method=method)
+    assert len(cps) == 1
+    assert abs(cps[0] - 30) <= 1
+
+
+@pytest.mark.parametrize("method", ["pelt", "binseg"])
+@pytest.mark.parametrize("seed", range(3))
+def test_finds_two_planted_changes(method, seed):
+    y = auc_series(seed, [(20, 0.80), (15, 0.75), (17, 0.83)])
+    cps = find_change_points(y, method=method)
+    assert len(cps) == 2
+    assert abs(cps[0] - 20) <= 1 and abs(cps[1] - 35) <= 1
+
+
+@pytest.mark.parametrize("method", ["pelt", "binseg"])
+@pytest.mark.parametrize("seed", range(5))
+def test_no_change_points_on_stationary_series(method, seed):
+    assert find_change_points(auc_series(seed, [(52, 0.80)]), method=method) == []
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_pelt_matches_brute_force_optimal_partitioning(seed):
+    rng = np.random.default_rng(1000 + seed)
+    n = int(rng.integers(5, 40))
+    y = rng.standard_normal(n) + np.repeat(rng.normal(0, 2, 4), -(-n // 4))[:n]
+    penalty = float(rng.uniform(0.2, 8.0))
+    min_size = int(rng.integers(1, 4))
+    expected = brute_force_partition(y, penalty, min_size)
+    assert find_change_points(y, method="pelt", penalty=penalty, min_size=min_size) == expected
+
+
+def test_min_size_and_max_changes():
+    y = auc_series(0, [(10, 0.8), (10, 0.7), (10, 0.8), (10, 0.7)])
+    assert find_change_points(y) == [10, 20, 30]
+    for method in ("pelt", "binseg"):
+        assert len(find_change_points(y, method=method, max_changes=1)) == 1  # type: ignore[arg-type]
+        assert find_change_points(y, method=method, max_changes=0) == []  # type: ignore[arg-type]
+        cps = find_change_points(y, method=method, min_size=12)  # type: ignore[arg-type]
+        assert all(b - a >= 12 for a, b in zip([0, *cps], [*cps, 40], strict=True))
+    assert find_change_points([0.8, 0.7, 0.6]) == []
+    assert find_change_points([0.8] * 20) == []
+
+
+def test_default_penalty_uses_robust_noise_estimate():
+    y = auc_series(3, [(200, 0.8), (200, 0.6)])
+    assert robust_noise_sd(y) == pytest.approx(0.01, rel=0.15)
+    assert default_penalty(y) == pytest.approx(3 * robust_noise_sd(y) ** 2 * math.log(400))
+    assert default_penalty(y, factor=2.0) == pytest.approx(
+        2 * robust_noise_sd(y) ** 2 * math.log(400)
+    )
+    assert default_penalty([0.5] * 10) > 0
+
+
+# ---------------------------------------------------------------- degradation onset
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_degradation_onset_finds_planted_drop(seed):
+    result = degradation_onset(auc_series(seed, [(30, 0.80), (22, 0.72)]))
+    assert isinstance(result, DegradationResult)
+    assert result.found and result.onset_index is not None and result.drop is not None
+    assert abs(result.onset_index - 30) <= 1
+    assert result.before_mean == pytest.approx(0.80, abs=0.01)
+    assert result.after_mean == pytest.approx(0.72, abs=0.01)
+    assert result.drop == pytest.approx(0.08, abs=0.01)
+    assert "degradation from period" in result.summary()
+    assert not degradation_onset(auc_series(seed, [(30, 0.80), (22, 0.72)]), min_drop=0.2).found
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_degradation_on_stationary_or_improving_series(seed):
+    stationary = degradation_onset(auc_series(seed, [(52, 0.80)]))
+    assert not stationary.found
+    assert stationary.summary().startswith("no degradation")
+    improving = degradation_onset(auc_series(seed, [(30, 0.72), (22, 0.80)]))
+    assert not improving.found
+    assert improving.change_points and abs(improving.change_points[0] - 30) <= 1
+
+
+def test_degradation_skips_improvement_then_finds_drop_and_handles_losses():
+    y = auc_series(1, [(15, 0.75), (15, 0.82), (22, 0.74)])
+    result = degradation_onset(y)
+    assert result.found and result.onset_index is not None and abs(result.onset_index - 30) <= 1
+    loss = degradation_onset(-y + 1.0, higher_is_better=False)
+    assert loss.onset_index == result.onset_index
