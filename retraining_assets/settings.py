@@ -206,6 +206,19 @@ def config_file() -> Path:
     return Path(value).resolve() if value else project_root() / "retraining.yaml"
 
 
+def load_config(path: Path | None = None) -> dict:
+    """The project configuration file as a dict (empty when there is none)."""
+    import yaml
+
+    path = path or config_file()
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def load_trigger_policy(path: Path | None = None) -> TriggerPolicy:
     """Defaults overridden by the ``triggers:`` section of the configuration file, if any.
 
@@ -214,12 +227,8 @@ def load_trigger_policy(path: Path | None = None) -> TriggerPolicy:
     """
     import dataclasses
 
-    import yaml
-
     path = path or config_file()
-    if not path.exists():
-        return DEFAULT_TRIGGERS
-    section = (yaml.safe_load(path.read_text()) or {}).get("triggers") or {}
+    section = load_config(path).get("triggers") or {}
     known = {f.name for f in dataclasses.fields(TriggerPolicy)}
     unknown = sorted(set(section) - known)
     if unknown:

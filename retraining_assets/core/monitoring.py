@@ -116,9 +116,11 @@ def plot_drift(result: Any, path: Path, *, title: str, psi_threshold: float) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    features = sorted(result.features, key=lambda f: f.psi)
+    # A feature missing from the batch has no PSI: drawn at the cap. One extreme bar must not
+    # flatten the rest, hence the cap.
+    features = sorted(result.features, key=lambda f: 5.0 if f.psi is None else min(f.psi, 5.0))
     names = [f.name for f in features]
-    values = [min(f.psi, 5.0) for f in features]  # one extreme bar must not flatten the rest
+    values = [5.0 if f.psi is None else min(f.psi, 5.0) for f in features]
     colors = ["tab:red" if f.drifted else "tab:blue" for f in features]
     fig, ax = plt.subplots(figsize=(6, 0.28 * len(names) + 1.2), dpi=100)
     ax.barh(names, values, color=colors)

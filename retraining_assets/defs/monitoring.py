@@ -113,19 +113,26 @@ def batch_drift(
         title=f"Drift of {context.partition_key} vs training data of v{record.version}",
         psi_threshold=policy.psi_threshold,
     )
-    top = max(result.features, key=lambda f: f.psi)
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "" if value is None else format(value, spec)
+
+    def psi_of(feature) -> float:
+        # None: the column is missing from the batch entirely (drifted, with a reason).
+        return float("inf") if feature.psi is None else feature.psi
+
+    top = max(result.features, key=psi_of)
     table = "| feature | PSI | KS D | p (adj.) | drifted |\n|---|---|---|---|---|\n" + "\n".join(
-        f"| {f.name} | {f.psi:.3f} | "
-        f"{'' if f.ks_d is None else f'{f.ks_d:.3f}'} | {f.p_value_adjusted:.2g} | "
-        f"{'yes' if f.drifted else ''} |"
-        for f in sorted(result.features, key=lambda f: -f.psi)
+        f"| {f.name} | {fmt(f.psi, '.3f')} | {fmt(f.ks_d, '.3f')} | "
+        f"{fmt(f.p_value_adjusted, '.2g')} | {'; '.join(f.reasons) if f.drifted else ''} |"
+        for f in sorted(result.features, key=lambda f: -psi_of(f))
     )
     return dg.MaterializeResult(
         metadata={
             "drift/verdict": "drift" if result.drifted else "no_drift",
             "drift/score": dg.MetadataValue.float(float(result.score)),
             "drift/rule": result.rule,
-            "max_psi": dg.MetadataValue.float(float(top.psi)),
+            "max_psi": dg.MetadataValue.float(psi_of(top)),
             "max_psi_feature": top.name,
             "drifted_features": ", ".join(result.drifted_features()) or "none",
             "n_drifted": dg.MetadataValue.int(len(result.drifted_features())),

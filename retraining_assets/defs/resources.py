@@ -33,8 +33,10 @@ class BatchSourceResource(dg.ConfigurableResource):
         default=None,
         description="Folder of batch files; default $RETRAINING_BATCHES_DIR or data/batches.",
     )
-    dataset: str = Field(
-        default="flights", description="Schema of the batches: 'flights' or 'synthetic'."
+    dataset: str | None = Field(
+        default=None,
+        description="Schema of the batches: 'flights' or 'synthetic'; default: the `dataset:` key"
+        " of the project configuration file, else 'flights'.",
     )
 
     def path(self) -> Path:
@@ -43,13 +45,14 @@ class BatchSourceResource(dg.ConfigurableResource):
 
     def dataset_schema(self) -> settings.DatasetSchema:
         """The dataset schema named by ``dataset``."""
-        if self.dataset == "flights":
+        name = self.dataset or settings.load_config().get("dataset") or "flights"
+        if name == "flights":
             return settings.FLIGHTS_SCHEMA
-        if self.dataset == "synthetic":
+        if name == "synthetic":
             from retraining_assets.core.synthetic import SYNTHETIC_SCHEMA
 
             return SYNTHETIC_SCHEMA
-        raise dg.Failure(f"unknown dataset {self.dataset!r}: use 'flights' or 'synthetic'")
+        raise dg.Failure(f"unknown dataset {name!r}: use 'flights' or 'synthetic'")
 
 
 class DvcResource(dg.ConfigurableResource):

@@ -288,7 +288,7 @@ def concept_drift_sensor(
         detector = (
             Adwin(delta=policy.concept_delta)
             if policy.concept_detector == "adwin"
-            else PageHinkley(delta=0.005, threshold=25.0)
+            else PageHinkley(delta=0.01, threshold=50.0)
         )
         rows_seen = 0
     else:

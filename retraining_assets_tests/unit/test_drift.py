@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -68,13 +69,19 @@ def _samples(case: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
         return x, x.copy()
     if case == "disjoint":
         return rng.normal(size=40), rng.normal(size=30) + 100
+    if case == "large_continuous":  # blocked search over the sorted batch
+        return rng.normal(size=3000), rng.standard_t(5, size=20_000)
+    if case == "large_few_values":  # few distinct values: every one evaluated
+        return rng.integers(0, 9, 4000).astype(float), rng.integers(2, 12, 30_000).astype(float)
+    if case == "large_rounded":  # many ties, still many distinct values
+        return rng.normal(size=5000).round(2), rng.normal(0.05, size=40_000).round(2)
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize(
     "case",
     ["continuous", "integers", "binary", "shared_values", "tiny", "tiny_ties", "identical",
-     "disjoint"],
+     "disjoint", "large_continuous", "large_few_values", "large_rounded"],
 )  # fmt: skip
 def test_ks_statistic_matches_scipy(case: str) -> None:
     rng = np.random.default_rng(7)
@@ -85,6 +92,22 @@ def test_ks_statistic_matches_scipy(case: str) -> None:
     # Swapping the roles gives the same D.
     assert ks_statistic_sorted(np.sort(b), a) == pytest.approx(expected.statistic, abs=1e-12)
     assert ks_pvalue(d, a.size, b.size) == pytest.approx(expected.pvalue, abs=1e-9)
+
+
+def test_ks_statistic_matches_scipy_on_random_shapes() -> None:
+    # Exercises the block bounds of the sorted-batch search: many sizes, shifts, scales, ties.
+    rng = np.random.default_rng(11)
+    for i in range(80):
+        n, m = (int(v) for v in rng.integers(1, 6000, 2))
+        shift, scale = rng.normal(0, 0.1), math.exp(rng.normal(0, 0.1))
+        a, b = rng.normal(size=n), rng.normal(shift, scale, size=m)
+        if i % 4 == 1:  # ties inside and across samples
+            digits = int(rng.integers(0, 3))
+            a, b = a.round(digits), b.round(digits)
+        elif i % 4 == 2:  # every batch value also in the reference
+            b = a[rng.integers(0, n, m)]
+        expected = stats.ks_2samp(a, b).statistic
+        assert ks_statistic_sorted(np.sort(a), b) == pytest.approx(expected, abs=1e-12)
 
 
 def test_ks_statistic_ignores_nan_and_rejects_empty() -> None:
@@ -137,7 +160,7 @@ def test_fast_smirnov_branch_matches_scipy(n: int, z2: float) -> None:
 def _direct_psi(ref: np.ndarray, cur: np.ndarray, edges: np.ndarray) -> float:
     ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         r = max(np.count_nonzero((ref > lo) & (ref <= hi)) / ref.size, PSI_EPSILON)
         c = max(np.count_nonzero((cur > lo) & (cur <= hi)) / cur.size, PSI_EPSILON)
         total += (c - r) * math.log(c / r)
@@ -203,7 +226,7 @@ def test_discrete_and_constant_features_get_no_empty_reference_bin() -> None:
     result = compute_drift(prof, cur)
     assert _feature(result, "binary").drifted
     assert _feature(result, "constant").psi == pytest.approx(
-        0.1 * math.log(0.1 / PSI_EPSILON) - 0.1 * math.log(0.9), rel=1e-6
+        (0.1 - PSI_EPSILON) * math.log(0.1 / PSI_EPSILON) - 0.1 * math.log(0.9), rel=1e-12
     )
 
 
