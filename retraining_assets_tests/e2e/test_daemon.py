@@ -87,15 +87,14 @@ def test_drifted_batch_file_triggers_retraining_by_itself(project, tmp_path, mon
         _dagster("sensor", "start", "data_drift_sensor", env=env)
 
         # A user drops a drifted batch into the incoming folder. Nothing else is done by hand.
-        drifted = synthetic.make_history(
-            1,
+        batch_id = "2024-02-05"
+        frame = synthetic.make_batch(
             600,
+            synthetic.pd.Timestamp(batch_id),
             seed=32,
-            start="2024-02-05",
-            drift_from=0,
             drift=synthetic.DriftSpec(covariate_shift=2.0),
+            first_row_id=1_000_000,  # ids stay unique across the training window
         )
-        ((batch_id, frame),) = drifted.items()
         frame.to_parquet(project.batches / f"{batch_id}.parquet", index=False)
 
         deadline = time.monotonic() + TIMEOUT_S

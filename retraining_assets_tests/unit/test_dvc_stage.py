@@ -25,3 +25,10 @@ def test_lock_matches_the_code_it_depends_on() -> None:
         assert file_md5(project_root() / dep["path"]) == dep["md5"], dep["path"]
     outs = lock["stages"]["prepare_flights"]["outs"]
     assert outs[0]["path"] == "data/batches" and outs[0]["nfiles"] == 53
+
+
+def test_example_config_matches_the_defaults() -> None:
+    """The documented example must load and equal the built-in defaults."""
+    from retraining_assets.settings import DEFAULT_TRIGGERS, load_trigger_policy
+
+    assert load_trigger_policy(project_root() / "retraining.example.yaml") == DEFAULT_TRIGGERS
