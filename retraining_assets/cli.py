@@ -142,6 +142,139 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Serve an earlier production version again, recorded in Dagster as ``rollback_job``."""
+    import warnings
+
+    import dagster as dg
+
+    from retraining_assets.definitions import defs
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    _dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("rollback_job").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={
+                "ops": {
+                    "rollback_production": {
+                        "config": {"to_version": args.to or 0, "reason": args.reason}
+                    }
+                },
+                **_QUIET,
+            },
+        )
+    if not result.success:
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        data = failure.step_failure_data
+        why = data.user_failure_data.description if data.user_failure_data else data.error
+        print(f"rollback failed: {why}", file=sys.stderr)
+        return 1
+    from retraining_assets.defs.resources import ProductionResource
+
+    record = ProductionResource().store().current()
+    assert record is not None
+    print(
+        f"production is now v{record.version}: the model of v{record.extra['restores_version']} "
+        f"(md5 {record.model_md5}), rolled back from v{record.extra['rolled_back_from']}; "
+        f"Dagster run {result.run_id[:8]}"
+    )
+    return 0
+
+
+def lineage_text(version: int | None) -> str:
+    """Everything known about one production version, and how to restore its training data."""
+    from retraining_assets.defs.resources import (
+        DvcResource,
+        MlflowResource,
+        ProductionResource,
+    )
+
+    store = ProductionResource().store()
+    record = store.record(version) if version else store.current()
+    if record is None:
+        return "nothing is in production yet"
+    current = store.current()
+    lines = [
+        f"production v{record.version} ({record.action} at {record.created_at})"
+        + ("  <- serving" if current and current.version == record.version else ""),
+        f"  reason:        {record.reason}",
+        f"  model:         {store.model_path(record)}  (md5 {record.model_md5})",
+    ]
+    if record.action == "rollback":
+        lines.append(
+            f"  rollback:      restores v{record.extra['restores_version']}, "
+            f"from v{record.extra['rolled_back_from']}"
+        )
+    extra = record.extra
+    lines += [
+        f"  strategy:      {extra.get('strategy', '?')}",
+        f"  train batches: {', '.join(extra.get('train_batches', [])) or '?'}",
+        f"  test batches:  {', '.join(extra.get('test_batches', [])) or '?'}",
+        f"  dagster run:   {extra.get('dagster_run_id', '?')}",
+    ]
+    if extra.get("init_from_version") is not None:
+        lines.append(f"  continued from production v{extra['init_from_version']} (init_model)")
+    mlflow = MlflowResource()
+    if record.mlflow_run_id:
+        run = mlflow.client().get_run(record.mlflow_run_id)
+        metrics = ", ".join(
+            f"{k} {v:.4f}" for k, v in sorted(run.data.metrics.items()) if k in _SHOWN_METRICS
+        )
+        lines += [
+            f"  mlflow run:    {record.mlflow_run_id}  ({mlflow.run_url(record.mlflow_run_id)})",
+            f"  mlflow model:  {record.mlflow_model_uri}  "
+            f"({mlflow.registered_model_name} v{record.registered_version})",
+            f"  metrics:       {metrics}",
+            f"  data version:  {run.data.params.get('data_version')}",
+        ]
+    dvc = DvcResource().store()
+    md5 = record.dataset_md5
+    lines += [
+        f"  training data: DVC md5 {md5}",
+        f"    in cache:    {dvc.cache_path(md5) if md5 else '-'}"
+        + ("" if md5 and dvc.cache_path(md5).exists() else "  (not in cache: fetched from remote)"),
+        f"    restore:     retraining restore-data {md5} --out training_dataset.parquet",
+    ]
+    return "\n".join(lines)
+
+
+_SHOWN_METRICS = {
+    "test_auc",
+    "production_auc",
+    "baseline_auc",
+    "p95_latency_ms",
+    "training_seconds",
+}
+
+
+def cmd_show_lineage(args: argparse.Namespace) -> int:
+    """Print the lineage of a production version."""
+    from retraining_assets.core.registry import RegistryError
+
+    try:
+        print(lineage_text(args.version))
+    except RegistryError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_restore_data(args: argparse.Namespace) -> int:
+    """Restore the exact bytes of a dataset version from DVC (cache, else remote)."""
+    from retraining_assets.core.versioning import VersioningError
+    from retraining_assets.defs.resources import DvcResource
+
+    try:
+        path = DvcResource().store().restore(args.md5, Path(args.out).resolve())
+    except VersioningError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"restored {args.md5} to {path}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print versions and paths, and check the known dependency traps."""
     from importlib.metadata import version
@@ -185,6 +318,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--later-week", type=int, default=20, help="index of the retrain test batch")
     p.add_argument("--skip-prepare", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rollback", help="serve an earlier production version again")
+    p.add_argument("--to", type=int, default=None, help="version to restore (default: previous)")
+    p.add_argument("--reason", default="manual rollback")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("show-lineage", help="lineage of a production version")
+    p.add_argument("version", type=int, nargs="?", default=None, help="default: serving")
+    p.set_defaults(func=cmd_show_lineage)
+
+    p = sub.add_parser("restore-data", help="restore a dataset version by its DVC md5")
+    p.add_argument("md5")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_restore_data)
 
     p = sub.add_parser("doctor", help="versions, paths, dependency traps")
     p.set_defaults(func=cmd_doctor)

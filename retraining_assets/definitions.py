@@ -12,6 +12,7 @@ from retraining_assets.defs.assets import (
 )
 from retraining_assets.defs.jobs import ingest_job, monitoring_job, performance_job, retraining_job
 from retraining_assets.defs.monitoring import batch_drift, batch_performance
+from retraining_assets.defs.production import rollback_job
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
@@ -44,7 +45,7 @@ defs = dg.Definitions(
         batch_drift,
         batch_performance,
     ],
-    jobs=[retraining_job, ingest_job, monitoring_job, performance_job],
+    jobs=[retraining_job, ingest_job, monitoring_job, performance_job, rollback_job],
     sensors=[new_batch_sensor, data_drift_sensor, performance_drift_sensor, concept_drift_sensor],
     schedules=[weekly_retraining_schedule],
     resources={

@@ -35,6 +35,10 @@ class ModelRef:
     params: dict[str, Any] = field(default_factory=dict)
     best_iteration: int = 0
     train_seconds: float = 0.0
+    strategy: str = "rolling"
+    train_batches: tuple[str, ...] = ()
+    test_batches: tuple[str, ...] = ()
+    init_from_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,12 @@ class TrainedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:
-        """Write the model in LightGBM's text format (never pickle) and return the path."""
+        """Write the model in LightGBM's text format (never pickle) and return the path.
+
+        The file holds the first ``best_iteration`` trees. For a continued (incremental) model
+        that count includes the init model's trees (LightGBM numbers iterations from the init
+        model's last one), so the file keeps every init tree plus the best new ones.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(path), num_iteration=self.best_iteration or None)
         return path
@@ -117,24 +122,111 @@ def split_train_valid(
     return ordered.iloc[:-n_valid], ordered.iloc[-n_valid:]
 
 
+def align_categories(
+    features: pd.DataFrame, pandas_categorical: list[list[Any]], schema: DatasetSchema
+) -> pd.DataFrame:
+    """Give each categorical feature the init model's levels first, in the init model's order.
+
+    LightGBM feeds categories to the trees as codes (positions in the level list). A continued
+    model gets the level list of its *new* Dataset, which pandas derives from the new rows
+    (sorted, only the levels present), so without this a level missing from, or added to, the
+    new rows shifts every later code and the init model's trees silently read the wrong category.
+    Here the init model's levels keep their codes and levels it never saw are appended after
+    them: its trees send those codes to the same side as a missing value (as the scorer does with
+    unseen levels), while the new trees can still learn them.
+
+    Args:
+        features: Output of :func:`prepare_features`.
+        pandas_categorical: The init model's ``booster.pandas_categorical``.
+        schema: Schema naming the categorical features (in model order).
+
+    Returns:
+        A copy of ``features`` whose categorical columns have the aligned levels.
+
+    Raises:
+        ValueError: if the init model has a different number of categorical features.
+    """
+    if len(pandas_categorical) != len(schema.categorical_features):
+        raise ValueError(
+            f"init model has {len(pandas_categorical)} categorical features, schema "
+            f"{len(schema.categorical_features)}"
+        )
+    out = features.copy()
+    for col, levels in zip(schema.categorical_features, pandas_categorical, strict=True):
+        known = [str(v) for v in levels]
+        present = out[col].dropna().astype(str).unique().tolist()
+        seen = set(known)
+        new = sorted(v for v in present if v not in seen)
+        dtype = pd.CategoricalDtype(pd.Index([*known, *new], dtype="string"))
+        out[col] = out[col].astype("string").astype(dtype)
+    return out
+
+
+def _init_booster(init_model: lgb.Booster | Path | str, schema: DatasetSchema) -> lgb.Booster:
+    """A private copy of the model to continue, truncated to its best iteration, checked."""
+    import lightgbm as lgb
+
+    if isinstance(init_model, lgb.Booster):
+        # model_to_string() stops at best_iteration when one is set: trees past the early-stopping
+        # point are not continued (the saved production model never has them either).
+        booster = lgb.Booster(model_str=init_model.model_to_string())
+    else:
+        booster = lgb.Booster(model_file=str(init_model))
+    if booster.feature_name() != list(schema.features):
+        raise ValueError(
+            f"init model features {booster.feature_name()} != schema {list(schema.features)}"
+        )
+    objective = str(booster.params.get("objective", "binary"))
+    if objective.split()[0] != "binary":
+        raise ValueError(f"init model objective is {objective!r}, expected 'binary'")
+    return booster
+
+
 def train_model(
     train: pd.DataFrame,
     schema: DatasetSchema,
     params: TrainParams | None = None,
     *,
     weights: np.ndarray | None = None,
+    init_model: lgb.Booster | Path | str | None = None,
 ) -> TrainedModel:
     """Train a binary LightGBM classifier on ``train`` (features and target of ``schema``).
 
     The last ``params.valid_fraction`` of rows by time decide early stopping; the booster is
     truncated to its best iteration.
 
+    With ``init_model`` the training continues that booster (LightGBM ``init_model``): its trees
+    are kept as they are, its raw score is the starting point of every row, and up to
+    ``params.num_boost_round`` new trees are added with ``params`` (the caller should pass the
+    production model's parameters). Categorical levels are aligned with the init model's
+    (:func:`align_categories`). Early stopping counts iterations from the init model's last one,
+    so ``best_iteration`` is the *total* tree count (init trees plus the best new ones, at least
+    one new tree), ``extra["init_trees"]`` / ``extra["new_trees"]`` split it, and ``valid_auc`` is
+    the whole continued model's.
+
+    Args:
+        train: Rows with the schema's features, target and timestamp.
+        schema: Dataset schema.
+        params: Hyper-parameters (defaults if ``None``).
+        weights: Optional per-row sample weights aligned with ``train`` (e.g. the dataset's
+            ``WEIGHT_COLUMN``); also weigh the early-stopping rows.
+        init_model: Booster, or path to a LightGBM text model, to continue; ``None`` trains
+            from scratch. A Booster is copied (never modified) and truncated to its
+            ``best_iteration``.
+
+    Returns:
+        The trained model and its bookkeeping.
+
     Raises:
-        ValueError: if the target is not binary or has a single class.
+        ValueError: if the target is not binary or has a single class, the weights do not match
+            the rows, or the init model's features/objective do not match.
     """
     import lightgbm as lgb
 
     params = params or TrainParams()
+    init_booster = _init_booster(init_model, schema) if init_model is not None else None
+    if weights is not None and len(weights) != len(train):
+        raise ValueError(f"{len(weights)} weights for {len(train)} rows")
     y_all = train[schema.target]
     classes = set(pd.unique(y_all.dropna()))
     if y_all.isna().any() or not classes <= {0, 1} or len(classes) < 2:
@@ -147,6 +239,12 @@ def train_model(
         frame["__w__"] = np.asarray(weights, dtype="float64")
     fit, valid = split_train_valid(frame, schema, params.valid_fraction)
     x_fit = prepare_features(fit, schema)
+    x_valid = prepare_features(valid, schema)
+    if init_booster is not None:
+        x_fit = align_categories(x_fit, init_booster.pandas_categorical or [], schema)
+        # The validation Dataset takes the training one's levels (its reference); aligning it
+        # too keeps a level seen only in the validation rows from being dropped differently.
+        x_valid = align_categories(x_valid, init_booster.pandas_categorical or [], schema)
     fit_set = lgb.Dataset(
         x_fit,
         label=fit[schema.target].to_numpy(),
@@ -158,7 +256,7 @@ def train_model(
     callbacks: list[Callable[..., Any]] = []
     if len(valid) and valid[schema.target].nunique() == 2:
         valid_set = lgb.Dataset(
-            prepare_features(valid, schema),
+            x_valid,
             label=valid[schema.target].to_numpy(),
             weight=valid["__w__"].to_numpy() if weights is not None else None,
             reference=fit_set,
@@ -173,12 +271,18 @@ def train_model(
         valid_sets=valid_sets,
         valid_names=["valid"] if valid_sets else None,
         callbacks=callbacks,
+        init_model=init_booster,
     )
     seconds = time.perf_counter() - started
+    # Absolute iteration counts: with an init model both include its trees.
     best = int(booster.best_iteration or booster.current_iteration())
     valid_auc = None
     if valid_sets:
         valid_auc = float(booster.best_score["valid"]["auc"])
+    extra: dict[str, Any] = {}
+    if init_booster is not None:
+        init_trees = int(init_booster.current_iteration())
+        extra = {"init_trees": init_trees, "new_trees": best - init_trees}
     return TrainedModel(
         booster=booster,
         params=params,
@@ -188,6 +292,7 @@ def train_model(
         n_valid=len(valid),
         feature_names=list(x_fit.columns),
         valid_auc=valid_auc,
+        extra=extra,
     )
 
 

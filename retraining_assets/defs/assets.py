@@ -17,6 +17,7 @@ from retraining_assets.defs.config import (
     GateConfig,
     TrainingDatasetConfig,
 )
+from retraining_assets.defs.production import move_champion_alias, production_metadata
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
@@ -352,6 +353,9 @@ def candidate_model(
         params=params.as_dict(),
         best_iteration=trained.best_iteration,
         train_seconds=trained.train_seconds,
+        strategy=validated_dataset.strategy,
+        train_batches=validated_dataset.train_batches,
+        test_batches=validated_dataset.test_batches,
     )
     return dg.Output(
         ref,
@@ -562,42 +566,19 @@ def production_model(
         registered_version=candidate_model.registered_version,
         dataset_md5=candidate_model.dataset_md5,
         metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
-        extra={"dagster_run_id": context.run_id, "params": candidate_model.params},
+        extra={
+            "dagster_run_id": context.run_id,
+            "params": candidate_model.params,
+            "strategy": candidate_model.strategy,
+            "train_batches": list(candidate_model.train_batches),
+            "test_batches": list(candidate_model.test_batches),
+            "init_from_version": candidate_model.init_from_version,
+        },
     )
-    client = mlflow.client()
-    client.set_registered_model_alias(
-        candidate_model.registered_name, "champion", candidate_model.registered_version
-    )
+    move_champion_alias(mlflow, record)
     mlflow.log_to_run(
         candidate_model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"}
     )
-    history = store.history()
-    table = (
-        "| version | action | model md5 | data md5 | AUC | at |\n|---|---|---|---|---|---|\n"
-        + "\n".join(
-            f"| {r.version} | {r.action} | `{r.model_md5[:10]}` | `{(r.dataset_md5 or '')[:10]}` | "
-            f"{r.metrics.get('auc', float('nan')):.4f} | {r.created_at} |"
-            for r in reversed(history)
-        )
-    )
-    yield dg.Output(
-        record,
-        data_version=dg.DataVersion(record.model_md5),
-        metadata={
-            "model_version": dg.MetadataValue.int(record.version),
-            "dvc/md5": record.model_md5,
-            "dvc/dataset_md5": record.dataset_md5 or "",
-            "mlflow/run_id": candidate_model.mlflow_run_id,
-            "mlflow/model_uri": candidate_model.mlflow_model_uri,
-            "mlflow/registered_version": (
-                f"{candidate_model.registered_name} v{candidate_model.registered_version}"
-                " (alias champion)"
-            ),
-            "mlflow/run_url": dg.MetadataValue.url(mlflow.run_url(candidate_model.mlflow_run_id)),
-            "auc": dg.MetadataValue.float(evaluation_report.candidate["metrics"]["auc"]),
-            "pointer": dg.MetadataValue.path(str(store.pointer)),
-            "model_path": dg.MetadataValue.path(str(store.model_path(record))),
-            "promotion_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
-            "history": dg.MetadataValue.md(table),
-        },
-    )
+    metadata = production_metadata(store, record, mlflow)
+    metadata["promotion_seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 3))
+    yield dg.Output(record, data_version=dg.DataVersion(record.model_md5), metadata=metadata)

@@ -157,3 +157,69 @@ def test_unknown_record_field_is_refused_and_nothing_changes(
         store.promote(_model(tmp_path / "m2.txt", "second"), reason="r", not_a_field=1)
     assert store.current() == first
     assert store.history() == [first]
+
+
+def _text_model(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_rollback_restores_previous_bytes_and_pointer(tmp_path) -> None:
+    from retraining_assets.core.registry import ProductionStore, RegistryError
+
+    store = ProductionStore(tmp_path / "prod")
+    v1 = store.promote(
+        _text_model(tmp_path, "a.txt", "tree\nmodel A\n"), reason="first", dataset_md5="d1"
+    )
+    v2 = store.promote(_text_model(tmp_path, "b.txt", "tree\nmodel B\n"), reason="better")
+    assert store.current() == v2
+    rolled = store.rollback(reason="B misbehaves in production")
+    assert rolled.version == 3 and rolled.action == "rollback"
+    assert rolled.model_md5 == v1.model_md5 and rolled.dataset_md5 == "d1"
+    assert rolled.extra["restores_version"] == 1 and rolled.extra["rolled_back_from"] == 2
+    assert store.current() == rolled
+    assert store.model_path(rolled).read_text() == "tree\nmodel A\n"
+    assert [r.action for r in store.history()] == ["promote", "promote", "rollback"]
+    # Explicit target; errors are clear.
+    again = store.rollback(to_version=2, reason="back to B")
+    assert store.model_path(again).read_text() == "tree\nmodel B\n"
+    with pytest.raises(RegistryError, match="no production version 9"):
+        store.rollback(to_version=9, reason="x")
+    with pytest.raises(RegistryError, match="already serving"):
+        store.rollback(to_version=4, reason="x")
+
+
+def test_rollback_refuses_changed_bytes_and_empty_store(tmp_path) -> None:
+    from retraining_assets.core.registry import ProductionStore, RegistryError
+
+    store = ProductionStore(tmp_path / "prod")
+    with pytest.raises(RegistryError, match="nothing is in production"):
+        store.rollback(reason="x")
+    v1 = store.promote(_text_model(tmp_path, "a.txt", "tree\nA\n"), reason="first")
+    with pytest.raises(RegistryError, match="first version"):
+        store.rollback(reason="x")
+    store.promote(_text_model(tmp_path, "b.txt", "tree\nB\n"), reason="second")
+    path = store.model_path(v1)
+    path.chmod(0o644)
+    path.write_text("tampered")
+    before = store.pointer.read_bytes()
+    with pytest.raises(RegistryError, match="missing or changed"):
+        store.rollback(reason="x")
+    assert store.pointer.read_bytes() == before
+
+
+def test_challenger_is_held_apart_from_production(tmp_path) -> None:
+    from retraining_assets.core.registry import ProductionStore
+
+    store = ProductionStore(tmp_path / "prod")
+    v1 = store.promote(_text_model(tmp_path, "a.txt", "tree\nA\n"), reason="first")
+    pointer = store.pointer.read_bytes()
+    challenger = store.set_challenger(
+        _text_model(tmp_path, "b.txt", "tree\nB\n"), reason="passed gate"
+    )
+    assert store.challenger() == challenger and challenger.version == v1.version
+    assert store.pointer.read_bytes() == pointer
+    assert store.model_path(challenger).read_text() == "tree\nB\n"
+    store.clear_challenger()
+    assert store.challenger() is None

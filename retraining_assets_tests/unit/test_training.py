@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,9 @@ from retraining_assets.core.training import (
     split_train_valid,
     train_model,
 )
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 SCHEMA = SYNTHETIC_SCHEMA
 TARGET = SCHEMA.target
@@ -274,3 +279,150 @@ def test_num_threads_is_passed_to_lightgbm(
     assert small.booster.params["num_threads"] == 2
     assert "[num_threads: 2]" in small.booster.model_to_string()
     assert small.params.as_dict()["num_threads"] == 2
+
+
+# --- incremental training (init_model) -----------------------------------------------------------
+
+# No validation rows, so no early stopping: a known number of trees.
+FIXED = {"seed": 7, "valid_fraction": 0.0}
+
+
+def _tree_blocks(path: Path) -> list[str]:
+    """The text of each ``Tree=`` block of a LightGBM model file, in order."""
+    body = path.read_text().split("end of trees")[0]
+    return re.findall(r"^Tree=\d+\n.*?(?=\n\n)", body, flags=re.S | re.M)
+
+
+@pytest.fixture(scope="module")
+def init_model(history: dict[str, pd.DataFrame]) -> TrainedModel:
+    ids = list(history)
+    frame = pd.concat([history[i] for i in ids[:2]], ignore_index=True)
+    return train_model(frame, SCHEMA, TrainParams(num_boost_round=20, **FIXED))
+
+
+@pytest.fixture(scope="module")
+def init_path(init_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_model.save(tmp_path_factory.mktemp("init") / "init.txt")
+
+
+@pytest.fixture(scope="module")
+def new_batch(history: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return history[list(history)[2]]
+
+
+def test_continued_model_keeps_the_init_trees_and_adds_new_ones(
+    init_model: TrainedModel,
+    init_path: Path,
+    new_batch: pd.DataFrame,
+    test_frame: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    before = init_model.booster.model_to_string()
+    continued = train_model(
+        new_batch, SCHEMA, TrainParams(num_boost_round=15, **FIXED), init_model=init_path
+    )
+    assert continued.extra == {"init_trees": 20, "new_trees": 15}
+    assert continued.best_iteration == continued.booster.num_trees() == 35
+    saved = continued.save(tmp_path / "continued.txt")
+    old_blocks, new_blocks = _tree_blocks(init_path), _tree_blocks(saved)
+    assert len(old_blocks) == 20 and len(new_blocks) == 35
+    assert new_blocks[:20] == old_blocks  # the first trees are the init model's, byte for byte
+    assert load_model(saved).num_trees() == 35
+    assert not np.allclose(_predict(continued, test_frame), _predict(init_model, test_frame))
+    # The same continuation from the in-memory booster: identical bytes, booster left untouched.
+    again = train_model(
+        new_batch, SCHEMA, TrainParams(num_boost_round=15, **FIXED), init_model=init_model.booster
+    )
+    assert again.save(tmp_path / "again.txt").read_bytes() == saved.read_bytes()
+    assert init_model.booster.model_to_string() == before
+
+
+def test_early_stopping_counts_init_trees_and_save_keeps_them(
+    init_path: Path, new_batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    params = TrainParams(seed=7, num_boost_round=200, early_stopping_rounds=10)
+    continued = train_model(new_batch, SCHEMA, params, init_model=init_path)
+    # LightGBM numbers the continued iterations from the init model's last one, so the best
+    # iteration is a total: all 20 init trees plus at least one new tree.
+    assert continued.extra["init_trees"] == 20
+    assert continued.extra["new_trees"] >= 1
+    assert continued.best_iteration == 20 + continued.extra["new_trees"]
+    assert continued.best_iteration < 20 + params.num_boost_round  # it did stop early
+    assert continued.valid_auc is not None and continued.valid_auc > 0.7
+    saved = continued.save(tmp_path / "continued.txt")
+    blocks = _tree_blocks(saved)
+    assert len(blocks) == continued.best_iteration
+    assert blocks[:20] == _tree_blocks(init_path)
+
+
+def _raw(model: lgb.Booster, frame: pd.DataFrame, num_iteration: int | None = None) -> np.ndarray:
+    encoded = Scorer(model, SCHEMA).encode(frame)
+    return model.predict(encoded, raw_score=True, num_iteration=num_iteration)
+
+
+def test_continued_model_keeps_the_init_category_codes(
+    init_model: TrainedModel, init_path: Path, new_batch: pd.DataFrame, test_frame: pd.DataFrame
+) -> None:
+    # New rows without level "a" (pandas alone would code b..e as 0..3, shifting every code by
+    # one for the init trees) and with a level the init model never saw.
+    shifted = new_batch[new_batch["c0"] != "a"].copy()
+    shifted.loc[shifted.index[::5], ["c1", TARGET]] = ["zz", 1]  # a new level, all positive
+    continued = train_model(
+        shifted, SCHEMA, TrainParams(num_boost_round=10, **FIXED), init_model=init_path
+    )
+    booster = continued.booster
+    assert booster.pandas_categorical == [["a", "b", "c", "d", "e"], ["u", "v", "w", "zz"]]
+    # The init trees inside the continued model score known categories exactly as before ...
+    rows = test_frame.head(400)
+    assert set(rows["c0"]) == set("abcde")
+    np.testing.assert_allclose(_raw(booster, rows, 20), _raw(init_model.booster, rows), atol=1e-12)
+    # ... an unseen level like a missing one ...
+    unseen = rows.assign(c1="zz")
+    missing = rows.assign(c1=None)
+    np.testing.assert_allclose(
+        _raw(booster, unseen, 20), _raw(init_model.booster, missing), atol=1e-12
+    )
+    # ... and the new trees learnt the new level (codes appended after the init model's).
+    assert (_raw(booster, unseen) > _raw(booster, missing) + 0.1).all()
+
+
+def test_naive_continuation_would_shift_category_codes(
+    init_model: TrainedModel, new_batch: pd.DataFrame, test_frame: pd.DataFrame
+) -> None:
+    """The hazard align_categories guards against, shown with LightGBM directly."""
+    import lightgbm as lgb
+
+    shifted = new_batch[new_batch["c0"] != "a"]
+    naive = lgb.train(
+        TrainParams(seed=7).lightgbm_params(),
+        lgb.Dataset(prepare_features(shifted, SCHEMA), label=shifted[TARGET].to_numpy()),
+        num_boost_round=1,
+        init_model=init_model.booster,
+    )
+    assert naive.pandas_categorical[0] == ["b", "c", "d", "e"]
+    rows = test_frame.head(400)
+    assert not np.allclose(_raw(naive, rows, 20), _raw(init_model.booster, rows))
+
+
+def test_init_model_must_match_the_schema(init_path: Path, new_batch: pd.DataFrame) -> None:
+    schema = dataclasses.replace(SCHEMA, numeric_features=("x0", "x1", "x2", "x3"))
+    with pytest.raises(ValueError, match="init model features"):
+        train_model(new_batch, schema, TrainParams(num_boost_round=2), init_model=init_path)
+
+
+# --- sample weights ------------------------------------------------------------------------------
+
+
+def test_weights_change_the_model_and_uniform_weights_do_not(
+    new_batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    params = TrainParams(num_boost_round=15, **FIXED)
+    plain = train_model(new_batch, SCHEMA, params).save(tmp_path / "plain.txt")
+    ones = np.ones(len(new_batch))
+    uniform = train_model(new_batch, SCHEMA, params, weights=ones).save(tmp_path / "ones.txt")
+    assert uniform.read_bytes() == plain.read_bytes()  # mean-1 constant weights = unweighted
+    ramp = np.linspace(0.2, 1.8, len(new_batch))
+    weighted = train_model(new_batch, SCHEMA, params, weights=ramp).save(tmp_path / "ramp.txt")
+    assert weighted.read_bytes() != plain.read_bytes()
+    with pytest.raises(ValueError, match="weights"):
+        train_model(new_batch, SCHEMA, params, weights=ones[:-1])

@@ -1,0 +1,115 @@
+"""Production changes outside the retraining chain.
+
+Rollback, and the metadata every production change records (shared with ``production_model``).
+"""
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from retraining_assets.core.registry import ProductionRecord, ProductionStore, RegistryError
+from retraining_assets.defs.resources import MlflowResource, ProductionResource
+
+PRODUCTION_KEY = dg.AssetKey("production_model")
+
+
+def history_table(store: ProductionStore) -> str:
+    """Markdown table of every production change, newest first."""
+    rows = [
+        f"| {r.version} | {r.action} | `{r.model_md5[:10]}` | `{(r.dataset_md5 or '')[:10]}` | "
+        f"{r.extra.get('strategy', '')} | {r.metrics.get('auc', float('nan')):.4f} | "
+        f"{r.created_at} | {r.reason[:80]} |"
+        for r in reversed(store.history())
+    ]
+    header = "| version | action | model md5 | data md5 | strategy | AUC | at | reason |\n"
+    return header + "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+
+
+def production_metadata(
+    store: ProductionStore, record: ProductionRecord, mlflow: MlflowResource
+) -> dict[str, Any]:
+    """Lineage of one production version, as Dagster metadata."""
+    extra = record.extra
+    metadata: dict[str, Any] = {
+        "model_version": dg.MetadataValue.int(record.version),
+        "action": record.action,
+        "reason": record.reason,
+        "dvc/md5": record.model_md5,
+        "dvc/dataset_md5": record.dataset_md5 or "",
+        "mlflow/run_id": record.mlflow_run_id or "",
+        "mlflow/model_uri": record.mlflow_model_uri or "",
+        "mlflow/registered_version": (
+            f"{mlflow.registered_model_name} v{record.registered_version} (alias champion)"
+        ),
+        "lineage/strategy": str(extra.get("strategy", "")),
+        "lineage/train_batches": ", ".join(extra.get("train_batches", [])),
+        "lineage/test_batches": ", ".join(extra.get("test_batches", [])),
+        "lineage/dagster_run_id": str(extra.get("dagster_run_id", "")),
+        "lineage/restore_data": f"retraining restore-data {record.dataset_md5} --out data.parquet",
+        "auc": dg.MetadataValue.float(float(record.metrics.get("auc", float("nan")))),
+        "pointer": dg.MetadataValue.path(str(store.pointer)),
+        "model_path": dg.MetadataValue.path(str(store.model_path(record))),
+        "history": dg.MetadataValue.md(history_table(store)),
+    }
+    if extra.get("init_from_version") is not None:
+        metadata["lineage/continued_from_version"] = int(extra["init_from_version"])
+    if record.mlflow_run_id:
+        metadata["mlflow/run_url"] = dg.MetadataValue.url(mlflow.run_url(record.mlflow_run_id))
+    if record.action == "rollback":
+        metadata["rollback/restores_version"] = int(extra["restores_version"])
+        metadata["rollback/rolled_back_from"] = int(extra["rolled_back_from"])
+    return metadata
+
+
+def move_champion_alias(mlflow: MlflowResource, record: ProductionRecord) -> None:
+    """Point MLflow's ``champion`` alias at the registered version of ``record``."""
+    if record.registered_version:
+        mlflow.client().set_registered_model_alias(
+            mlflow.registered_model_name, "champion", record.registered_version
+        )
+
+
+class RollbackConfig(dg.Config):
+    """Which version to serve again, and why."""
+
+    to_version: int = Field(default=0, description="Version to restore; 0: the one before.")
+    reason: str = Field(default="manual rollback", description="Recorded in the history.")
+
+
+@dg.op
+def rollback_production(
+    context: dg.OpExecutionContext,
+    config: RollbackConfig,
+    production: ProductionResource,
+    mlflow: MlflowResource,
+) -> None:
+    """Serve an earlier production version again, in one atomic step, as a new version.
+
+    Recorded as a materialization of ``production_model`` with the reason, moves the MLflow alias
+    ``champion`` back, and keeps the history (MLflow has no alias history).
+    """
+    store = production.store()
+    try:
+        record = store.rollback(config.to_version or None, reason=config.reason)
+    except RegistryError as exc:
+        raise dg.Failure(description=f"rollback refused: {exc}") from exc
+    move_champion_alias(mlflow, record)
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=PRODUCTION_KEY,
+            description=f"rollback to v{record.extra['restores_version']}: {record.reason}",
+            metadata=production_metadata(store, record, mlflow),
+            tags={"dagster/data_version": record.model_md5},
+        )
+    )
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Move production back to an earlier version (launchpad: to_version, reason).",
+    tags={"retraining": "true"},
+)
+def rollback_job() -> None:
+    """Roll production back; shares the one-retraining-at-a-time limit with retraining runs."""
+    rollback_production()
