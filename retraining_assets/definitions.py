@@ -12,7 +12,7 @@ from retraining_assets.defs.assets import (
 )
 from retraining_assets.defs.jobs import ingest_job, monitoring_job, performance_job, retraining_job
 from retraining_assets.defs.monitoring import batch_drift, batch_performance
-from retraining_assets.defs.production import rollback_job
+from retraining_assets.defs.production import rollback_job, shadow_decision_job
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
@@ -26,6 +26,7 @@ from retraining_assets.defs.sensors import (
     data_drift_sensor,
     new_batch_sensor,
     performance_drift_sensor,
+    shadow_sensor,
 )
 from retraining_assets.settings import load_trigger_policy
 
@@ -45,8 +46,21 @@ defs = dg.Definitions(
         batch_drift,
         batch_performance,
     ],
-    jobs=[retraining_job, ingest_job, monitoring_job, performance_job, rollback_job],
-    sensors=[new_batch_sensor, data_drift_sensor, performance_drift_sensor, concept_drift_sensor],
+    jobs=[
+        retraining_job,
+        ingest_job,
+        monitoring_job,
+        performance_job,
+        rollback_job,
+        shadow_decision_job,
+    ],
+    sensors=[
+        new_batch_sensor,
+        data_drift_sensor,
+        performance_drift_sensor,
+        concept_drift_sensor,
+        shadow_sensor,
+    ],
     schedules=[weekly_retraining_schedule],
     resources={
         "batch_source": BatchSourceResource(),

@@ -7,96 +7,15 @@ turns these defaults into ``dg.Config`` fields so they can be changed per run fr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+# The dataset schemas live in their own module: the DVC stage that builds the demo batches depends
+# on it, and on nothing else here, so changing a threshold does not invalidate the data.
+from retraining_assets.schemas import FLIGHTS_SCHEMA, DatasetSchema
 
-@dataclass(frozen=True)
-class DatasetSchema:
-    """Columns of a batch: what the model sees, what it predicts, and how rows are ordered in time.
+__all__ = ["FLIGHTS_SCHEMA", "DatasetSchema"]
 
-    Attributes:
-        timestamp: Column holding each row's event time (naive local datetime).
-        target: Binary 0/1 label column.
-        numeric_features: Features used as numbers.
-        categorical_features: Features used as LightGBM categories.
-        id_column: Optional unique row id (kept, never used as a feature).
-        numeric_ranges: Optional inclusive (min, max) bounds per numeric feature, validated.
-        required_non_null: Features that must never be missing (the rest may be, LightGBM copes).
-        min_rows: Smallest batch worth validating and training on.
-    """
-
-    timestamp: str
-    target: str
-    numeric_features: tuple[str, ...]
-    categorical_features: tuple[str, ...]
-    id_column: str | None = None
-    numeric_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-    required_non_null: tuple[str, ...] = ()
-    min_rows: int = 100
-
-    @property
-    def features(self) -> list[str]:
-        """All model features, numeric first, in a stable order."""
-        return [*self.numeric_features, *self.categorical_features]
-
-    @property
-    def columns(self) -> list[str]:
-        """Every column a batch must have."""
-        cols = [self.timestamp, *self.features, self.target]
-        if self.id_column:
-            cols.insert(0, self.id_column)
-        return cols
-
-
-#: NYC flights 2013: predict an arrival delay of 15 minutes or more from what is known before
-#: departure (schedule, route, carrier, weather at the origin in the scheduled hour).
-FLIGHTS_SCHEMA = DatasetSchema(
-    timestamp="scheduled_departure",
-    target="delayed",
-    id_column="flight_id",
-    numeric_features=(
-        "month",
-        "weekday",
-        "hour",
-        "minute",
-        "sched_arr_hour",
-        "distance",
-        "temp",
-        "dewp",
-        "humid",
-        "wind_dir",
-        "wind_speed",
-        "wind_gust",
-        "precip",
-        "pressure",
-        "visib",
-    ),
-    categorical_features=("carrier", "origin", "dest"),
-    numeric_ranges={
-        "month": (1, 12),
-        "weekday": (0, 6),
-        "hour": (0, 23),
-        "minute": (0, 59),
-        "sched_arr_hour": (0, 24),
-        "distance": (1, 6000),
-        "humid": (0, 100),
-        "wind_dir": (0, 360),
-        "precip": (0, 10),
-        "visib": (0, 10),
-    },
-    required_non_null=(
-        "month",
-        "weekday",
-        "hour",
-        "minute",
-        "distance",
-        "carrier",
-        "origin",
-        "dest",
-    ),
-    min_rows=100,
-)
 
 #: Name of the column that marks each row of ``training_dataset`` as ``train`` or ``test``.
 SPLIT_COLUMN = "__split__"
@@ -115,6 +34,7 @@ class Policy:
     min_relative_auc: float = 0.99
     max_p95_latency_ms: float = 100.0
     min_baseline_auc_margin: float = 0.02
+    min_test_positives: int = 30
     latency_rows: int = 500
     seed: int = 42
     num_threads: int = 1

@@ -19,6 +19,8 @@ class DatasetRef:
     test_batches: tuple[str, ...]
     strategy: str = "rolling"
     validated: bool = False
+    half_life_days: float | None = None
+    init_from_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,6 @@ class EvaluationReport:
     reasons: tuple[str, ...]
     test_batches: tuple[str, ...]
     roc_plot: str
+    mode: str = "direct"
+    shadow_batches: int = 0
+    delong: dict[str, Any] | None = None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from retraining_assets.core.evaluation import roc_auc
 from retraining_assets.settings import DEFAULT_POLICY
 
 
@@ -15,11 +18,13 @@ class GatePolicy:
         min_relative_auc: Candidate AUC must be at least this times the champion's (same test set).
         max_p95_latency_ms: Ceiling on the candidate's p95 single-row latency.
         min_baseline_auc_margin: With no champion, AUC must exceed the trivial baseline's by this.
+        min_test_positives: Fewer positives (or negatives) in the test set: refuse to decide.
     """
 
     min_relative_auc: float = DEFAULT_POLICY.min_relative_auc
     max_p95_latency_ms: float = DEFAULT_POLICY.max_p95_latency_ms
     min_baseline_auc_margin: float = DEFAULT_POLICY.min_baseline_auc_margin
+    min_test_positives: int = DEFAULT_POLICY.min_test_positives
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ def decide_promotion(
     policy: GatePolicy | None = None,
     *,
     identical_to_champion: bool = False,
+    test_counts: tuple[int, int] | None = None,
 ) -> Decision:
     """Decide whether ``candidate`` should become production.
 
@@ -63,9 +69,21 @@ def decide_promotion(
     on the same test set) and p95 latency within the ceiling. Without one (the very first model),
     it must beat the trivial baseline (predicting the training positive rate) by a margin in AUC
     and have a lower log loss. Any NaN metric rejects. A candidate whose bytes are those of the
-    champion is rejected: promoting it would only add a version that changes nothing.
+    champion is rejected: promoting it would only add a version that changes nothing. With
+    ``test_counts`` (positives, negatives) below ``min_test_positives`` it refuses to decide.
     """
     policy = policy or GatePolicy()
+    if test_counts is not None:
+        n_pos, n_neg = test_counts
+        if min(n_pos, n_neg) < policy.min_test_positives:
+            return Decision(
+                False,
+                "champion" if champion else "baseline",
+                (
+                    f"FAIL test set too small: {n_pos} positives, {n_neg} negatives (need "
+                    f"{policy.min_test_positives} of each to compare AUCs)",
+                ),
+            )
     if identical_to_champion and champion is not None:
         return Decision(False, "champion", ("FAIL candidate is byte-identical to the champion",))
     reasons: list[str] = []
@@ -114,3 +132,41 @@ def decide_promotion(
         f"{policy.max_p95_latency_ms:g} ms",
     )
     return Decision(promote=ok, against=against, reasons=tuple(reasons))
+
+
+def decide_shadow(
+    y_true: np.ndarray,
+    champion_proba: np.ndarray,
+    challenger_proba: np.ndarray,
+    *,
+    min_relative_auc: float = DEFAULT_POLICY.min_relative_auc,
+    min_positives: int = 30,
+) -> Decision:
+    """Decide a challenger's fate after its shadow period on live, labelled rows.
+
+    Both models scored the same rows (all shadow batches pooled). The challenger is promoted if
+    its AUC is at least ``min_relative_auc`` x the champion's (the offline gate's rule), and
+    retired otherwise; too few positives to measure AUC retires it too (never promote blind).
+    """
+    y = np.asarray(y_true)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos < min_positives or n_neg < min_positives:
+        return Decision(
+            False,
+            "champion",
+            (
+                f"FAIL shadow set too small: {n_pos} positives, {n_neg} negatives "
+                f"(need {min_positives} of each)",
+            ),
+        )
+    champion = roc_auc(y, champion_proba)
+    challenger = roc_auc(y, challenger_proba)
+    floor = min_relative_auc * champion
+    ok = challenger >= floor
+    reason = (
+        f"{'PASS' if ok else 'FAIL'} shadow AUC {challenger:.4f} {'>=' if ok else '<'} "
+        f"{min_relative_auc:g} x champion {champion:.4f} = {floor:.4f} on {len(y)} live rows "
+        f"({n_pos} positives)"
+    )
+    return Decision(ok, "champion", (reason,))

@@ -239,12 +239,9 @@ def train_model(
         frame["__w__"] = np.asarray(weights, dtype="float64")
     fit, valid = split_train_valid(frame, schema, params.valid_fraction)
     x_fit = prepare_features(fit, schema)
-    x_valid = prepare_features(valid, schema)
     if init_booster is not None:
+        # The validation Dataset below takes these levels from its reference (fit_set).
         x_fit = align_categories(x_fit, init_booster.pandas_categorical or [], schema)
-        # The validation Dataset takes the training one's levels (its reference); aligning it
-        # too keeps a level seen only in the validation rows from being dropped differently.
-        x_valid = align_categories(x_valid, init_booster.pandas_categorical or [], schema)
     fit_set = lgb.Dataset(
         x_fit,
         label=fit[schema.target].to_numpy(),
@@ -256,13 +253,15 @@ def train_model(
     callbacks: list[Callable[..., Any]] = []
     if len(valid) and valid[schema.target].nunique() == 2:
         valid_set = lgb.Dataset(
-            x_valid,
+            prepare_features(valid, schema),
             label=valid[schema.target].to_numpy(),
             weight=valid["__w__"].to_numpy() if weights is not None else None,
             reference=fit_set,
         )
         valid_sets = [valid_set]
-        callbacks = [lgb.early_stopping(params.early_stopping_rounds, verbose=False)]
+        callbacks = [
+            lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)
+        ]
     started = time.perf_counter()
     booster = lgb.train(
         params.lightgbm_params(),

@@ -8,6 +8,7 @@ import base64
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -24,7 +25,7 @@ from retraining_assets.defs.resources import (
     MlflowResource,
     ProductionResource,
 )
-from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN
+from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, WEIGHT_COLUMN
 
 GROUP = "retraining"
 OWNERS = ["team:ml-platform"]
@@ -101,16 +102,22 @@ def training_dataset(
     config: TrainingDatasetConfig,
     batch_source: BatchSourceResource,
     dvc: DvcResource,
+    production: ProductionResource,
 ) -> dg.Output[DatasetRef]:
-    """Rows of the batches in a rolling window, split by time into train and test.
+    """Rows of the labelled batches chosen by the training-data strategy, split by time.
 
-    The test split is the most recent batch(es), the training split the ``window_batches`` before
-    it. Only labelled batches count (labels in the batch file or in its feedback file). Batches
-    whose ``raw_batches`` partition failed validation are left out (and listed);
-    batches not ingested yet are taken as they are, since ``validated_dataset`` checks every row
-    before anything trains. The parquet file is tracked by DVC; its md5 is the data version.
+    The test split is always the most recent batch(es). The training split depends on
+    ``strategy``: ``rolling`` the ``window_batches`` before the test split, ``full`` all history,
+    ``weighted`` all history with weights halving every ``half_life_days``, ``incremental`` only
+    the batches newer than the production model's training data (the model then continues the
+    production booster). Only labelled batches count (labels in the batch file or in its
+    feedback file). Batches whose ``raw_batches`` partition failed validation are left out (and
+    listed); batches not ingested yet are taken as they are, since ``validated_dataset`` checks
+    every row before anything trains. The parquet file is tracked by DVC; its md5 is the data
+    version.
     """
     from retraining_assets.core import batches as batch_io
+    from retraining_assets.core.strategies import apply_weights, plan_training
 
     schema = batch_source.dataset_schema()
     directory = batch_source.path()
@@ -118,12 +125,21 @@ def training_dataset(
     rejected = _rejected_batches(context, files)
     unlabelled = {b for b in files if not batch_io.has_labels(directory, b, schema)}
     available = [b for b in files if b not in rejected and b not in unlabelled]
+    current = production.store().current()
+    trained = (current.extra.get("train_batches") or [None])[-1] if current else None
     try:
-        window = batch_io.select_window(
-            available, config.as_of_batch or None, config.window_batches, config.test_batches
+        plan = plan_training(
+            available,
+            config.strategy,
+            as_of=config.as_of_batch or None,
+            window_batches=config.window_batches,
+            test_batches=config.test_batches,
+            trained_through=trained,
+            half_life_days=config.half_life_days,
         )
-    except batch_io.BatchError as exc:
+    except ValueError as exc:  # BatchError and StrategyError: both say what is missing
         raise dg.Failure(description=f"cannot build a training window: {exc}") from exc
+    window = plan.window
     try:
         frames = {
             b: batch_io.read_labelled_batch(directory, b, schema, columns=schema.columns)
@@ -131,7 +147,7 @@ def training_dataset(
         }
     except batch_io.BatchError as exc:
         raise dg.Failure(description=f"cannot read the window's batches: {exc}") from exc
-    dataset = batch_io.collect_dataset(frames, window, schema)
+    dataset = apply_weights(batch_io.collect_dataset(frames, window, schema), plan, schema)
     store = dvc.store()
     path = batch_io.write_parquet_atomic(
         dataset, store.repo_dir / "artifacts" / "training_dataset.parquet"
@@ -146,6 +162,9 @@ def training_dataset(
         n_test=n_test,
         train_batches=window.train_batches,
         test_batches=window.test_batches,
+        strategy=plan.strategy,
+        half_life_days=plan.half_life_days,
+        init_from_version=current.version if plan.continues_model and current else None,
     )
     return dg.Output(
         ref,
@@ -158,7 +177,12 @@ def training_dataset(
             "test_rows": dg.MetadataValue.int(ref.n_test),
             "train_batches": ", ".join(window.train_batches),
             "test_batches": ", ".join(window.test_batches),
-            "strategy": "rolling",
+            "strategy": plan.strategy,
+            **(
+                {"continues_production_version": dg.MetadataValue.int(ref.init_from_version)}
+                if ref.init_from_version is not None
+                else {}
+            ),
             "excluded_rejected_batches": ", ".join(sorted(rejected)) or "none",
             "excluded_unlabelled_batches": ", ".join(sorted(unlabelled)) or "none",
             "positive_rate": dg.MetadataValue.float(float(dataset[schema.target].mean())),
@@ -205,7 +229,9 @@ def validated_dataset(
 
     schema = batch_source.dataset_schema()
     frame = _read_dataset(dvc, training_dataset)
-    result = validate_frame(frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN))
+    result = validate_frame(
+        frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN, WEIGHT_COLUMN)
+    )
     groups = result.by_group()
     for group in VALIDATION_GROUPS:
         outcomes = groups.get(group, [])
@@ -287,6 +313,7 @@ def candidate_model(
     batch_source: BatchSourceResource,
     dvc: DvcResource,
     mlflow: MlflowResource,
+    production: ProductionResource,
 ) -> dg.Output[ModelRef]:
     """A LightGBM model trained on the validated training split, logged and registered in MLflow.
 
@@ -305,7 +332,13 @@ def candidate_model(
     frame = _read_dataset(dvc, validated_dataset)
     train = frame[frame[SPLIT_COLUMN] == "train"]
     params = config.train_params()
-    trained = train_model(train, schema, params)
+    init_model = None
+    if validated_dataset.init_from_version is not None:
+        # Incremental: continue the booster that was serving when the dataset was built.
+        prod_store = production.store()
+        init_model = prod_store.model_path(prod_store.record(validated_dataset.init_from_version))
+    weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
+    trained = train_model(train, schema, params, weights=weights, init_model=init_model)
     store = dvc.store()
     model_path = trained.save(store.repo_dir / "artifacts" / "candidate_model.txt")
     tracked = store.track(model_path)
@@ -316,7 +349,15 @@ def candidate_model(
         "dvc/model_md5": tracked.md5,
     }
     with mlflow.start_run(run_name=f"cycle-{context.run_id[:8]}", tags=tags) as run:
-        mlflow_lib.log_params({**params.as_dict(), "strategy": validated_dataset.strategy})
+        mlflow_lib.log_params(
+            {
+                **params.as_dict(),
+                "strategy": validated_dataset.strategy,
+                "half_life_days": validated_dataset.half_life_days,
+                "init_from_version": validated_dataset.init_from_version,
+                "init_trees": trained.extra.get("init_trees", 0),
+            }
+        )
         mlflow_lib.log_params(
             {
                 "data_version": validated_dataset.md5,
@@ -356,6 +397,7 @@ def candidate_model(
         strategy=validated_dataset.strategy,
         train_batches=validated_dataset.train_batches,
         test_batches=validated_dataset.test_batches,
+        init_from_version=validated_dataset.init_from_version,
     )
     return dg.Output(
         ref,
@@ -391,8 +433,10 @@ def evaluation_report(
 ) -> dg.Output[EvaluationReport]:
     """Candidate vs current production model on the same held-out test set, with the gate verdict.
 
-    Reports AUC, log loss and p95 single-row latency for both, a ROC plot, and whether the gate
-    (``GateConfig``) would promote the candidate, with a reason per rule.
+    Reports AUC, log loss and p95 single-row latency for both, the paired DeLong test of their AUC
+    difference (CI and p-value), the test-set size and positives, a ROC plot, and whether the gate
+    (``GateConfig``) promotes the candidate, with a reason per rule. Below
+    ``min_test_positives`` it refuses to decide.
     """
     from retraining_assets.core.evaluation import (
         baseline_metrics,
@@ -418,6 +462,7 @@ def evaluation_report(
     prod_store = production.store()
     current = prod_store.current()
     prod_eval = None
+    delong = None
     if current is not None:
         prod_booster = load_model(prod_store.model_path(current))
         prod_eval, prod_proba = evaluate_model(
@@ -428,6 +473,11 @@ def evaluation_report(
             latency_calls=config.latency_calls,
         )
         curves[f"production v{current.version}"] = (y_test, prod_proba)
+        if 0 < y_test.sum() < len(y_test) - 1 and y_test.sum() > 1:
+            from retraining_assets.core.delong import delong_test
+
+            # Paired: both models scored the same rows, so their AUCs are correlated.
+            delong = delong_test(y_test, cand_proba, prod_proba)
 
     def score(evaluation) -> ModelScore:
         return ModelScore(
@@ -444,8 +494,10 @@ def evaluation_report(
             min_relative_auc=config.min_relative_auc,
             max_p95_latency_ms=config.max_p95_latency_ms,
             min_baseline_auc_margin=config.min_baseline_auc_margin,
+            min_test_positives=config.min_test_positives,
         ),
         identical_to_champion=current is not None and current.model_md5 == candidate_model.md5,
+        test_counts=(int(y_test.sum()), int(len(y_test) - y_test.sum())),
     )
     plot = plot_roc(
         curves,
@@ -462,6 +514,9 @@ def evaluation_report(
         reasons=decision.reasons,
         test_batches=validated_dataset.test_batches,
         roc_plot=str(plot),
+        mode=config.mode,
+        shadow_batches=config.shadow_batches if config.mode == "shadow" else 0,
+        delong=delong.as_dict() if delong else None,
     )
     metrics = {
         "test_auc": cand_eval.metrics.auc,
@@ -474,6 +529,23 @@ def evaluation_report(
     if prod_eval:
         metrics["production_auc"] = prod_eval.metrics.auc
         metrics["production_log_loss"] = prod_eval.metrics.log_loss
+    delong_md: dict[str, Any] = {}
+    if delong:
+        metrics.update(
+            {
+                "delong_p_value": delong.p_value,
+                "auc_difference": delong.difference,
+                "auc_difference_ci_low": delong.ci_low,
+                "auc_difference_ci_high": delong.ci_high,
+            }
+        )
+        delong_md = {
+            "delong/difference": dg.MetadataValue.float(delong.difference),
+            "delong/ci_low": dg.MetadataValue.float(delong.ci_low),
+            "delong/ci_high": dg.MetadataValue.float(delong.ci_high),
+            "delong/p_value": dg.MetadataValue.float(delong.p_value),
+            "delong/summary": delong.summary(),
+        }
     mlflow.log_to_run(
         candidate_model.mlflow_run_id,
         metrics,
@@ -498,6 +570,7 @@ def evaluation_report(
             "p95_latency_ms": dg.MetadataValue.float(cand_eval.latency.p95_ms),
             "test_rows": dg.MetadataValue.int(cand_eval.metrics.n_rows),
             "test_positives": dg.MetadataValue.int(cand_eval.metrics.n_positive),
+            **delong_md,
             "verdict": decision.verdict,
             "compared_against": (
                 f"production v{current.version}" if current else "constant baseline (first model)"
@@ -529,7 +602,8 @@ def production_model(
     Promotion copies the candidate's exact bytes into the production store, appends to the
     promotion history, swaps the versioned pointer atomically and moves the MLflow alias
     ``champion``. A rejected candidate produces no materialization (production is untouched) and
-    an observation with the gate's reasons.
+    an observation with the gate's reasons. In shadow mode a passing candidate becomes the
+    challenger instead (MLflow alias ``challenger``), decided later on live batches.
     """
     store = production.store()
     current = store.current()
@@ -557,6 +631,43 @@ def production_model(
             )
         )
     model_bytes = dvc.store().cache_path(candidate_model.md5)
+    lineage = {
+        "dagster_run_id": context.run_id,
+        "params": candidate_model.params,
+        "strategy": candidate_model.strategy,
+        "train_batches": list(candidate_model.train_batches),
+        "test_batches": list(candidate_model.test_batches),
+        "init_from_version": candidate_model.init_from_version,
+    }
+    if evaluation_report.mode == "shadow" and current is not None:
+        challenger = store.set_challenger(
+            model_bytes,
+            reason="; ".join(evaluation_report.reasons),
+            mlflow_run_id=candidate_model.mlflow_run_id,
+            mlflow_model_uri=candidate_model.mlflow_model_uri,
+            registered_version=candidate_model.registered_version,
+            dataset_md5=candidate_model.dataset_md5,
+            metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
+            extra={**lineage, "shadow_batches": evaluation_report.shadow_batches},
+        )
+        mlflow.client().set_registered_model_alias(
+            candidate_model.registered_name, "challenger", candidate_model.registered_version
+        )
+        mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "challenger"})
+        yield dg.AssetObservation(
+            asset_key=context.asset_key,
+            metadata={
+                "verdict": "challenger",
+                "challenger/md5": challenger.model_md5,
+                "challenger/mlflow_run_id": candidate_model.mlflow_run_id,
+                "shadow_batches": dg.MetadataValue.int(evaluation_report.shadow_batches),
+                "serving_version": dg.MetadataValue.int(current.version),
+                "reasons": dg.MetadataValue.md(
+                    "\n".join(f"- {r}" for r in evaluation_report.reasons)
+                ),
+            },
+        )
+        return
     started = time.perf_counter()
     record = store.promote(
         model_bytes,
@@ -566,14 +677,7 @@ def production_model(
         registered_version=candidate_model.registered_version,
         dataset_md5=candidate_model.dataset_md5,
         metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
-        extra={
-            "dagster_run_id": context.run_id,
-            "params": candidate_model.params,
-            "strategy": candidate_model.strategy,
-            "train_batches": list(candidate_model.train_batches),
-            "test_batches": list(candidate_model.test_batches),
-            "init_from_version": candidate_model.init_from_version,
-        },
+        extra=lineage,
     )
     move_champion_alias(mlflow, record)
     mlflow.log_to_run(

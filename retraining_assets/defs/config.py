@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -23,6 +23,15 @@ class TrainingDatasetConfig(dg.Config):
     test_batches: int = Field(
         default=DEFAULT_POLICY.test_batches,
         description="Most recent batches held out as the shared test set.",
+    )
+    strategy: Literal["rolling", "full", "incremental", "weighted"] = Field(
+        default="rolling",
+        description="rolling: last window_batches; full: all history; weighted: all history,"
+        " weights halving every half_life_days; incremental: continue the production model on"
+        " the batches newer than its training data.",
+    )
+    half_life_days: float = Field(
+        default=28.0, description="weighted: age at which a row counts half as much."
     )
     as_of_batch: str = Field(
         default="",
@@ -70,6 +79,19 @@ class GateConfig(dg.Config):
         default=DEFAULT_POLICY.min_baseline_auc_margin,
         description="First model only: AUC must beat the constant baseline by this margin.",
     )
+    min_test_positives: int = Field(
+        default=DEFAULT_POLICY.min_test_positives,
+        description="Refuse to decide (reject) with fewer test positives or negatives than this.",
+    )
     latency_calls: int = Field(
         default=DEFAULT_POLICY.latency_rows, description="Single-row predictions timed per model."
+    )
+    mode: Literal["direct", "shadow"] = Field(
+        default="direct",
+        description="direct: a candidate that passes is promoted at once. shadow: it becomes the"
+        " challenger, is scored beside the champion on the next live labelled batches, and is"
+        " promoted only if it holds up there.",
+    )
+    shadow_batches: int = Field(
+        default=2, description="Shadow mode: labelled live batches before the decision."
     )

@@ -50,6 +50,11 @@ def _reference_profile(production: ProductionResource, dvc: DvcResource, schema,
     return profile
 
 
+def shadow_dir(triggers: TriggerPolicyResource, challenger_md5: str) -> Path:
+    """Where the live scores of one challenger (and of the champion beside it) are kept."""
+    return triggers.monitoring_dir() / "shadow" / challenger_md5
+
+
 def _feature_importance(booster, features: list[str]) -> dict[str, float]:
     gains = booster.feature_importance(importance_type="gain")
     total = float(sum(gains)) or 1.0
@@ -205,6 +210,20 @@ def batch_performance(
     )
     if perf.n_rows < policy.min_labelled_rows:
         degraded, why = False, f"only {perf.n_rows} labelled rows < {policy.min_labelled_rows}"
+    shadow_md: dict = {}
+    challenger = store.challenger()
+    if challenger is not None and challenger.version == record.version:
+        # Shadow evaluation: the challenger scores the same live rows as the champion.
+        p_challenger = Scorer(load_model(store.model_path(challenger)), schema).predict(order)
+        shadow_file = shadow_dir(triggers, challenger.model_md5) / f"{batch_id}.npz"
+        shadow_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp_npz = shadow_file.with_name(f".{shadow_file.stem}.tmp.npz")
+        np.savez(tmp_npz, y=y, champion=p, challenger=p_challenger)
+        Path(tmp_npz).replace(shadow_file)
+        shadow_md = {
+            "shadow/challenger_md5": challenger.model_md5,
+            "shadow/challenger_auc": dg.MetadataValue.float(measure(y, p_challenger).auc),
+        }
     errors = row_errors(y, p)
     errors_path = triggers.monitoring_dir() / "errors" / f"{batch_id}.v{record.version}.npy"
     errors_path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,5 +247,6 @@ def batch_performance(
             "performance/reason": why,
             "errors_path": dg.MetadataValue.path(str(errors_path)),
             "metrics": dg.MetadataValue.json(json.loads(json.dumps(perf.as_dict()))),
+            **shadow_md,
         }
     )

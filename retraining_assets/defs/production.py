@@ -1,6 +1,7 @@
 """Production changes outside the retraining chain.
 
-Rollback, and the metadata every production change records (shared with ``production_model``).
+Rollback, the decision on a challenger after its shadow period, and the metadata every
+production change records (shared with ``production_model``).
 """
 
 from typing import Any
@@ -9,7 +10,12 @@ import dagster as dg
 from pydantic import Field
 
 from retraining_assets.core.registry import ProductionRecord, ProductionStore, RegistryError
-from retraining_assets.defs.resources import MlflowResource, ProductionResource
+from retraining_assets.defs.resources import (
+    MlflowResource,
+    ProductionResource,
+    TriggerPolicyResource,
+)
+from retraining_assets.settings import DEFAULT_POLICY
 
 PRODUCTION_KEY = dg.AssetKey("production_model")
 
@@ -113,3 +119,118 @@ def rollback_production(
 def rollback_job() -> None:
     """Roll production back; shares the one-retraining-at-a-time limit with retraining runs."""
     rollback_production()
+
+
+class ShadowDecisionConfig(dg.Config):
+    """The rule a challenger must meet on live batches."""
+
+    min_relative_auc: float = Field(
+        default=DEFAULT_POLICY.min_relative_auc,
+        description="Challenger AUC must be >= this x champion AUC on the shadow rows.",
+    )
+    min_positives: int = Field(default=30, description="Fewer positives (or negatives): retire.")
+
+
+@dg.op
+def decide_challenger(
+    context: dg.OpExecutionContext,
+    config: ShadowDecisionConfig,
+    production: ProductionResource,
+    mlflow: MlflowResource,
+    triggers: TriggerPolicyResource,
+) -> None:
+    """Promote the challenger if it held up on its shadow batches, else retire it with a reason.
+
+    Production changes only on promotion (a new version, materialization of
+    ``production_model``); a retired challenger leaves production untouched and is recorded as an
+    observation.
+    """
+    import numpy as np
+
+    from retraining_assets.core.promotion import decide_shadow
+    from retraining_assets.defs.monitoring import shadow_dir
+
+    store = production.store()
+    challenger = store.challenger()
+    current = store.current()
+    if challenger is None or current is None:
+        raise dg.Failure(description="no challenger to decide on")
+    files = sorted(shadow_dir(triggers, challenger.model_md5).glob("*.npz"))
+    if not files:
+        raise dg.Failure(description="the challenger has not been scored on any live batch yet")
+    parts = [np.load(f) for f in files]
+    y = np.concatenate([p["y"] for p in parts])
+    decision = decide_shadow(
+        y,
+        np.concatenate([p["champion"] for p in parts]),
+        np.concatenate([p["challenger"] for p in parts]),
+        min_relative_auc=config.min_relative_auc,
+        min_positives=config.min_positives,
+    )
+    batches = ", ".join(f.stem for f in files)
+    reason = f"shadow on {batches}: " + "; ".join(decision.reasons)
+    if challenger.version != current.version:
+        decision_promote = False
+        reason = f"production moved to v{current.version} during the shadow period: retired"
+    else:
+        decision_promote = decision.promote
+    if decision_promote:
+        record = store.promote(
+            store.model_path(challenger),
+            reason=reason,
+            mlflow_run_id=challenger.mlflow_run_id,
+            mlflow_model_uri=challenger.mlflow_model_uri,
+            registered_version=challenger.registered_version,
+            dataset_md5=challenger.dataset_md5,
+            metrics=dict(challenger.metrics),
+            extra={**challenger.extra, "shadow_batches_seen": [f.stem for f in files]},
+        )
+        store.clear_challenger()
+        move_champion_alias(mlflow, record)
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=PRODUCTION_KEY,
+                description=f"challenger promoted after shadow: {reason}",
+                metadata=production_metadata(store, record, mlflow),
+                tags={"dagster/data_version": record.model_md5},
+            )
+        )
+    else:
+        store.clear_challenger()
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=PRODUCTION_KEY,
+                description="challenger retired",
+                metadata={
+                    "verdict": "challenger retired",
+                    "reason": reason,
+                    "challenger/md5": challenger.model_md5,
+                    "serving_version": dg.MetadataValue.int(current.version),
+                },
+            )
+        )
+    if challenger.mlflow_run_id:
+        mlflow.log_to_run(
+            challenger.mlflow_run_id,
+            {},
+            {
+                "promotion": "promoted after shadow" if decision_promote else "retired in shadow",
+                "shadow/reason": reason[:500],
+            },
+        )
+    if challenger.registered_version:
+        client = mlflow.client()
+        try:
+            client.delete_registered_model_alias(mlflow.registered_model_name, "challenger")
+        except Exception:  # the alias may already be gone; not worth failing the decision
+            context.log.warning("could not remove the MLflow alias 'challenger'")
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Promote or retire the challenger after its shadow period.",
+    tags={"retraining": "true"},
+)
+def shadow_decision_job() -> None:
+    """Decide on the challenger; shares the one-retraining-at-a-time limit."""
+    decide_challenger()

@@ -359,3 +359,31 @@ def _drift_verdict(instance: dg.DagsterInstance, partition: str) -> str | None:
         return None
     value = records[0].asset_materialization.metadata.get("drift/verdict")
     return None if value is None else str(value.value)
+
+
+@dg.sensor(
+    job_name="shadow_decision_job",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def shadow_sensor(
+    context: dg.SensorEvaluationContext,
+    production: ProductionResource,
+    triggers: TriggerPolicyResource,
+) -> dg.RunRequest | dg.SkipReason:
+    """Ask for a decision on the challenger once it was scored on enough live labelled batches."""
+    from retraining_assets.defs.monitoring import shadow_dir
+
+    challenger = production.store().challenger()
+    if challenger is None:
+        return dg.SkipReason("no challenger in the shadow")
+    wanted = int(challenger.extra.get("shadow_batches", 2))
+    seen = sorted(p.stem for p in shadow_dir(triggers, challenger.model_md5).glob("*.npz"))
+    if len(seen) < wanted:
+        return dg.SkipReason(
+            f"challenger {challenger.model_md5[:10]} scored on {len(seen)} of {wanted} live batches"
+        )
+    return dg.RunRequest(
+        run_key=f"shadow:{challenger.model_md5}",
+        tags={TRIGGER_TAG: "shadow_decision", "retraining/shadow_batches": ",".join(seen)[:200]},
+    )

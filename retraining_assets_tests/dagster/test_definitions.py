@@ -88,7 +88,9 @@ def test_automation_names_and_targets() -> None:
         "data_drift_sensor",
         "performance_drift_sensor",
         "concept_drift_sensor",
+        "shadow_sensor",
     }
+    assert sensors["shadow_sensor"].job_name == "shadow_decision_job"
     for name in ("data_drift_sensor", "performance_drift_sensor", "concept_drift_sensor"):
         assert sensors[name].job_name == "retraining_job"
     assert {j.name for j in sensors["new_batch_sensor"].jobs} == {
@@ -98,8 +100,9 @@ def test_automation_names_and_targets() -> None:
     schedule = defs.resolve_schedule_def("weekly_retraining_schedule")
     assert schedule.cron_schedule == "0 3 * * 1"
     assert schedule.job_name == "retraining_job"
-    job = defs.resolve_job_def("retraining_job")
-    assert job.tags["retraining"] == "true"  # the instance's concurrency limit keys on it
+    # The instance's concurrency limit keys on this tag: one production-changing run at a time.
+    for name in ("retraining_job", "rollback_job", "shadow_decision_job"):
+        assert defs.resolve_job_def(name).tags["retraining"] == "true"
 
 
 def test_instance_allows_one_retraining_at_a_time() -> None:
