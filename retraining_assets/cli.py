@@ -275,6 +275,41 @@ def cmd_restore_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay a dataset's history under one or all retraining policies."""
+    from retraining_assets.replay import ALL, POLICIES, run_replay
+
+    policies = list(ALL) if args.policy == "all" else [args.policy]
+    if any(p not in POLICIES for p in policies):
+        print(
+            f"unknown policy {args.policy!r}; choose from {', '.join([*ALL, 'all'])}",
+            file=sys.stderr,
+        )
+        return 2
+    config: dict = {}
+    source = Path(args.source).resolve() if args.source else None
+    if args.config:
+        config = settings.load_config(Path(args.config).resolve())
+    if source is None:
+        source = settings.project_root() / "data" / "batches"
+        if not any(source.glob("*.parquet")):
+            prepare_data()
+    report = run_replay(
+        source,
+        policies,
+        Path(args.out).resolve(),
+        initial=args.initial,
+        window_batches=args.window,
+        config={k: v for k, v in config.items() if k in ("dataset", "triggers")},
+        subsample=args.subsample,
+        max_periods=args.periods,
+        keep_state=args.keep_state,
+    )
+    print(f"\n{(Path(args.out) / 'summary.md').read_text()}")
+    print(f"wrote {args.out}/replay.json, replay.png, summary.md in {report['wall_seconds']:.0f}s")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print versions and paths, and check the known dependency traps."""
     from importlib.metadata import version
@@ -332,6 +367,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("md5")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_restore_data)
+
+    p = sub.add_parser("replay", help="replay history under retraining policies")
+    p.add_argument("--config", help="project/dataset configuration YAML (dataset:, triggers:)")
+    p.add_argument("--source", help="folder of batch files (default: the demo's data/batches)")
+    p.add_argument(
+        "--policy", default="combined", help="never|weekly|drift|performance|combined|all"
+    )
+    p.add_argument("--out", default="replay_out")
+    p.add_argument("--initial", type=int, default=9, help="batches before the first model")
+    p.add_argument("--window", type=int, default=8, help="rolling window of each retraining")
+    p.add_argument("--subsample", type=float, default=None, help="share of rows per batch")
+    p.add_argument("--periods", type=int, default=None, help="replay at most this many periods")
+    p.add_argument("--keep-state", action="store_true", help="keep each policy's state in OUT")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("doctor", help="versions, paths, dependency traps")
     p.set_defaults(func=cmd_doctor)

@@ -217,6 +217,16 @@ class TriggerPolicyResource(dg.ConfigurableResource):
     config_file: str | None = Field(
         default=None, description="YAML with a triggers: section; default $RETRAINING_CONFIG."
     )
+    simulated_now: float | None = Field(
+        default=None,
+        description="Replay only: the simulated current time (epoch seconds) for cooldowns.",
+    )
+
+    def now(self) -> float:
+        """The current time: wall clock, or the replay's simulated clock."""
+        import time
+
+        return self.simulated_now if self.simulated_now is not None else time.time()
 
     def policy(self) -> settings.TriggerPolicy:
         """The effective trigger policy."""

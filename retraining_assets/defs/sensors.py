@@ -22,6 +22,8 @@ from retraining_assets.defs.resources import (
 )
 
 TRIGGER_TAG = "retraining/trigger"
+#: Replays stamp each run with its simulated start time (epoch seconds); cooldowns use it.
+CLOCK_TAG = "retraining/simulated_time"
 _PAGE = 200
 # A failed or cancelled retraining does not hold back the next trigger.
 _COUNTED = [
@@ -42,12 +44,16 @@ def hours_since_last_retraining(
     )
     if not records:
         return None
-    created = records[0].create_timestamp.timestamp()
+    record = records[0]
+    simulated = record.dagster_run.tags.get(CLOCK_TAG)
+    created = float(simulated) if simulated else record.create_timestamp.timestamp()
     return ((now if now is not None else time.time()) - created) / 3600.0
 
 
-def _cooldown_reason(instance: dg.DagsterInstance, cooldown_hours: float) -> str | None:
-    age = hours_since_last_retraining(instance)
+def _cooldown_reason(
+    instance: dg.DagsterInstance, cooldown_hours: float, now: float | None = None
+) -> str | None:
+    age = hours_since_last_retraining(instance, now=now)
     if age is not None and age < cooldown_hours:
         return f"cooldown: last retraining {age:.1f} h ago < {cooldown_hours:g} h"
     return None
@@ -178,7 +184,7 @@ def data_drift_sensor(
             cursor=cursor,
         )
     cause = drifted[-1]
-    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours)
+    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours, triggers.now())
     if cooldown:
         return dg.SensorResult(
             skip_reason=f"drift in {cause.partition} ({cause.metadata['summary']}) but {cooldown}",
@@ -233,7 +239,7 @@ def performance_drift_sensor(
             cursor=cursor,
         )
     cause = degraded[-1]
-    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours)
+    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours, triggers.now())
     if cooldown:
         return dg.SensorResult(
             skip_reason=f"degraded on {cause.partition} but {cooldown}", cursor=cursor
@@ -328,7 +334,7 @@ def concept_drift_sensor(
             ),
             cursor=cursor,
         )
-    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours)
+    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours, triggers.now())
     if cooldown:
         return dg.SensorResult(
             skip_reason=f"concept drift on {change.partition} but {cooldown}", cursor=cursor

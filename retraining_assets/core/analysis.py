@@ -1,0 +1,848 @@
+"""When exactly did the production model start to degrade? A retrospective analysis.
+
+Input is the production model's history, one :class:`PeriodPerformance` per period (e.g. one
+labelled batch, in time order) with its AUC and the model version that served it, and
+optionally a drift history: per period, feature -> PSI (or a ``FeatureDrift.to_dict()``-like
+mapping with ``"psi"`` and ``"drifted"``). :func:`analyze_degradation` answers with a
+:class:`DegradationReport`: the first period of the worse AUC level, the levels before and
+after, the change points, and the features whose drift began around then; :func:`plot_degradation`
+draws it.
+
+How it works:
+
+* The AUC series goes through :func:`~retraining_assets.core.detectors.degradation_onset`
+  (PELT or binary segmentation of the mean, robust penalty). Periods whose AUC is NaN (one
+  class only) or, with ``min_rows``, that have too few rows are skipped; positions found on the
+  remaining values are mapped back to the period ids. The onset period is the first analysed
+  period of the worse level: when skipped periods sit just before it, the change happened
+  somewhere between the last analysed period before it and the onset.
+* Model versions (``per_model=True``, the default). A retraining replaces the model, so the
+  AUC level resets: a drop of the old model, a recovery at the promotion, maybe a drop of the
+  new one. Each *stint* (maximal run of consecutive periods served by one version; a version
+  that comes back after a rollback starts a new stint) is therefore analysed on its own, and
+  the primary answer is the onset of the **current** (last) model if it degraded, else the
+  **most recent** degradation of an earlier model; the summary says which. Periods without a
+  version take the version of the period before (or after, at the start). Consequences: a drop
+  that coincides with a promotion (a worse new model) is not a degradation *of a model*, and a
+  stint needs at least ``2 * min_size`` analysed periods for a change point. With
+  ``per_model=False`` the whole series is one segment search; a recovery at a retraining is
+  then a change for the better and is skipped, so the first drop anywhere is reported.
+* Drift attribution. Each feature's PSI series (restricted, with ``per_model``, to the stint of
+  the degraded model: the drift reference is that model's training data, so PSI resets at a
+  retraining) goes through :func:`~retraining_assets.core.detectors.find_change_points`; an
+  upward level change of at least ``min_psi_increase`` within ``window`` periods of the onset
+  (positions in the performance timeline, skipped periods included) makes the feature
+  "drifting around the onset"; when a drifted flag is given, the feature must also be flagged
+  in at least one period of its new level. Features are ranked by the size of the PSI change.
+  Drift periods that are not performance periods are ignored.
+
+No weighting by ``n_rows``: the change-point cost is unweighted, so periods with very few rows
+(noisy AUC) should be dropped with ``min_rows`` instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from retraining_assets.core.detectors import degradation_onset, find_change_points
+
+DriftValue = float | int | Mapping[str, Any] | None
+"""One feature's drift in one period: its PSI, or a mapping with ``"psi"`` and ``"drifted"``."""
+
+DEFAULT_MIN_PSI_INCREASE = 0.1
+"""Smallest rise of a feature's PSI level that counts as its drift starting (PSI 0.1 is the
+usual boundary between "no" and "moderate" population shift)."""
+
+_METHODS = ("pelt", "binseg")
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeriodPerformance:
+    """The production model's performance on one period.
+
+    Attributes:
+        period: Period id, e.g. the ISO date of the batch; unique within a history.
+        auc: ROC AUC on the period (NaN when undefined, e.g. a single class).
+        n_rows: Labelled rows scored (0: unknown).
+        log_loss: Mean log loss, if known.
+        model_version: The registry version that served the period, if known.
+    """
+
+    period: str
+    auc: float
+    n_rows: int = 0
+    log_loss: float | None = None
+    model_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of periods at one AUC level (between change points or model changes).
+
+    Attributes:
+        start: First analysed period of the segment.
+        end: Last analysed period of the segment.
+        mean_auc: Mean AUC over the segment's analysed periods.
+        n_periods: Analysed periods in the segment.
+        model_version: Version serving the segment (None when unknown or not per model).
+    """
+
+    start: str
+    end: str
+    mean_auc: float
+    n_periods: int
+    model_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "mean_auc": _json_float(self.mean_auc),
+            "n_periods": self.n_periods,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass(frozen=True)
+class ModelDegradation:
+    """Degradation analysis of one stint of one served model (or of the whole series).
+
+    Attributes:
+        model_version: The version (None: unknown, or the whole series with mixed versions).
+        start: First period of the stint.
+        end: Last period of the stint.
+        n_periods: Periods in the stint.
+        n_analysed: Periods with a usable AUC.
+        mean_auc: Mean AUC over the analysed periods (None if there are none).
+        found: Whether this model's AUC dropped to a worse level.
+        onset_period: First analysed period of the worse level.
+        onset_index: Its position in the whole performance history (0-based).
+        before_mean: AUC level before the onset.
+        after_mean: AUC level from the onset.
+        drop: ``before_mean - after_mean`` (> 0).
+        change_points: Periods where the detector started a new segment in this stint.
+    """
+
+    model_version: int | None
+    start: str
+    end: str
+    n_periods: int
+    n_analysed: int
+    mean_auc: float | None
+    found: bool
+    onset_period: str | None = None
+    onset_index: int | None = None
+    before_mean: float | None = None
+    after_mean: float | None = None
+    drop: float | None = None
+    change_points: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (no NaN)."""
+        return {
+            "model_version": self.model_version,
+            "start": self.start,
+            "end": self.end,
+            "n_periods": self.n_periods,
+            "n_analysed": self.n_analysed,
+            "mean_auc": _json_float(self.mean_auc),
+            "found": self.found,
+            "onset_period": self.onset_period,
+            "onset_index": self.onset_index,
+            "before_mean": _json_float(self.before_mean),
+            "after_mean": _json_float(self.after_mean),
+            "drop": _json_float(self.drop),
+            "change_points": list(self.change_points),
+        }
+
+
+@dataclass(frozen=True)
+class DegradationReport:
+    """Outcome of :func:`analyze_degradation`.
+
+    Attributes:
+        found: Whether a degradation was found (of the current model, or else of an earlier one).
+        onset_period: First analysed period of the worse AUC level.
+        onset_index: Its position in the performance history (0-based; the summary counts from 1).
+        before_mean: AUC level before the onset.
+        after_mean: AUC level from the onset.
+        drop: ``before_mean - after_mean`` (> 0).
+        method: Change-point method (``"pelt"`` or ``"binseg"``).
+        change_points: Periods where the detector started a new segment (model changes are not
+            change points unless the detector found one there, see ``models``).
+        drifting_features: ``(feature, PSI level change, period its drift started)`` for the
+            features whose drift began within ``window`` periods of the onset, strongest first.
+        segments: The AUC levels, in time order; with ``per_model`` a model change also starts a
+            segment.
+        n_periods: Periods in the history.
+        n_analysed: Periods with a usable AUC.
+        mean_auc: Mean AUC over all analysed periods.
+        model_version: Version that degraded (None if not found or versions unknown).
+        current_model_version: Version serving the last period.
+        models: Per-stint analyses in time order (one entry for the whole series when not
+            ``per_model``).
+        skipped_periods: Periods left out (NaN AUC or fewer than ``min_rows`` rows).
+        per_model: Whether each served model was analysed separately.
+        min_drop: Smallest AUC drop that counted.
+        window: Drift attribution window, in periods.
+        drift_given: Whether a drift history was given (the summary then always says something
+            about drift).
+    """
+
+    found: bool
+    onset_period: str | None
+    onset_index: int | None
+    before_mean: float | None
+    after_mean: float | None
+    drop: float | None
+    method: str
+    change_points: tuple[str, ...] = ()
+    drifting_features: tuple[tuple[str, float, str], ...] = ()
+    segments: tuple[Segment, ...] = ()
+    n_periods: int = 0
+    n_analysed: int = 0
+    mean_auc: float | None = None
+    model_version: int | None = None
+    current_model_version: int | None = None
+    models: tuple[ModelDegradation, ...] = ()
+    skipped_periods: tuple[str, ...] = ()
+    per_model: bool = True
+    min_drop: float = 0.01
+    window: int = 2
+    drift_given: bool = False
+
+    @property
+    def degraded_model(self) -> ModelDegradation | None:
+        """The stint the primary answer comes from (None if nothing degraded)."""
+        if not self.found:
+            return None
+        for model in self.models:
+            if model.found and model.onset_index == self.onset_index:
+                return model
+        return None
+
+    def summary(self) -> str:
+        """One or two sentences for logs, run metadata and reports.
+
+        Returns:
+            For example ``"degradation of the current model v3 began in 2013-06-03 (period 22
+            of 52): mean AUC 0.742 -> 0.701 (-0.041); drift started around then in temp (PSI
+            +0.9 from 2013-05-27)"`` or ``"no degradation: AUC stable at 0.740 over 52 periods
+            (no change point)"``.
+        """
+        if self.n_analysed == 0:
+            return f"no degradation: no period with a usable AUC among {self.n_periods}"
+        if not self.found:
+            return self._summary_not_found()
+        model = self.degraded_model
+        where = (
+            f"{self.onset_period} (period {(self.onset_index or 0) + 1} of {self.n_periods})"
+        )
+        levels = (
+            f"mean AUC {_fmt(self.before_mean)} -> {_fmt(self.after_mean)} "
+            f"({-(self.drop or 0.0):+.3f})"
+        )
+        versions_known = any(m.model_version is not None for m in self.models)
+        if not self.per_model or model is None or not versions_known:
+            text = f"degradation began in {where}: {levels}"
+        elif model is self.models[-1]:
+            text = f"degradation of the current model {_v(model.model_version)} began in {where}"
+            text += f": {levels}"
+        else:
+            current = self.models[-1]
+            idx = self.models.index(model)
+            successor = self.models[idx + 1]
+            text = (
+                f"no degradation of the current model {_v(current.model_version)} "
+                f"(AUC {_fmt(current.mean_auc)} over {current.n_periods} period(s) since "
+                f"{current.start}); most recent degradation: model {_v(model.model_version)} "
+                f"from {where}: {levels}, until {_v(successor.model_version)} replaced it in "
+                f"{successor.start}"
+            )
+        return text + self._summary_drift()
+
+    def _summary_not_found(self) -> str:
+        n_cps = len(self.change_points)
+        detail = (
+            "no change point"
+            if n_cps == 0
+            else f"{n_cps} change point(s), none a drop of >= {self.min_drop:g}"
+        )
+        versions = [m for m in self.models if m.model_version is not None]
+        if self.per_model and len(self.models) > 1 and versions:
+            served = ", ".join(f"{_v(m.model_version)} from {m.start}" for m in self.models)
+            return (
+                f"no degradation of any of the {len(self.models)} served models "
+                f"({served}): AUC {_fmt(self.mean_auc)} on average over {self.n_periods} "
+                f"periods ({detail})"
+            )
+        level = "stable at" if n_cps == 0 else "at"
+        return (
+            f"no degradation: AUC {level} {_fmt(self.mean_auc)} over {self.n_periods} periods "
+            f"({detail})"
+        )
+
+    def _summary_drift(self) -> str:
+        if self.drifting_features:
+            parts = [
+                f"{name} (PSI {change:+.2g} from {start})"
+                for name, change, start in self.drifting_features
+            ]
+            return "; drift started around then in " + ", ".join(parts)
+        if self.drift_given:
+            return f"; no feature's drift started within {self.window} period(s) of the onset"
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (no NaN: missing numbers are None), with the summary."""
+        return {
+            "found": self.found,
+            "onset_period": self.onset_period,
+            "onset_index": self.onset_index,
+            "before_mean": _json_float(self.before_mean),
+            "after_mean": _json_float(self.after_mean),
+            "drop": _json_float(self.drop),
+            "method": self.method,
+            "change_points": list(self.change_points),
+            "drifting_features": [
+                {"feature": name, "psi_change": _json_float(change), "drift_start": start}
+                for name, change, start in self.drifting_features
+            ],
+            "segments": [segment.to_dict() for segment in self.segments],
+            "n_periods": self.n_periods,
+            "n_analysed": self.n_analysed,
+            "mean_auc": _json_float(self.mean_auc),
+            "model_version": self.model_version,
+            "current_model_version": self.current_model_version,
+            "models": [model.to_dict() for model in self.models],
+            "skipped_periods": list(self.skipped_periods),
+            "per_model": self.per_model,
+            "min_drop": self.min_drop,
+            "window": self.window,
+            "summary": self.summary(),
+        }
+
+
+def _json_float(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _v(version: int | None) -> str:
+    return "of unknown version" if version is None else f"v{version}"
+
+
+# --------------------------------------------------------------------------------------------
+# Input conversion
+# --------------------------------------------------------------------------------------------
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    out = float(value)
+    return None if math.isnan(out) else out
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return int(value)
+
+
+def _period_id(value: Any) -> str:
+    if hasattr(value, "isoformat"):
+        text = value.isoformat()
+        # A midnight timestamp reads better as its date.
+        return text[:10] if text.endswith("T00:00:00") else str(text)
+    return str(value)
+
+
+def performance_from_records(records: Sequence[Mapping[str, Any]]) -> list[PeriodPerformance]:
+    """Build the performance history from dicts (e.g. ``DataFrame.to_dict("records")``).
+
+    Args:
+        records: In time order, each with ``"period"`` (str, date or timestamp) and ``"auc"``
+            (None or NaN when undefined), optionally ``"n_rows"``, ``"log_loss"`` and
+            ``"model_version"`` (None or NaN when unknown; other keys are ignored).
+
+    Returns:
+        One :class:`PeriodPerformance` per record, in the same order.
+
+    Raises:
+        ValueError: When a record has no ``"period"`` or no ``"auc"``.
+    """
+    out: list[PeriodPerformance] = []
+    for i, record in enumerate(records):
+        if "period" not in record or "auc" not in record:
+            raise ValueError(f"record {i} needs 'period' and 'auc', got keys {sorted(record)}")
+        auc = _optional_float(record["auc"])
+        n_rows = _optional_int(record.get("n_rows"))
+        out.append(
+            PeriodPerformance(
+                period=_period_id(record["period"]),
+                auc=math.nan if auc is None else auc,
+                n_rows=0 if n_rows is None else n_rows,
+                log_loss=_optional_float(record.get("log_loss")),
+                model_version=_optional_int(record.get("model_version")),
+            )
+        )
+    return out
+
+
+def _drift_value(value: DriftValue) -> tuple[float | None, bool | None]:
+    """PSI (None if missing or not finite) and drifted flag (None if not given) of one entry."""
+    if value is None:
+        return None, None
+    if isinstance(value, Mapping):
+        psi = _optional_float(value.get("psi"))
+        flag = value.get("drifted")
+        psi = psi if psi is not None and math.isfinite(psi) else None
+        return psi, None if flag is None else bool(flag)
+    out = float(value)
+    return (out if math.isfinite(out) else None), None
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis
+# --------------------------------------------------------------------------------------------
+
+
+def _filled_versions(performance: Sequence[PeriodPerformance]) -> list[int | None]:
+    """Model versions with gaps filled from the period before (after, for leading gaps)."""
+    versions = [p.model_version for p in performance]
+    last: int | None = None
+    for i, version in enumerate(versions):
+        if version is None:
+            versions[i] = last
+        else:
+            last = version
+    first = next((v for v in versions if v is not None), None)
+    for i, version in enumerate(versions):
+        if version is not None:
+            break
+        versions[i] = first
+    return versions
+
+
+def _stints(versions: Sequence[int | None]) -> list[tuple[int, int]]:
+    """``[start, end)`` position ranges of the runs of equal versions."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(versions) + 1):
+        if i == len(versions) or versions[i] != versions[start]:
+            out.append((start, i))
+            start = i
+    return out
+
+
+def _analyse_stint(
+    performance: Sequence[PeriodPerformance],
+    usable: Sequence[bool],
+    start: int,
+    end: int,
+    version: int | None,
+    *,
+    method: Literal["pelt", "binseg"],
+    min_drop: float,
+    min_size: int,
+) -> tuple[ModelDegradation, list[Segment]]:
+    """Degradation onset and segments of the periods ``[start, end)``."""
+    positions = [i for i in range(start, end) if usable[i]]
+    values = np.array([performance[i].auc for i in positions], dtype=np.float64)
+    first, last = performance[start].period, performance[end - 1].period
+    if not positions:
+        empty = ModelDegradation(version, first, last, end - start, 0, None, False)
+        return empty, []
+    result = degradation_onset(values, min_drop=min_drop, method=method, min_size=min_size)
+    bounds = [0, *result.change_points, len(values)]
+    segments = [
+        Segment(
+            start=performance[positions[a]].period,
+            end=performance[positions[b - 1]].period,
+            mean_auc=float(values[a:b].mean()),
+            n_periods=b - a,
+            model_version=version,
+        )
+        for a, b in itertools.pairwise(bounds)
+    ]
+    onset = None if result.onset_index is None else positions[result.onset_index]
+    model = ModelDegradation(
+        model_version=version,
+        start=first,
+        end=last,
+        n_periods=end - start,
+        n_analysed=len(positions),
+        mean_auc=float(values.mean()),
+        found=result.found,
+        onset_period=None if onset is None else performance[onset].period,
+        onset_index=onset,
+        before_mean=result.before_mean if result.found else None,
+        after_mean=result.after_mean,
+        drop=result.drop,
+        change_points=tuple(performance[positions[cp]].period for cp in result.change_points),
+    )
+    return model, segments
+
+
+def _attribute_drift(
+    drift: Mapping[str, Mapping[str, DriftValue]],
+    performance: Sequence[PeriodPerformance],
+    start: int,
+    end: int,
+    onset: int,
+    *,
+    window: int,
+    method: Literal["pelt", "binseg"],
+    min_size: int,
+    min_psi_increase: float,
+) -> tuple[tuple[str, float, str], ...]:
+    """Features whose PSI level rose within ``window`` positions of ``onset`` in ``[start, end)``.
+
+    Returns:
+        ``(feature, PSI level change, period the new level starts)``, largest change first.
+    """
+    features: dict[str, None] = {}
+    for i in range(start, end):
+        for name in drift.get(performance[i].period, {}):
+            features.setdefault(name, None)
+    found: list[tuple[str, float, str]] = []
+    for name in features:
+        positions: list[int] = []
+        psis: list[float] = []
+        flags: list[bool | None] = []
+        for i in range(start, end):
+            per_period = drift.get(performance[i].period)
+            if per_period is None or name not in per_period:
+                continue
+            psi, flag = _drift_value(per_period[name])
+            if psi is None:
+                continue
+            positions.append(i)
+            psis.append(psi)
+            flags.append(flag)
+        if len(psis) < 2 * min_size:
+            continue
+        series = np.array(psis, dtype=np.float64)
+        cps = find_change_points(series, method=method, min_size=min_size)
+        bounds = [0, *cps, len(series)]
+        means = [float(series[a:b].mean()) for a, b in itertools.pairwise(bounds)]
+        has_flags = any(flag is not None for flag in flags)
+        best: tuple[int, float, int] | None = None  # (distance, -increase, position)
+        for k, cp in enumerate(cps):
+            increase = means[k + 1] - means[k]
+            distance = abs(positions[cp] - onset)
+            if increase < min_psi_increase or distance > window:
+                continue
+            if has_flags and not any(flags[cp : bounds[k + 2]]):
+                continue
+            candidate = (distance, -increase, positions[cp])
+            if best is None or candidate < best:
+                best = candidate
+        if best is not None:
+            found.append((name, -best[1], performance[best[2]].period))
+    found.sort(key=lambda item: (-item[1], item[0]))
+    return tuple(found)
+
+
+def analyze_degradation(
+    performance: Sequence[PeriodPerformance],
+    drift: Mapping[str, Mapping[str, DriftValue]] | None = None,
+    *,
+    method: str = "pelt",
+    min_drop: float = 0.01,
+    window: int = 2,
+    min_size: int = 2,
+    per_model: bool = True,
+    min_rows: int = 0,
+    min_psi_increase: float = DEFAULT_MIN_PSI_INCREASE,
+) -> DegradationReport:
+    """Find when the production model's AUC dropped to a worse level, and which drift came along.
+
+    See the module docstring for the method, the per-model handling and the drift attribution.
+
+    Args:
+        performance: The history, one entry per period, in time order (unique period ids).
+        drift: Per period id, feature -> PSI, or feature -> mapping with ``"psi"`` and optionally
+            ``"drifted"`` (as ``FeatureDrift.to_dict()``); None for no drift attribution.
+        method: Change-point method, ``"pelt"`` (exact) or ``"binseg"``.
+        min_drop: Smallest drop of the AUC level that counts as a degradation.
+        window: A feature's drift must start within this many periods of the onset.
+        min_size: Minimum number of analysed periods per segment (AUC and PSI series).
+        per_model: Analyse each served model's stint separately (see the module docstring).
+        min_rows: Skip periods with ``0 < n_rows < min_rows`` (``n_rows == 0`` means unknown).
+        min_psi_increase: Smallest rise of a feature's PSI level that counts as its drift.
+
+    Returns:
+        The report; ``report.summary()`` says it in one line.
+
+    Raises:
+        ValueError: On an unknown method, negative ``min_drop``/``window``/``min_psi_increase``,
+            ``min_size < 1`` or duplicated period ids.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"unknown method {method!r}; use 'pelt' or 'binseg'")
+    cp_method = cast(Literal["pelt", "binseg"], method)
+    if not min_drop >= 0.0:
+        raise ValueError(f"min_drop must be >= 0, got {min_drop}")
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    if min_size < 1:
+        raise ValueError(f"min_size must be >= 1, got {min_size}")
+    if not min_psi_increase >= 0.0:
+        raise ValueError(f"min_psi_increase must be >= 0, got {min_psi_increase}")
+    periods = [p.period for p in performance]
+    if len(set(periods)) != len(periods):
+        dupes = sorted({p for p in periods if periods.count(p) > 1})
+        raise ValueError(f"duplicated period ids: {dupes[:5]}")
+
+    usable = [
+        math.isfinite(p.auc) and not (0 < p.n_rows < min_rows) for p in performance
+    ]
+    skipped = tuple(p.period for p, ok in zip(performance, usable, strict=True) if not ok)
+    versions = _filled_versions(performance)
+    n = len(performance)
+    if per_model:
+        ranges = [(a, b, versions[a]) for a, b in _stints(versions)]
+    else:
+        single = versions[0] if n and len(set(versions)) == 1 else None
+        ranges = [(0, n, single)] if n else []
+
+    models: list[ModelDegradation] = []
+    segments: list[Segment] = []
+    for a, b, version in ranges:
+        model, segs = _analyse_stint(
+            performance,
+            usable,
+            a,
+            b,
+            version,
+            method=cp_method,
+            min_drop=min_drop,
+            min_size=min_size,
+        )
+        models.append(model)
+        segments.extend(segs)
+
+    primary_at = next((k for k in range(len(models) - 1, -1, -1) if models[k].found), None)
+    values = [p.auc for p, ok in zip(performance, usable, strict=True) if ok]
+    common: dict[str, Any] = {
+        "method": method,
+        "change_points": tuple(cp for m in models for cp in m.change_points),
+        "segments": tuple(segments),
+        "n_periods": n,
+        "n_analysed": len(values),
+        "mean_auc": float(np.mean(values)) if values else None,
+        "current_model_version": versions[-1] if n else None,
+        "models": tuple(models),
+        "skipped_periods": skipped,
+        "per_model": per_model,
+        "min_drop": float(min_drop),
+        "window": int(window),
+        "drift_given": drift is not None,
+    }
+    if primary_at is None:
+        return DegradationReport(
+            found=False,
+            onset_period=None,
+            onset_index=None,
+            before_mean=None,
+            after_mean=None,
+            drop=None,
+            **common,
+        )
+    primary = models[primary_at]
+    onset = cast(int, primary.onset_index)
+    drifting: tuple[tuple[str, float, str], ...] = ()
+    if drift is not None:
+        a, b, _ = ranges[primary_at]
+        drifting = _attribute_drift(
+            drift,
+            performance,
+            a,
+            b,
+            onset,
+            window=window,
+            method=cp_method,
+            min_size=min_size,
+            min_psi_increase=min_psi_increase,
+        )
+    return DegradationReport(
+        found=True,
+        onset_period=primary.onset_period,
+        onset_index=onset,
+        before_mean=primary.before_mean,
+        after_mean=primary.after_mean,
+        drop=primary.drop,
+        drifting_features=drifting,
+        model_version=primary.model_version,
+        **common,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------------------------
+
+
+def plot_degradation(
+    performance: Sequence[PeriodPerformance],
+    report: DegradationReport,
+    path: Path,
+    *,
+    title: str,
+    events: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Line chart of AUC per period with the segments, the onset and the model changes (PNG).
+
+    Draws the AUC per period (gaps at skipped periods, which are marked with an ``x`` on the
+    bottom axis), each segment's mean as a horizontal line over the segment, a red dashed line
+    at the onset with its period and levels, a dotted line and the new version at every model
+    change (stints shaded alternately), and a dash-dot line with its label for each event.
+    Every k-th period id is shown, rotated, so that at most ~14 labels appear.
+
+    Args:
+        performance: The history given to :func:`analyze_degradation`.
+        report: Its report.
+        path: Where to write the PNG (parent folders are created).
+        title: Chart title.
+        events: ``(period, label)`` pairs, e.g. retrainings; unknown periods are ignored.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
+
+    index = {p.period: i for i, p in enumerate(performance)}
+    n = len(performance)
+    x = np.arange(n)
+    skipped = set(report.skipped_periods)
+    auc = np.array(
+        [math.nan if p.period in skipped else p.auc for p in performance], dtype=np.float64
+    )
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=100)
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+
+    versions = _filled_versions(performance)
+    stints = _stints(versions) if n else []
+    if any(v is not None for v in versions):
+        for k, (a, b) in enumerate(stints):
+            if k % 2:
+                ax.axvspan(a - 0.5, b - 0.5, color="0.93", zorder=0)
+            if k:
+                ax.axvline(a - 0.5, color="0.35", linestyle=":", linewidth=1.2, zorder=1)
+            ax.text(
+                a - 0.3, 0.97, _v(versions[a]), transform=top, fontsize=9, va="top", color="0.25"
+            )
+
+    ax.plot(x, auc, color="tab:blue", marker="o", markersize=3.5, linewidth=1.2, label="AUC")
+    gaps = [index[p] for p in report.skipped_periods if p in index]
+    if gaps:
+        ax.plot(
+            gaps,
+            [0.01] * len(gaps),
+            "x",
+            color="0.4",
+            transform=top,
+            label="skipped (no AUC / too few rows)",
+            clip_on=False,
+        )
+
+    onset_version = report.model_version
+    for k, segment in enumerate(report.segments):
+        a, b = index.get(segment.start), index.get(segment.end)
+        if a is None or b is None:
+            continue
+        worse = (
+            report.found
+            and report.onset_index is not None
+            and a >= report.onset_index
+            and segment.model_version == onset_version
+            and (report.degraded_model is None or b <= index[report.degraded_model.end])
+        )
+        ax.hlines(
+            segment.mean_auc,
+            a - 0.4,
+            b + 0.4,
+            colors="tab:red" if worse else "tab:green",
+            linewidth=2.2,
+            label="segment mean" if k == 0 else None,
+            zorder=3,
+        )
+
+    if report.found and report.onset_index is not None:
+        ax.axvline(report.onset_index - 0.5, color="tab:red", linestyle="--", linewidth=1.5)
+        which = "" if onset_version is None else f" ({_v(onset_version)})"
+        ax.text(
+            report.onset_index - 0.3,
+            0.06,
+            f"onset {report.onset_period}{which}\n"
+            f"AUC {_fmt(report.before_mean)} -> {_fmt(report.after_mean)}",
+            transform=top,
+            color="tab:red",
+            fontsize=9,
+            va="bottom",
+            bbox={"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.85, "pad": 2},
+        )
+
+    for period, label in events:
+        if period not in index:
+            continue
+        pos = index[period]
+        ax.axvline(pos, color="tab:purple", linestyle="-.", linewidth=1)
+        ax.text(
+            pos + 0.2,
+            0.5,
+            label,
+            transform=top,
+            rotation=90,
+            color="tab:purple",
+            fontsize=8,
+            va="center",
+        )
+
+    step = max(1, math.ceil(n / 14))
+    ticks = list(range(0, n, step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([performance[i].period for i in ticks], rotation=45, ha="right")
+    ax.set_xlim(-1, max(n, 1))
+    finite = auc[np.isfinite(auc)]
+    if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        pad = max(0.15 * (high - low), 0.01)
+        ax.set_ylim(low - 2.2 * pad, high + 1.6 * pad)
+    ax.set_xlabel("period")
+    ax.set_ylabel("AUC")
+    ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
