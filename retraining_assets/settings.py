@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # The dataset schemas live in their own module: the DVC stage that builds the demo batches depends
 # on it, and on nothing else here, so changing a threshold does not invalidate the data.
@@ -90,6 +91,8 @@ class TriggerPolicy:
         correction: Multiple-testing correction over features: none, bonferroni, holm, bh.
         drift_rule: Dataset verdict: any_psi, share, or importance (importance-weighted share).
         share_threshold: Share of drifted features for the share / importance rules.
+        drift_exclude: Features left out of drift monitoring (e.g. calendar features such as
+            ``month``, which leave the reference range by construction).
         auc_floor: Absolute AUC on labelled feedback below which the model is degraded.
         relative_auc_floor: Degraded also if AUC < this x the AUC it had at promotion.
         min_labelled_rows: Fewer labelled rows than this: no performance verdict.
@@ -106,6 +109,7 @@ class TriggerPolicy:
     correction: str = "holm"
     drift_rule: str = "any_psi"
     share_threshold: float = 0.3
+    drift_exclude: tuple[str, ...] = ()
     auc_floor: float = 0.60
     relative_auc_floor: float = 0.95
     min_labelled_rows: int = 200
@@ -153,4 +157,8 @@ def load_trigger_policy(path: Path | None = None) -> TriggerPolicy:
     unknown = sorted(set(section) - known)
     if unknown:
         raise ValueError(f"{path}: unknown trigger settings {unknown}; known: {sorted(known)}")
-    return dataclasses.replace(DEFAULT_TRIGGERS, **section)
+    # YAML gives lists; the policy is frozen and hashable.
+    values: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in section.items()
+    }
+    return dataclasses.replace(DEFAULT_TRIGGERS, **values)

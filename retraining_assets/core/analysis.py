@@ -16,6 +16,15 @@ How it works:
   remaining values are mapped back to the period ids. The onset period is the first analysed
   period of the worse level: when skipped periods sit just before it, the change happened
   somewhere between the last analysed period before it and the onset.
+* A drop must be clear of the noise, too: ``drop / (s * sqrt(1/n_before + 1/n_after)) >=
+  min_z`` (default 3) with the two segments' lengths and ``s`` the robust s.d. of the
+  period-to-period AUC differences, pooled over the whole history (within model stints). A drop
+  that fails is skipped and the next worse change point is tried. The detector's penalty is
+  calibrated for ~50 periods; on the short series a retraining leaves it lets more noise through
+  (measured, N(0, 1) noise, min_drop = 1 s.d., 1,500 series: any degradation found in 6.6% of
+  12-period and 3.1% of 20-period stationary series), and this check brings that to 1.8% and
+  2.0% without losing any of the 3 s.d. drops located to +-1 period (89% at 12 periods, 95% at
+  20); at 40 or 52 periods it changes (almost) nothing.
 * Model versions (``per_model=True``, the default). A retraining replaces the model, so the
   AUC level resets: a drop of the old model, a recovery at the promotion, maybe a drop of the
   new one. Each *stint* (maximal run of consecutive periods served by one version; a version
@@ -45,7 +54,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -59,6 +68,9 @@ DriftValue = float | int | Mapping[str, Any] | None
 DEFAULT_MIN_PSI_INCREASE = 0.1
 """Smallest rise of a feature's PSI level that counts as its drift starting (PSI 0.1 is the
 usual boundary between "no" and "moderate" population shift)."""
+
+DEFAULT_MIN_Z = 3.0
+"""Default ``min_z`` of :func:`analyze_degradation` (see the module docstring)."""
 
 _METHODS = ("pelt", "binseg")
 
@@ -134,6 +146,8 @@ class ModelDegradation:
         after_mean: AUC level from the onset.
         drop: ``before_mean - after_mean`` (> 0).
         change_points: Periods where the detector started a new segment in this stint.
+        z: ``drop / (noise s.d. * sqrt(1/n_before + 1/n_after))`` of the onset (None if not
+            found).
     """
 
     model_version: int | None
@@ -149,6 +163,7 @@ class ModelDegradation:
     after_mean: float | None = None
     drop: float | None = None
     change_points: tuple[str, ...] = ()
+    z: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (no NaN)."""
@@ -166,6 +181,7 @@ class ModelDegradation:
             "after_mean": _json_float(self.after_mean),
             "drop": _json_float(self.drop),
             "change_points": list(self.change_points),
+            "z": _json_float(self.z),
         }
 
 
@@ -200,6 +216,7 @@ class DegradationReport:
         window: Drift attribution window, in periods.
         drift_given: Whether a drift history was given (the summary then always says something
             about drift).
+        noise_sd: Robust s.d. of the AUC noise from period to period (see ``min_z``).
     """
 
     found: bool
@@ -223,6 +240,7 @@ class DegradationReport:
     min_drop: float = 0.01
     window: int = 2
     drift_given: bool = False
+    noise_sd: float | None = None
 
     @property
     def degraded_model(self) -> ModelDegradation | None:
@@ -248,9 +266,7 @@ class DegradationReport:
         if not self.found:
             return self._summary_not_found()
         model = self.degraded_model
-        where = (
-            f"{self.onset_period} (period {(self.onset_index or 0) + 1} of {self.n_periods})"
-        )
+        where = f"{self.onset_period} (period {(self.onset_index or 0) + 1} of {self.n_periods})"
         levels = (
             f"mean AUC {_fmt(self.before_mean)} -> {_fmt(self.after_mean)} "
             f"({-(self.drop or 0.0):+.3f})"
@@ -332,6 +348,7 @@ class DegradationReport:
             "per_model": self.per_model,
             "min_drop": self.min_drop,
             "window": self.window,
+            "noise_sd": _json_float(self.noise_sd),
             "summary": self.summary(),
         }
 
@@ -457,6 +474,27 @@ def _stints(versions: Sequence[int | None]) -> list[tuple[int, int]]:
     return out
 
 
+def _noise_sd(
+    performance: Sequence[PeriodPerformance],
+    usable: Sequence[bool],
+    ranges: Sequence[tuple[int, int, int | None]],
+) -> float:
+    """Robust AUC noise s.d. from the first differences within each range, pooled.
+
+    ``1.4826 * MAD / sqrt(2)`` of the differences between consecutive analysed periods of the
+    same range (a model change is not noise), as in ``detectors.robust_noise_sd``; one estimate
+    for the whole history is far steadier than one per short stint.
+    """
+    diffs: list[float] = []
+    for start, end, _ in ranges:
+        values = [performance[i].auc for i in range(start, end) if usable[i]]
+        diffs.extend(np.diff(values).tolist())
+    if len(diffs) < 2:
+        return 0.0
+    d = np.asarray(diffs)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
+
+
 def _analyse_stint(
     performance: Sequence[PeriodPerformance],
     usable: Sequence[bool],
@@ -467,8 +505,15 @@ def _analyse_stint(
     method: Literal["pelt", "binseg"],
     min_drop: float,
     min_size: int,
+    min_z: float,
+    noise_sd: float,
 ) -> tuple[ModelDegradation, list[Segment]]:
-    """Degradation onset and segments of the periods ``[start, end)``."""
+    """Degradation onset and segments of the periods ``[start, end)``.
+
+    The first change point to a level worse by ``min_drop`` (``degradation_onset``) must also
+    be clear of the noise: ``drop / (noise_sd * sqrt(1/n_before + 1/n_after)) >= min_z`` with
+    the two segments' lengths; if it is not, the next worse change point is tried.
+    """
     positions = [i for i in range(start, end) if usable[i]]
     values = np.array([performance[i].auc for i in positions], dtype=np.float64)
     first, last = performance[start].period, performance[end - 1].period
@@ -476,32 +521,55 @@ def _analyse_stint(
         empty = ModelDegradation(version, first, last, end - start, 0, None, False)
         return empty, []
     result = degradation_onset(values, min_drop=min_drop, method=method, min_size=min_size)
-    bounds = [0, *result.change_points, len(values)]
+    cps = list(result.change_points)
+    bounds = [0, *cps, len(values)]
+    means = [float(values[a:b].mean()) for a, b in itertools.pairwise(bounds)]
     segments = [
         Segment(
             start=performance[positions[a]].period,
             end=performance[positions[b - 1]].period,
-            mean_auc=float(values[a:b].mean()),
+            mean_auc=mean,
             n_periods=b - a,
             model_version=version,
         )
-        for a, b in itertools.pairwise(bounds)
+        for (a, b), mean in zip(itertools.pairwise(bounds), means, strict=True)
     ]
-    onset = None if result.onset_index is None else positions[result.onset_index]
-    model = ModelDegradation(
+    onset_k: int | None = None
+    z = math.nan
+    first_k = 0 if result.onset_index is None else cps.index(result.onset_index)
+    for k in range(first_k, len(cps) if result.found else 0):
+        drop = means[k] - means[k + 1]
+        if not (drop > 0.0 and drop >= min_drop):
+            continue
+        spread = noise_sd * math.sqrt(
+            1.0 / (bounds[k + 1] - bounds[k]) + 1.0 / (bounds[k + 2] - bounds[k + 1])
+        )
+        z = drop / spread if spread > 0.0 else math.inf
+        if z >= min_z:
+            onset_k = k
+            break
+    base = ModelDegradation(
         model_version=version,
         start=first,
         end=last,
         n_periods=end - start,
         n_analysed=len(positions),
         mean_auc=float(values.mean()),
-        found=result.found,
-        onset_period=None if onset is None else performance[onset].period,
+        found=False,
+        change_points=tuple(performance[positions[cp]].period for cp in cps),
+    )
+    if onset_k is None:
+        return base, segments
+    onset = positions[cps[onset_k]]
+    model = replace(
+        base,
+        found=True,
+        onset_period=performance[onset].period,
         onset_index=onset,
-        before_mean=result.before_mean if result.found else None,
-        after_mean=result.after_mean,
-        drop=result.drop,
-        change_points=tuple(performance[positions[cp]].period for cp in result.change_points),
+        before_mean=means[onset_k],
+        after_mean=means[onset_k + 1],
+        drop=means[onset_k] - means[onset_k + 1],
+        z=z,
     )
     return model, segments
 
@@ -576,6 +644,7 @@ def analyze_degradation(
     min_size: int = 2,
     per_model: bool = True,
     min_rows: int = 0,
+    min_z: float = DEFAULT_MIN_Z,
     min_psi_increase: float = DEFAULT_MIN_PSI_INCREASE,
 ) -> DegradationReport:
     """Find when the production model's AUC dropped to a worse level, and which drift came along.
@@ -592,6 +661,8 @@ def analyze_degradation(
         min_size: Minimum number of analysed periods per segment (AUC and PSI series).
         per_model: Analyse each served model's stint separately (see the module docstring).
         min_rows: Skip periods with ``0 < n_rows < min_rows`` (``n_rows == 0`` means unknown).
+        min_z: A drop must also be this many standard errors (from the pooled noise s.d.) to
+            count; 0 accepts every drop of the change-point search.
         min_psi_increase: Smallest rise of a feature's PSI level that counts as its drift.
 
     Returns:
@@ -599,7 +670,7 @@ def analyze_degradation(
 
     Raises:
         ValueError: On an unknown method, negative ``min_drop``/``window``/``min_psi_increase``,
-            ``min_size < 1`` or duplicated period ids.
+            ``min_z``, ``min_size < 1`` or duplicated period ids.
     """
     if method not in _METHODS:
         raise ValueError(f"unknown method {method!r}; use 'pelt' or 'binseg'")
@@ -610,6 +681,8 @@ def analyze_degradation(
         raise ValueError(f"window must be >= 0, got {window}")
     if min_size < 1:
         raise ValueError(f"min_size must be >= 1, got {min_size}")
+    if not min_z >= 0.0:
+        raise ValueError(f"min_z must be >= 0, got {min_z}")
     if not min_psi_increase >= 0.0:
         raise ValueError(f"min_psi_increase must be >= 0, got {min_psi_increase}")
     periods = [p.period for p in performance]
@@ -617,9 +690,7 @@ def analyze_degradation(
         dupes = sorted({p for p in periods if periods.count(p) > 1})
         raise ValueError(f"duplicated period ids: {dupes[:5]}")
 
-    usable = [
-        math.isfinite(p.auc) and not (0 < p.n_rows < min_rows) for p in performance
-    ]
+    usable = [math.isfinite(p.auc) and not (0 < p.n_rows < min_rows) for p in performance]
     skipped = tuple(p.period for p, ok in zip(performance, usable, strict=True) if not ok)
     versions = _filled_versions(performance)
     n = len(performance)
@@ -629,6 +700,7 @@ def analyze_degradation(
         single = versions[0] if n and len(set(versions)) == 1 else None
         ranges = [(0, n, single)] if n else []
 
+    noise_sd = _noise_sd(performance, usable, ranges)
     models: list[ModelDegradation] = []
     segments: list[Segment] = []
     for a, b, version in ranges:
@@ -641,6 +713,8 @@ def analyze_degradation(
             method=cp_method,
             min_drop=min_drop,
             min_size=min_size,
+            min_z=min_z,
+            noise_sd=noise_sd,
         )
         models.append(model)
         segments.extend(segs)
@@ -661,6 +735,7 @@ def analyze_degradation(
         "min_drop": float(min_drop),
         "window": int(window),
         "drift_given": drift is not None,
+        "noise_sd": noise_sd if values else None,
     }
     if primary_at is None:
         return DegradationReport(
@@ -774,26 +849,27 @@ def plot_degradation(
         )
 
     onset_version = report.model_version
-    for k, segment in enumerate(report.segments):
-        a, b = index.get(segment.start), index.get(segment.end)
-        if a is None or b is None:
+    degraded = report.degraded_model
+    worse_from = report.onset_index if report.onset_index is not None else n
+    worse_to = index.get(degraded.end, n) if degraded is not None else n
+    labelled: set[bool] = set()
+    for segment in report.segments:
+        first, last = index.get(segment.start), index.get(segment.end)
+        if first is None or last is None:
             continue
-        worse = (
-            report.found
-            and report.onset_index is not None
-            and a >= report.onset_index
-            and segment.model_version == onset_version
-            and (report.degraded_model is None or b <= index[report.degraded_model.end])
-        )
+        worse = worse_from <= first and last <= worse_to
         ax.hlines(
             segment.mean_auc,
-            a - 0.4,
-            b + 0.4,
+            first - 0.4,
+            last + 0.4,
             colors="tab:red" if worse else "tab:green",
             linewidth=2.2,
-            label="segment mean" if k == 0 else None,
+            label="_nolegend_"
+            if worse in labelled
+            else ("segment mean, degraded" if worse else "segment mean"),
             zorder=3,
         )
+        labelled.add(worse)
 
     if report.found and report.onset_index is not None:
         ax.axvline(report.onset_index - 0.5, color="tab:red", linestyle="--", linewidth=1.5)
@@ -840,7 +916,8 @@ def plot_degradation(
     ax.set_ylabel("AUC")
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    # Below the axes: inside, it would hide the data or the version labels.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -241,11 +241,11 @@ def parse_dataset_config(
         raise fail("", f"expected a mapping of dataset settings, got {_kind(data)}")
     unknown = sorted(str(k) for k in data if k not in _KNOWN_KEYS)
     if unknown:
-        hints = [_suggest(k, _KNOWN_KEYS) for k in unknown]
+        listed = ", ".join(f"{k!r}{_suggest(k, _KNOWN_KEYS)}" for k in unknown)
         raise fail(
             "",
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
-            f"{''.join(h for h in hints if h)}; known keys: {', '.join(_KNOWN_KEYS)}",
+            f"unknown key{'s' if len(unknown) > 1 else ''} {listed}; "
+            f"known keys: {', '.join(_KNOWN_KEYS)}",
         )
 
     def text(key: str) -> str | None:
@@ -720,9 +720,9 @@ def resolve(
         if len(duplicated):
             raise DatasetConfigError(
                 f"{config.where('id_column')}: {config.id_column!r} is not unique: "
-                f"{len(duplicated)} duplicate values (e.g. {_show(duplicated.iloc[0])})"
+                f"{len(duplicated)} rows repeat an earlier value (e.g. {_show(duplicated.iloc[0])})"
             )
-        columns[config.id_column] = ids.to_numpy()
+        columns[config.id_column] = ids.reset_index(drop=True)  # keeps nullable/str dtypes
     columns[config.timestamp] = timestamps.to_numpy(dtype="datetime64[ns]")
     for column in schema.numeric_features:
         columns[column] = frame[column].loc[index].to_numpy(dtype="float64", na_value=np.nan)

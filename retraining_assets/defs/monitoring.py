@@ -27,22 +27,28 @@ from retraining_assets.settings import SPLIT_COLUMN
 GROUP = "monitoring"
 
 
-def _reference_profile(production: ProductionResource, dvc: DvcResource, schema, record):
+def _reference_profile(
+    production: ProductionResource, dvc: DvcResource, numeric, categorical, record
+):
     """The drift reference of a production version, cached as ``profiles/<model md5>.npz``.
 
     Built once from the training split of the data the model was trained on.
     """
+    import hashlib
+
     from retraining_assets.core.drift import ReferenceProfile, build_reference
 
     store = production.store()
-    path = store.root / "profiles" / f"{record.model_md5}.npz"
+    # One profile per model and monitored feature set (drift_exclude may change).
+    key = hashlib.sha1(",".join([*numeric, "|", *categorical]).encode()).hexdigest()[:8]
+    path = store.root / "profiles" / f"{record.model_md5}-{key}.npz"
     if path.exists():
         return ReferenceProfile.from_npz(path)
     if not record.dataset_md5:
         raise dg.Failure(f"production v{record.version} records no training data md5")
     frame = _read_dataset_md5(dvc, record.dataset_md5)
     train = frame[frame[SPLIT_COLUMN] == "train"] if SPLIT_COLUMN in frame else frame
-    profile = build_reference(train, schema.numeric_features, schema.categorical_features)
+    profile = build_reference(train, numeric, categorical)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.npz")
     profile.to_npz(tmp)
@@ -93,10 +99,13 @@ def batch_drift(
         return dg.MaterializeResult(
             metadata={"drift/verdict": "no_reference", "summary": "no production model yet"}
         )
-    profile = _reference_profile(production, dvc, schema, record)
+    excluded = set(policy.drift_exclude)
+    numeric = [f for f in schema.numeric_features if f not in excluded]
+    categorical = [f for f in schema.categorical_features if f not in excluded]
+    profile = _reference_profile(production, dvc, numeric, categorical, record)
     frame = batch_io.read_batch(
         batch_io.batch_path(batch_source.path(), context.partition_key),
-        columns=schema.features,
+        columns=[*numeric, *categorical],
     )
     booster = load_model(production.store().model_path(record))
     result = compute_drift(
@@ -110,7 +119,11 @@ def batch_drift(
             rule=policy.drift_rule,
             share_threshold=policy.share_threshold,
         ),
-        importance=_feature_importance(booster, schema.features),
+        importance={
+            k: v
+            for k, v in _feature_importance(booster, schema.features).items()
+            if k not in excluded
+        },
     )
     chart = plot_drift(
         result,
@@ -142,6 +155,7 @@ def batch_drift(
             "drifted_features": ", ".join(result.drifted_features()) or "none",
             "n_drifted": dg.MetadataValue.int(len(result.drifted_features())),
             "summary": result.summary(),
+            "excluded_features": ", ".join(sorted(excluded)) or "none",
             "production_version": dg.MetadataValue.int(record.version),
             "rows": dg.MetadataValue.int(result.n_current),
             "features": dg.MetadataValue.md(table),
