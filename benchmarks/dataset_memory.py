@@ -99,18 +99,16 @@ def frame_sizes(frame) -> dict[str, int]:
 
 
 def _control_assets(dg):
-    from retraining_assets.defs.resources import DvcResource
-
     @dg.asset(name="empty_asset")
     def empty_asset() -> None:
         """Nothing: Dagster's own cost of a one-step run."""
 
-    @dg.asset(name="dvc_one_row")
-    def dvc_one_row(dvc: DvcResource) -> None:
+    @dg.asset(name="dvc_one_row", required_resource_keys={"dvc"})
+    def dvc_one_row(context) -> None:
         """Create the DVC store, write a one-row parquet file, dvc add + push it."""
         import pandas as pd
 
-        store = dvc.store()
+        store = context.resources.dvc.store()
         path = store.repo_dir / "artifacts" / "one_row.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"x": [1.0]}).to_parquet(path)
@@ -234,7 +232,7 @@ def child_stages(case: str, variant: str) -> dict[str, Any]:
                 "stage": name,
                 "rss_before": before_rss,
                 "rss_after": current_rss(),
-                "rss_peak": peak_rss(),
+                "rss_peak": max(peak_rss(), current_rss()),
                 "traced_retained": traced - before_traced,
                 "traced_peak_extra": traced_peak - before_traced,
             }

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -264,9 +265,8 @@ def contender_scipy(ref: pd.DataFrame, cur: pd.DataFrame, repeats: int) -> dict[
         for name in NUMERIC:
             pvalues[name] = float(stats.ks_2samp(ref[name].dropna(), cur[name].dropna()).pvalue)
         for name in CATEGORICAL:
-            table = pd.concat(
-                [ref[name].value_counts(), cur[name].value_counts()], axis=1
-            ).fillna(0)
+            counts = [ref[name].value_counts(), cur[name].value_counts()]
+            table = pd.concat(counts, axis=1).fillna(0)
             pvalues[name] = float(stats.chi2_contingency(table.to_numpy().T).pvalue)
         return pvalues
 
@@ -374,7 +374,7 @@ def contender_nannyml(
         stats[name] = {
             "method": method,
             "max_value": float(values.max()),
-            "upper_threshold": float(frame[(name, method, "upper_threshold")].iloc[0]),
+            "upper_threshold": _float_or_none(frame[(name, method, "upper_threshold")].iloc[0]),
             "chunks_alerting": int(frame[column].fillna(False).astype(bool).sum()),
             "chunks": len(frame),
         }
@@ -383,6 +383,10 @@ def contender_nannyml(
         "rows": [_row(f"{label} fit", fit_s), _row(f"{label} calculate", calc_s, flags)],
         "stats": stats,
     }
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 #: Contender name -> (runs in the competitor venv, slow, runner).
@@ -399,6 +403,16 @@ CONTENDERS: dict[str, tuple[bool, bool, Callable[..., dict[str, Any]]]] = {
 }
 
 
+#: Modules each contender family imports, loaded before the baseline memory is taken.
+IMPORTS: dict[str, tuple[str, ...]] = {
+    "sort": (),
+    "ours": ("retraining_assets.core.drift",),
+    "scipy": ("scipy.stats",),
+    "evidently": ("evidently", "evidently.presets"),
+    "nannyml": ("nannyml",),
+}
+
+
 def run_one(tool: str, size: int, data: Path, repeats: int, out: Path) -> None:
     """Child-process entry: load the data, run one contender, write a JSON record to ``out``.
 
@@ -409,6 +423,8 @@ def run_one(tool: str, size: int, data: Path, repeats: int, out: Path) -> None:
         repeats: Timing repeats.
         out: Where to write the record.
     """
+    for module in IMPORTS[tool.split("-")[0]]:  # imports count in the baseline, not in +MB
+        importlib.import_module(module)
     ref, cur = load_data(data)
     if len(ref) != size or len(cur) != size:
         raise ValueError(f"data has {len(ref)}/{len(cur)} rows, expected {size}")
@@ -425,7 +441,7 @@ def run_one(tool: str, size: int, data: Path, repeats: int, out: Path) -> None:
 
 
 def _versions(tool: str) -> dict[str, str]:
-    import importlib.metadata as metadata
+    from importlib import metadata
 
     names = ["numpy", "pandas", "scipy"]
     names += [tool.split("-")[0]] if CONTENDERS[tool][0] else []
@@ -545,8 +561,11 @@ def _agreement(flags: dict[str, bool] | None, reference: dict[str, bool] | None)
 def _bits(flags: dict[str, bool] | None) -> str:
     if flags is None:
         return "-"
-    text = "".join("?" if n not in flags else "1" if flags[n] else "." for n in NUMERIC)
-    return text + " " + "".join("?" if n not in flags else "1" if flags[n] else "." for n in CATEGORICAL)
+
+    def bit(name: str) -> str:
+        return "?" if name not in flags else "1" if flags[name] else "."
+
+    return "".join(map(bit, NUMERIC)) + " " + "".join(map(bit, CATEGORICAL))
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -641,8 +660,9 @@ def print_flags(size: int, records: dict[str, dict[str, Any]], rows: list[dict[s
     print(f"\nper-feature flags at N={size:,} (n0..n19 c0..c4; 1 = drifted, . = not)")
     lines: list[tuple[str, dict[str, bool] | None]] = [("drifted by construction", truth)]
     if len(stats) == len(FEATURES):
-        lines.append(("ours PSI > 0.2", {n: (s["psi"] or 0) > PSI_THRESHOLD for n, s in stats.items()}))
-        lines.append(("ours raw p < 0.05", {n: s["p"] is not None and s["p"] < ALPHA for n, s in stats.items()}))
+        psi_flags = {n: (s["psi"] or 0.0) > PSI_THRESHOLD for n, s in stats.items()}
+        p_flags = {n: s["p"] is not None and s["p"] < ALPHA for n, s in stats.items()}
+        lines += [("ours PSI > 0.2", psi_flags), ("ours raw p < 0.05", p_flags)]
     lines += [(row["tool"], row["flags"]) for row in rows if row.get("flags") is not None]
     for label, flags in lines:
         print(f"  {label:<42}{_bits(flags)}")
@@ -688,9 +708,9 @@ def print_stats(size: int, records: dict[str, dict[str, Any]]) -> None:
             f"{(num(js['max_value']) + '/' + num(js['upper_threshold'])) if js else '-':>15}"
             f"{chunks(js):>6}{chunks(nml_ks.get(name)):>8}"
         )
-    methods = {item.get("method") for item in ev_def.values()}
+    methods = ", ".join(sorted({str(item.get("method")) for item in ev_def.values()}))
     if methods:
-        print(f"  (ev dflt = Evidently default score; methods: {', '.join(sorted(map(str, methods)))})")
+        print(f"  (ev dflt = Evidently default score; methods: {methods})")
 
 
 def summary_lines(rows: list[dict[str, Any]], sizes: list[int]) -> list[str]:

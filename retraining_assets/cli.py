@@ -22,12 +22,43 @@ def _dagster_home() -> Path:
     return Path(home)
 
 
+def _dataset_config(path: str | None):
+    """The dataset configuration from ``path``, else from the project configuration file.
+
+    ``None`` for the built-in flights demo (no ``dataset:`` mapping configured).
+    """
+    from retraining_assets.core.dataset_config import (
+        dataset_config_from_section,
+        load_dataset_config,
+    )
+
+    if path:
+        return load_dataset_config(Path(path).resolve())
+    config_path = settings.config_file()
+    value = settings.load_config().get("dataset")
+    if value is None or value in ("flights", "synthetic"):
+        return None
+    return dataset_config_from_section(value, base_dir=config_path.parent, origin=str(config_path))
+
+
 def cmd_build_batches(args: argparse.Namespace) -> int:
-    """Write the weekly flight batches (the DVC stage's command)."""
+    """Write the batch files: the flights demo (the DVC stage's command) or a configured dataset."""
+    from retraining_assets.core.dataset_config import DatasetConfigError, build_batches
     from retraining_assets.core.demo_data import build_flight_batches
 
     started = time.perf_counter()
-    paths = build_flight_batches(Path(args.out), max_weeks=args.max_weeks)
+    try:
+        config = _dataset_config(args.dataset)
+        notes: list[str] = []
+        if config is None:
+            paths = build_flight_batches(Path(args.out), max_weeks=args.max_weeks)
+        else:
+            paths = build_batches(config, Path(args.out), max_batches=args.max_weeks, notes=notes)
+    except DatasetConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}")
     print(f"wrote {len(paths)} batches to {args.out} in {time.perf_counter() - started:.1f}s")
     return 0
 
@@ -286,10 +317,27 @@ def cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from retraining_assets.core.dataset_config import DatasetConfigError, build_batches
+
     config: dict = {}
     source = Path(args.source).resolve() if args.source else None
-    if args.config:
-        config = settings.load_config(Path(args.config).resolve())
+    out = Path(args.out).resolve()
+    try:
+        dataset = _dataset_config(args.config)
+        if args.config:
+            raw = settings.load_config(Path(args.config).resolve())
+            config = {"triggers": raw.get("triggers") or {}}
+        if source is None and dataset is not None:
+            # Any dataset by configuration: batches (and their _schema.json) built for the replay.
+            source = out / "batches"
+            notes: list[str] = []
+            paths = build_batches(dataset, source, notes=notes)
+            for note in notes:
+                print(f"note: {note}")
+            print(f"built {len(paths)} {dataset.frequency} batches of {dataset.name} in {source}")
+    except DatasetConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if source is None:
         source = settings.project_root() / "data" / "batches"
         if not any(source.glob("*.parquet")):
@@ -297,16 +345,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     report = run_replay(
         source,
         policies,
-        Path(args.out).resolve(),
+        out,
         initial=args.initial,
         window_batches=args.window,
-        config={k: v for k, v in config.items() if k in ("dataset", "triggers")},
+        config=config,
         subsample=args.subsample,
         max_periods=args.periods,
         keep_state=args.keep_state,
     )
     print(f"\n{(Path(args.out) / 'summary.md').read_text()}")
     print(f"wrote {args.out}/replay.json, replay.png, summary.md in {report['wall_seconds']:.0f}s")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Estimate when the model began to deteriorate, from a replay's output folder."""
+    from retraining_assets.replay import analyze_replay
+
+    try:
+        data = analyze_replay(Path(args.out).resolve(), args.policy)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[{data['policy']}] {data['summary']}")
+    print(f"wrote {args.out}/analysis.json and analysis.png")
     return 0
 
 
@@ -340,9 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retraining", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("build-batches", help="write weekly flight batches (run by `dvc repro`)")
+    p = sub.add_parser(
+        "build-batches", help="write batch files: flights demo (dvc repro) or --dataset CONFIG"
+    )
     p.add_argument("--out", default="data/batches")
-    p.add_argument("--max-weeks", type=int, default=None)
+    p.add_argument("--dataset", default=None, help="dataset configuration YAML")
+    p.add_argument("--max-weeks", type=int, default=None, help="at most this many batches")
     p.set_defaults(func=cmd_build_batches)
 
     p = sub.add_parser("prepare-data", help="dvc repro + push the demo batches")
@@ -381,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--periods", type=int, default=None, help="replay at most this many periods")
     p.add_argument("--keep-state", action="store_true", help="keep each policy's state in OUT")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("analyze", help="when did the model begin to degrade (replay output)")
+    p.add_argument("out", help="a replay's output folder (with replay.json)")
+    p.add_argument("--policy", default=None, help="which policy's history (default: never)")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("doctor", help="versions, paths, dependency traps")
     p.set_defaults(func=cmd_doctor)

@@ -11,7 +11,7 @@ from retraining_assets.defs.assets import (
     validated_dataset,
 )
 from retraining_assets.defs.jobs import ingest_job, monitoring_job, performance_job, retraining_job
-from retraining_assets.defs.monitoring import batch_drift, batch_performance
+from retraining_assets.defs.monitoring import batch_drift, batch_performance, degradation_analysis
 from retraining_assets.defs.production import rollback_job, shadow_decision_job
 from retraining_assets.defs.resources import (
     BatchSourceResource,
@@ -45,6 +45,7 @@ defs = dg.Definitions(
         production_model,
         batch_drift,
         batch_performance,
+        degradation_analysis,
     ],
     jobs=[
         retraining_job,

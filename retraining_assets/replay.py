@@ -55,6 +55,7 @@ class PeriodRecord:
     log_loss: float | None
     drift: str | None
     max_psi: float | None
+    psi: dict[str, float | None] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -298,6 +299,7 @@ def replay_policy(
                 log_loss=perf.get("log_loss"),
                 drift=drift.get("drift/verdict"),
                 max_psi=drift.get("max_psi"),
+                psi=dict(drift.get("psi") or {}),
             )
             tick_resources = {
                 **resources,
@@ -517,3 +519,53 @@ def plot_replay(results: list[PolicyResult], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def analyze_replay(out_dir: Path, policy: str | None = None) -> dict[str, Any]:
+    """Find when the served model began to deteriorate in a replay's output.
+
+    Uses the ``never`` policy when present (one model, never retrained: its decline is the
+    clearest), else the given or first policy. Writes ``analysis.json`` and ``analysis.png``.
+    """
+    from retraining_assets.core.analysis import (
+        PeriodPerformance,
+        analyze_degradation,
+        plot_degradation,
+    )
+
+    report = json.loads((out_dir / "replay.json").read_text())
+    policies = report["policies"]
+    chosen = policy or ("never" if "never" in policies else next(iter(policies)))
+    if chosen not in policies:
+        raise ValueError(f"policy {chosen!r} not in {out_dir / 'replay.json'}: {list(policies)}")
+    periods = policies[chosen]["periods"]
+    history = [
+        PeriodPerformance(
+            period=p["period"],
+            auc=float("nan") if p["auc"] is None else float(p["auc"]),
+            n_rows=int(p["rows"]),
+            log_loss=p["log_loss"],
+            model_version=p["served_version"],
+        )
+        for p in periods
+    ]
+    drift = {
+        p["period"]: {k: float(v) for k, v in (p.get("psi") or {}).items() if v is not None}
+        for p in periods
+    }
+    result = analyze_degradation(history, drift)
+    events = [
+        (p["period"], f"retrain ({p['events'][0]['cause']})")
+        for p in periods
+        if p["events"] and p["events"][0]["promoted"]
+    ]
+    plot_degradation(
+        history,
+        result,
+        out_dir / "analysis.png",
+        title=f"Replay '{chosen}': served-model AUC and the onset of degradation",
+        events=events,
+    )
+    data = {"policy": chosen, **result.to_dict()}
+    (out_dir / "analysis.json").write_text(json.dumps(data, indent=2))
+    return data

@@ -158,7 +158,5 @@ def load_trigger_policy(path: Path | None = None) -> TriggerPolicy:
     if unknown:
         raise ValueError(f"{path}: unknown trigger settings {unknown}; known: {sorted(known)}")
     # YAML gives lists; the policy is frozen and hashable.
-    values: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in section.items()
-    }
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
     return dataclasses.replace(DEFAULT_TRIGGERS, **values)

@@ -6,6 +6,7 @@ the batch's labels arrive.
 
 import json
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -156,6 +157,12 @@ def batch_drift(
             "n_drifted": dg.MetadataValue.int(len(result.drifted_features())),
             "summary": result.summary(),
             "excluded_features": ", ".join(sorted(excluded)) or "none",
+            "psi": dg.MetadataValue.json(
+                {
+                    f.name: (None if f.psi is None else round(float(f.psi), 6))
+                    for f in result.features
+                }
+            ),
             "production_version": dg.MetadataValue.int(record.version),
             "rows": dg.MetadataValue.int(result.n_current),
             "features": dg.MetadataValue.md(table),
@@ -262,5 +269,83 @@ def batch_performance(
             "errors_path": dg.MetadataValue.path(str(errors_path)),
             "metrics": dg.MetadataValue.json(json.loads(json.dumps(perf.as_dict()))),
             **shadow_md,
+        }
+    )
+
+
+def _all_materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> list:
+    """Every materialization record of ``key``, oldest first, page by page."""
+    records: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = instance.fetch_materializations(key, limit=1000, cursor=cursor, ascending=True)
+        records.extend(page.records)
+        if not page.has_more:
+            return records
+        cursor = page.cursor
+
+
+@dg.asset(
+    deps=[batch_drift, batch_performance],
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"numpy", "pandas"},
+)
+def degradation_analysis(
+    context: dg.AssetExecutionContext, triggers: TriggerPolicyResource
+) -> dg.MaterializeResult:
+    """When did the production model start to degrade, and which features drifted around then?
+
+    Takes the production model's AUC on every labelled batch (``batch_performance``) and the
+    per-feature PSI history (``batch_drift``), finds change points in the AUC series of each
+    served model (PELT with a robust penalty, plus a noise check), and reports the onset period,
+    the size of the drop, the features whose drift started within two periods of it, and a plot.
+    """
+    from retraining_assets.core.analysis import (
+        PeriodPerformance,
+        analyze_degradation,
+        plot_degradation,
+    )
+
+    performance: dict[str, PeriodPerformance] = {}
+    drift: dict[str, dict[str, float]] = {}
+    for key, sink in ((batch_performance.key, "perf"), (batch_drift.key, "drift")):
+        for record in _all_materializations(context.instance, key):
+            mat = record.asset_materialization
+            if mat is None or not mat.partition:
+                continue
+            md = {k: v.value for k, v in mat.metadata.items()}
+            if sink == "perf" and "auc" in md:
+                performance[mat.partition] = PeriodPerformance(
+                    period=mat.partition,
+                    auc=float(md["auc"]),
+                    n_rows=int(md.get("rows", 0)),
+                    log_loss=float(md["log_loss"]) if "log_loss" in md else None,
+                    model_version=int(md["production_version"]),
+                )
+            elif sink == "drift" and isinstance(md.get("psi"), dict):
+                drift[mat.partition] = {k: float(v) for k, v in md["psi"].items() if v is not None}
+    history = [performance[p] for p in sorted(performance)]
+    if len(history) < 4:
+        return dg.MaterializeResult(
+            metadata={"summary": f"only {len(history)} labelled batches: too few to analyse"}
+        )
+    report = analyze_degradation(history, drift)
+    plot = plot_degradation(
+        history,
+        report,
+        triggers.monitoring_dir() / "degradation.png",
+        title="Production AUC per batch: onset of degradation",
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "summary": report.summary(),
+            "found": report.found,
+            "onset_period": report.onset_period or "none",
+            "drop": dg.MetadataValue.float(float(report.drop) if report.drop is not None else 0.0),
+            "drifting_features": ", ".join(f[0] for f in report.drifting_features) or "none",
+            "periods": dg.MetadataValue.int(len(history)),
+            "plot": _md_image(plot, "AUC per batch with the onset of degradation"),
+            "report": dg.MetadataValue.json(report.to_dict()),
         }
     )

@@ -44,8 +44,27 @@ class BatchSourceResource(dg.ConfigurableResource):
         return Path(self.directory).resolve() if self.directory else settings.batches_dir()
 
     def dataset_schema(self) -> settings.DatasetSchema:
-        """The dataset schema named by ``dataset``."""
-        name = self.dataset or settings.load_config().get("dataset") or "flights"
+        """The schema of the batches.
+
+        In order: the built-in schema named by the ``dataset`` field; the ``_schema.json`` that
+        ``retraining build-batches`` writes beside batches built from a dataset configuration;
+        the built-in name in the configuration file's ``dataset:``; else flights.
+        """
+        name = self.dataset
+        if name is None:
+            from retraining_assets.core.dataset_config import read_schema_file
+
+            recorded = read_schema_file(self.path())
+            if recorded is not None:
+                return recorded
+            value = settings.load_config().get("dataset") or "flights"
+            if not isinstance(value, str) or value not in ("flights", "synthetic"):
+                raise dg.Failure(
+                    f"a dataset configuration is set ({settings.config_file()}) but "
+                    f"{self.path()} has no _schema.json: build the batches with "
+                    "`retraining build-batches`"
+                )
+            name = value
         if name == "flights":
             return settings.FLIGHTS_SCHEMA
         if name == "synthetic":

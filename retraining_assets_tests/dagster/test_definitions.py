@@ -19,6 +19,7 @@ CHAIN = [
 
 
 MONITORING = ["batch_drift", "batch_performance"]
+ANALYSIS = ["degradation_analysis"]
 
 
 def _graph() -> dg.AssetGraph:
@@ -28,10 +29,11 @@ def _graph() -> dg.AssetGraph:
 def test_asset_keys_groups_and_metadata() -> None:
     graph = _graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_batches", *CHAIN, *MONITORING}
+    assert keys == {"raw_batches", *CHAIN, *MONITORING, *ANALYSIS}
     for key in keys:
         node = graph.get(dg.AssetKey(key))
-        assert node.group_name == ("monitoring" if key in MONITORING else "retraining")
+        monitoring = key in MONITORING or key in ANALYSIS
+        assert node.group_name == ("monitoring" if monitoring else "retraining")
         assert node.owners == ["team:ml-platform"]
         assert node.kinds, key
         assert node.description, key
@@ -128,7 +130,7 @@ def test_string_asset_selection_regression() -> None:
         ],
         resources=defs.resources,
     )
-    assert len(probe.resolve_job_def("everything").nodes_in_topological_order) == 8
+    assert len(probe.resolve_job_def("everything").nodes_in_topological_order) == 9
     downstream = probe.resolve_job_def("downstream").nodes_in_topological_order
     assert {n.name for n in downstream} == set(CHAIN)
 

@@ -7,6 +7,7 @@ import json
 import uuid
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from retraining_assets.core import synthetic
@@ -287,3 +288,33 @@ def test_concept_drift_sensor_fires_on_changed_relationship_with_stable_features
     assert state["version"] == 1 and state["rows"] == 6 * 800
     assert ProductionResource().store().current().version == 1  # type: ignore[union-attr]
     assert BatchSourceResource(dataset="synthetic").dataset_schema().target == "label"
+
+
+def test_degradation_analysis_finds_the_onset_in_the_recorded_history(instance) -> None:
+    from retraining_assets.defs.monitoring import degradation_analysis
+
+    rng = np.random.default_rng(3)
+    periods = [(dt.date(2024, 1, 1) + dt.timedelta(weeks=i)).isoformat() for i in range(30)]
+    for i, period in enumerate(periods):
+        auc = (0.80 if i < 18 else 0.72) + rng.normal(0, 0.01)
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key="batch_performance",
+                partition=period,
+                metadata={"auc": auc, "rows": 500, "log_loss": 0.5, "production_version": 1},
+            )
+        )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key="batch_drift",
+                partition=period,
+                metadata={"psi": {"x0": 0.5 if i >= 17 else 0.02, "x1": 0.03}},
+            )
+        )
+    result = dg.materialize([degradation_analysis], instance=instance, resources=RESOURCES)
+    assert result.success
+    md = latest_metadata(instance, "degradation_analysis")
+    assert md["found"] is True
+    assert md["onset_period"] in periods[17:20]
+    assert md["drifting_features"] == "x0"
+    assert md["drop"] == pytest.approx(0.08, abs=0.02)
