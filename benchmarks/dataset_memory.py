@@ -16,9 +16,11 @@ write parquet, ``dvc add`` + push). It records
   (shallow + each distinct string object once: ``deep=True`` counts a shared string once per row).
 
 Two controls run the same way: an empty asset (Dagster's own cost of one run) and an asset that
-``dvc add``s and pushes a one-row parquet file into a fresh store (Dagster + DVC fixed cost). All
-cases alternate (A, B, C, D, A, B, ...) and medians are printed. Target: ``peak - baseline <= 3 x
-frame``.
+``dvc add``s and pushes a one-row parquet file into a fresh store (Dagster + DVC fixed cost); a
+1-week window gives a third size for a linear fit (fixed + slope x frame); the 8- and 52-week
+windows are repeated with ``ARROW_DEFAULT_MEMORY_POOL=system`` (pyarrow's default mimalloc pool
+keeps freed pages). All cases alternate (A, B, C, ..., A, B, C, ...) and medians are printed.
+Target: ``peak - baseline <= 3 x frame``.
 
 Part 2 (where it goes). The asset's work stage by stage without Dagster, in a fresh subprocess per
 window: RSS high-water mark reset before each stage, tracemalloc (Python and numpy buffers) peak
@@ -32,6 +34,7 @@ asset could do instead, written here, not in the project) and the written files 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hashlib
 import json
 import os
@@ -44,11 +47,16 @@ from pathlib import Path
 from typing import Any
 
 BATCHES = Path(__file__).resolve().parent.parent / "data" / "batches"
-CASES: dict[str, dict[str, Any] | None] = {
-    "empty asset": None,
-    "dvc 1-row": None,
-    "rolling 8": {"strategy": "rolling", "window_batches": 8},
-    "full 52": {"strategy": "full"},
+SYSTEM_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+#: name -> (training_dataset config or None for a control asset, extra environment).
+CASES: dict[str, tuple[dict[str, Any] | None, dict[str, str]]] = {
+    "empty asset": (None, {}),
+    "dvc 1-row": (None, {}),
+    "rolling 1": ({"strategy": "rolling", "window_batches": 1}, {}),
+    "rolling 8": ({"strategy": "rolling", "window_batches": 8}, {}),
+    "full 52": ({"strategy": "full"}, {}),
+    "rolling 8 sys": ({"strategy": "rolling", "window_batches": 8}, SYSTEM_POOL),
+    "full 52 sys": ({"strategy": "full"}, SYSTEM_POOL),
 }
 WINDOWS = ("rolling 8", "full 52")
 MB = 1024 * 1024
@@ -78,6 +86,34 @@ def reset_peak() -> bool:
 def peak_rss() -> int:
     """``ru_maxrss`` of this process, bytes (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def malloc_free() -> int:
+    """Bytes glibc malloc holds free in its arenas (``mallinfo2().fordblks``); -1 if unknown."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        return -1
+    return int(libc.mallinfo2().fordblks)
 
 
 def frame_sizes(frame) -> dict[str, int]:
@@ -144,7 +180,7 @@ def child_dagster(case: str) -> dict[str, Any]:
         "production": ProductionResource(),
         "triggers": TriggerPolicyResource(),
     }
-    config = CASES[case]
+    config = CASES[case][0]
     asset = training_dataset if config else _control_assets(dg)[case]
     run_config = {"ops": {"training_dataset": {"config": config}}} if config else None
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
@@ -207,7 +243,8 @@ def child_stages(case: str, variant: str) -> dict[str, Any]:
     import tracemalloc
 
     import pandas as pd
-    import pyarrow.parquet  # noqa: F401
+    import pyarrow
+    import pyarrow.parquet
     from dvc.repo import Repo  # noqa: F401
 
     from retraining_assets.core import batches as batch_io
@@ -215,8 +252,9 @@ def child_stages(case: str, variant: str) -> dict[str, Any]:
     from retraining_assets.core.versioning import DvcStore, file_md5
     from retraining_assets.settings import FLIGHTS_SCHEMA as schema
 
-    config = CASES[case]
+    config = CASES[case][0]
     assert config is not None
+    pool = pyarrow.default_memory_pool()
     stages: list[dict[str, Any]] = []
     tracemalloc.start(10)
 
@@ -235,6 +273,9 @@ def child_stages(case: str, variant: str) -> dict[str, Any]:
                 "rss_peak": max(peak_rss(), current_rss()),
                 "traced_retained": traced - before_traced,
                 "traced_peak_extra": traced_peak - before_traced,
+                "arrow_live": pool.bytes_allocated(),
+                "arrow_peak": pool.max_memory(),
+                "malloc_free": malloc_free(),
             }
         )
         return value
@@ -310,8 +351,13 @@ def _labelled(batch_io, schema) -> list[str]:
     return [b for b in files if batch_io.has_labels(BATCHES, b, schema)]
 
 
-def _run_child(*args: str) -> dict[str, Any]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GX_ANALYTICS_ENABLED": "false"}
+def _run_child(*args: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        **(extra_env or {}),
+    }
     proc = subprocess.run(
         [sys.executable, __file__, "--child", *args],
         check=True,
@@ -337,13 +383,15 @@ def _print_stages(case: str, variant: str, detail: dict[str, Any]) -> None:
     )
     print(
         f"  {'stage':26} {'rss before':>10} {'rss peak':>9} {'peak-before':>11}"
-        f" {'rss after':>9} {'traced kept':>11} {'traced peak+':>12}"
+        f" {'rss after':>9} {'traced kept':>11} {'traced peak+':>12} {'arrow live':>10}"
+        f" {'arrow peak':>10} {'malloc free':>11}"
     )
     for s in detail["stages"]:
         print(
             f"  {s['stage']:26} {_mb(s['rss_before'], 10)} {_mb(s['rss_peak'], 9)}"
             f" {_mb(s['rss_peak'] - s['rss_before'], 11)} {_mb(s['rss_after'], 9)}"
             f" {_mb(s['traced_retained'], 11)} {_mb(s['traced_peak_extra'], 12)}"
+            f" {_mb(s['arrow_live'], 10)} {_mb(s['arrow_peak'], 10)} {_mb(s['malloc_free'], 11)}"
         )
     if detail["top"]:
         print("  live tracemalloc allocations after collect_dataset, by innermost project line:")
@@ -368,7 +416,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {case: [] for case in CASES}
     for _ in range(args.repeats):
         for case in CASES:  # alternate: A, B, C, D, A, B, ...
-            runs[case].append(_run_child("dagster", case))
+            runs[case].append(_run_child("dagster", case, extra_env=CASES[case][1]))
 
     def med(case: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[case])
@@ -385,7 +433,7 @@ def main() -> None:
             f" {_mb(med(case, 'baseline'))} {_mb(med(case, 'peak'))}"
             f" {_mb(statistics.median(delta), 9)} {_mb(med(case, 'end'))}"
         )
-        if CASES[case]:
+        if CASES[case][0]:
             ratio = statistics.median(
                 d / r["frame_deep"] for d, r in zip(delta, runs[case], strict=True)
             )
@@ -411,6 +459,21 @@ def main() -> None:
             f" {_mb(delta - fixed, 0)} MB = {(delta - fixed) / med(case, 'frame_deep'):.2f}x"
             f" deep frame, {(delta - fixed) / med(case, 'frame_real'):.2f}x real frame"
         )
+    for suffix, label in (("", "default Arrow pool (mimalloc)"), (" sys", "Arrow system pool")):
+        names = ["rolling 1", "rolling 8", "full 52"] if not suffix else []
+        names = names or [f"rolling 8{suffix}", f"full 52{suffix}"]
+        xs = [med(n, "frame_deep") for n in names]
+        ys = [statistics.median(r["peak"] - r["baseline"] for r in runs[n]) for n in names]
+        slope, intercept = statistics.linear_regression(xs, ys)
+        print(
+            f"fit over {', '.join(names)} ({label}): peak-base = {_mb(intercept, 0)} MB"
+            f" + {slope:.2f} x deep frame (= {slope * xs[-1] / med(names[-1], 'frame_real'):.2f}"
+            " x real frame)"
+        )
+    print(
+        "'sys' rows: same work with ARROW_DEFAULT_MEMORY_POOL=system (what"
+        " pa.set_memory_pool(pa.system_memory_pool()) in the step would do)"
+    )
 
     for case in WINDOWS:
         details = {v: _run_child("stages", case, v) for v in ("asset", "lean")}

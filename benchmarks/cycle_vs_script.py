@@ -1,0 +1,621 @@
+"""One retraining cycle through Dagster vs a bare script doing the same work, side by side.
+
+Contenders, each in a fresh subprocess that runs two cycles on fresh state (a temporary
+``RETRAINING_HOME`` with a copy of a pre-migrated MLflow SQLite store made once before timing, and a
+fresh ``instance_for_test``):
+
+- ``dagster``: the real ``retraining_job`` with ``execute_in_process`` (GE validation, MLflow run,
+  model logging and registration, DVC tracking, evaluation, ROC plot, promotion);
+- ``script``: the same 8 training weeks + 1 test week of flights batches read with pandas, the same
+  LightGBM training (``TrainParams()`` = the job's defaults, unit weights like the job's rolling
+  window) and the same evaluation (AUC + 500 timed single-row predictions through ``Scorer``), and
+  nothing else: no orchestration, no GE, no MLflow, no DVC, no plot.
+
+``cold`` = the imports of the entry module plus the first cycle in the process (what a run launched
+in a new process pays); ``warm`` = the second cycle in the same process (imports done). Contenders
+alternate (dagster, script, dagster, ...), medians and ratios are printed; the whole comparison runs
+twice, with a bytecode cache (``PYTHONPYCACHEPREFIX``, as an installed venv with ``.pyc`` files
+behaves) and as this environment is configured (``PYTHONDONTWRITEBYTECODE=1`` and no ``.pyc`` in
+the venv: every import compiles from source).
+
+Then: the Dagster cycle by step (STEP_START / STEP_SUCCESS timestamps of the run's events), by
+component inside steps (wall time of wrapped project, MLflow, DVC and GE functions during the warm
+cycle), the import time of each heavy library in a fresh process, and a cProfile of one cold and one
+warm Dagster cycle (top entries by cumulative time).
+
+    .venv/bin/python benchmarks/cycle_vs_script.py [--repeats 3] [--skip-profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCHES = ROOT / "data" / "batches"
+PYCACHE = Path(tempfile.gettempdir()) / "retraining-bench-pycache"
+WINDOW_BATCHES = 8
+LATENCY_CALLS = 500
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def as_of_batch() -> str:
+    """The test week: the latest full week, the batch before the last one.
+
+    The last batch holds 2 days; its candidate fails the log-loss gate, so nothing would be
+    promoted and the promotion step would not run.
+    """
+    return sorted(p.stem for p in BATCHES.glob("*.parquet"))[-2]
+
+
+STEPS = (
+    "training_dataset",
+    "validated_dataset",
+    "candidate_model",
+    "evaluation_report",
+    "production_model",
+)
+HEAVY_IMPORTS = (
+    "great_expectations",
+    "mlflow",
+    "mlflow.lightgbm",
+    "dvc.repo",
+    "lightgbm",
+    "matplotlib.pyplot",
+    "scipy.stats",
+    "pandas",
+)
+
+#: Functions timed during the warm Dagster cycle: (label, module, attribute path). Labels indented
+#: with two spaces run inside an unindented one and are not added again to a step's total.
+COMPONENTS: tuple[tuple[str, str, str], ...] = (
+    ("has_labels (parquet footers)", "retraining_assets.core.batches", "has_labels"),
+    ("read_labelled_batch", "retraining_assets.core.batches", "read_labelled_batch"),
+    ("collect_dataset", "retraining_assets.core.batches", "collect_dataset"),
+    ("apply_weights", "retraining_assets.core.strategies", "apply_weights"),
+    ("write_parquet_atomic", "retraining_assets.core.batches", "write_parquet_atomic"),
+    ("DvcStore.ensure (dvc init + config)", "retraining_assets.core.versioning", "DvcStore.ensure"),
+    ("DvcStore.track (dvc add + push)", "retraining_assets.core.versioning", "DvcStore.track"),
+    ("  dvc Repo() open", "dvc.repo", "Repo.__init__"),
+    ("  dvc add", "dvc.repo", "Repo.add"),
+    ("  dvc push", "dvc.repo", "Repo.push"),
+    ("_read_dataset (parquet from DVC cache)", "retraining_assets.defs.assets", "_read_dataset"),
+    ("validate_frame (GE)", "retraining_assets.core.validation", "validate_frame"),
+    ("  GE _get_context", "retraining_assets.core.validation", "_get_context"),
+    ("  GE build_suite", "retraining_assets.core.validation", "build_suite"),
+    ("  GE _run_suite (datasource + validate)", "retraining_assets.core.validation", "_run_suite"),
+    ("train_model (LightGBM)", "retraining_assets.core.training", "train_model"),
+    ("  lightgbm.train", "lightgbm", "train"),
+    ("  MlflowResource.client", "retraining_assets.defs.resources", "MlflowResource.client"),
+    ("mlflow.start_run", "mlflow", "start_run"),
+    ("mlflow.end_run", "mlflow", "end_run"),
+    ("mlflow.log_params", "mlflow", "log_params"),
+    ("mlflow.log_metrics", "mlflow", "log_metrics"),
+    ("mlflow infer_signature", "mlflow.models", "infer_signature"),
+    ("mlflow.lightgbm.log_model", "mlflow.lightgbm", "log_model"),
+    ("  infer_pip_requirements (subprocess)", "mlflow.models", "infer_pip_requirements"),
+    ("  register model version", "mlflow.tracking._model_registry.fluent", "_register_model"),
+    ("load_model (LightGBM text)", "retraining_assets.core.training", "load_model"),
+    ("evaluate_model (AUC + latency)", "retraining_assets.core.evaluation", "evaluate_model"),
+    ("  measure_latency (500 calls)", "retraining_assets.core.evaluation", "measure_latency"),
+    ("plot_roc (matplotlib)", "retraining_assets.core.evaluation", "plot_roc"),
+    ("MlflowResource.log_to_run", "retraining_assets.defs.resources", "MlflowResource.log_to_run"),
+    ("MlflowClient.log_artifact (ROC png)", "mlflow", "MlflowClient.log_artifact"),
+    ("ProductionStore.promote", "retraining_assets.core.registry", "ProductionStore.promote"),
+    ("move_champion_alias", "retraining_assets.defs.assets", "move_champion_alias"),
+    ("production_metadata", "retraining_assets.defs.assets", "production_metadata"),
+)
+
+
+# --- child processes --------------------------------------------------------------------------
+
+
+def _fresh_home(template: Path) -> Path:
+    home = Path(tempfile.mkdtemp(prefix="cycle-bench-")) / "var"
+    (home / "mlflow").mkdir(parents=True)
+    shutil.copyfile(template, home / "mlflow" / "mlflow.db")
+    os.environ["RETRAINING_HOME"] = str(home)
+    return home
+
+
+def _install_timers(timings: dict[str, list[tuple[float, float]]]) -> None:
+    """Wrap every function of :data:`COMPONENTS` to record (start epoch, seconds) per call."""
+    import importlib
+
+    for label, module_name, attr in COMPONENTS:
+        module = importlib.import_module(module_name)
+        owner: Any = module
+        *path, name = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+
+        def wrapper(*args, __original=original, __label=label, **kwargs):
+            wall = time.time()
+            started = time.perf_counter()
+            try:
+                return __original(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                timings.setdefault(__label, []).append((wall, elapsed))
+
+        functools.update_wrapper(wrapper, original)
+        setattr(owner, name, wrapper)
+
+
+def _step_times(instance, run_id: str) -> dict[str, Any]:
+    """Seconds per step (STEP_START to STEP_SUCCESS/FAILURE), the run's gaps, step intervals."""
+    starts: dict[str, float] = {}
+    out: dict[str, Any] = {"intervals": {}}
+    run_start = run_end = last_end = None
+    gaps = 0.0
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type.name
+        if kind == "RUN_START":
+            run_start = last_end = entry.timestamp
+        elif kind in ("RUN_SUCCESS", "RUN_FAILURE"):
+            run_end = entry.timestamp
+        elif kind == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+            if last_end is not None:
+                gaps += entry.timestamp - last_end
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
+            out[event.step_key] = entry.timestamp - starts[event.step_key]
+            out["intervals"][event.step_key] = (starts[event.step_key], entry.timestamp)
+            last_end = entry.timestamp
+    if run_start is not None and run_end is not None:
+        out["run (RUN_START..RUN_SUCCESS)"] = run_end - run_start
+        out["between steps"] = gaps + (run_end - (last_end or run_end))
+    return out
+
+
+def _by_step(
+    timings: dict[str, list[tuple[float, float]]], intervals: dict[str, tuple[float, float]]
+) -> dict[str, dict[str, float]]:
+    """Seconds per step and component label, each call put in the step whose interval holds it."""
+    out: dict[str, dict[str, float]] = {}
+    for label, calls in timings.items():
+        for wall, seconds in calls:
+            step = next(
+                (k for k, (a, b) in intervals.items() if a - 0.01 <= wall <= b + 0.01), "outside"
+            )
+            out.setdefault(step, {}).setdefault(label, 0.0)
+            out[step][label] += seconds
+    return out
+
+
+def _run_config() -> dict[str, Any]:
+    config = {"as_of_batch": as_of_batch(), "window_batches": WINDOW_BATCHES, "test_batches": 1}
+    return {
+        "ops": {
+            "training_dataset": {"config": config},
+            "evaluation_report": {"config": {"latency_calls": LATENCY_CALLS}},
+        },
+        **QUIET,
+    }
+
+
+def child_dagster(template: Path) -> dict[str, Any]:
+    """Import the definitions, then run ``retraining_job`` twice (cold, warm) on fresh state."""
+    started = time.perf_counter()
+    import dagster as dg
+
+    from retraining_assets.definitions import defs
+
+    import_s = time.perf_counter() - started
+    job = defs.resolve_job_def("retraining_job")
+    cycles: list[dict[str, Any]] = []
+    timings: dict[str, list[tuple[float, float]]] = {}
+    for i in range(2):
+        if i == 1:
+            _install_timers(timings)
+        _fresh_home(template)
+        t0 = time.perf_counter()
+        with dg.instance_for_test() as instance:
+            setup_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            result = job.execute_in_process(instance=instance, run_config=_run_config())
+            cycle_s = time.perf_counter() - t1
+            report = result.output_for_node("evaluation_report")
+            cycles.append(
+                {
+                    "cycle": cycle_s,
+                    "instance_setup": setup_s,
+                    "steps": _step_times(instance, result.run_id),
+                    "auc": report.candidate["metrics"]["auc"],
+                    "p95_ms": report.candidate["latency"]["p95_ms"],
+                    "promoted": report.promote,
+                }
+            )
+    return {
+        "import": import_s,
+        "cold": import_s + cycles[0]["cycle"],
+        "warm": cycles[1]["cycle"],
+        "cycles": cycles,
+        "components": {k: sum(d for _, d in v) for k, v in timings.items()},
+        "component_calls": {k: len(v) for k, v in timings.items()},
+        "by_step": _by_step(timings, cycles[1]["steps"]["intervals"]),
+    }
+
+
+def _script_cycle() -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    from retraining_assets.core.batches import list_batches, select_window
+    from retraining_assets.core.evaluation import evaluate_model
+    from retraining_assets.core.training import TrainParams, train_model
+    from retraining_assets.settings import FLIGHTS_SCHEMA as schema
+
+    t0 = time.perf_counter()
+    window = select_window(list_batches(BATCHES), as_of_batch(), WINDOW_BATCHES, 1)
+    order = [schema.timestamp, schema.id_column]
+
+    def load(ids) -> pd.DataFrame:
+        frames = [pd.read_parquet(BATCHES / f"{b}.parquet") for b in ids]
+        return pd.concat(frames, ignore_index=True).sort_values(order, ignore_index=True)
+
+    train, test = load(window.train_batches), load(window.test_batches)
+    t1 = time.perf_counter()
+    trained = train_model(train, schema, TrainParams(), weights=np.ones(len(train)))
+    t2 = time.perf_counter()
+    evaluation, _ = evaluate_model(
+        "candidate", trained.booster, test, schema, latency_calls=LATENCY_CALLS
+    )
+    t3 = time.perf_counter()
+    return {
+        "steps": {"load": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2},
+        "auc": evaluation.metrics.auc,
+        "p95_ms": evaluation.latency.p95_ms,
+    }
+
+
+def child_script() -> dict[str, Any]:
+    """Import what the script needs, then run the bare cycle twice (cold, warm)."""
+    started = time.perf_counter()
+    import lightgbm  # noqa: F401
+    import pandas  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    import retraining_assets.core.evaluation
+    import retraining_assets.core.training  # noqa: F401
+
+    import_s = time.perf_counter() - started
+    cycles = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        out = _script_cycle()
+        cycles.append({"cycle": time.perf_counter() - t0, **out})
+    return {
+        "import": import_s,
+        "cold": import_s + cycles[0]["cycle"],
+        "warm": cycles[1]["cycle"],
+        "cycles": cycles,
+    }
+
+
+def child_profile(template: Path, out_dir: Path) -> dict[str, Any]:
+    """Profile one cold and one warm Dagster cycle; stats files go to ``out_dir``."""
+    import cProfile
+
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    import dagster as dg
+
+    from retraining_assets.definitions import defs
+
+    job = defs.resolve_job_def("retraining_job")
+    walls = []
+    for i in range(2):
+        _fresh_home(template)
+        with dg.instance_for_test() as instance:
+            profiler.enable()
+            t0 = time.perf_counter()
+            job.execute_in_process(instance=instance, run_config=_run_config())
+            walls.append(time.perf_counter() - t0 + (t0 - started if i == 0 else 0.0))
+            profiler.disable()
+            profiler.dump_stats(str(out_dir / f"{'cold' if i == 0 else 'warm'}.prof"))
+            profiler = cProfile.Profile()
+    return {"cold": walls[0], "warm": walls[1]}
+
+
+def child_imports(module: str) -> dict[str, Any]:
+    """Seconds to import ``module`` after dagster and pandas (shared by everything)."""
+    import dagster  # noqa: F401
+
+    if module != "pandas":
+        import pandas  # noqa: F401
+    started = time.perf_counter()
+    __import__(module)
+    return {"seconds": time.perf_counter() - started}
+
+
+def child_template(path: Path) -> dict[str, Any]:
+    """Create and migrate an empty MLflow SQLite store at ``path``."""
+    from mlflow import MlflowClient
+
+    started = time.perf_counter()
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return {"seconds": time.perf_counter() - started}
+
+
+# --- parent -----------------------------------------------------------------------------------
+
+
+def _env(pyc: bool) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GX_ANALYTICS_ENABLED": "false"}
+    env["RETRAINING_BATCHES_DIR"] = str(BATCHES)
+    if pyc:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
+
+
+def _run(*args: str, pyc: bool) -> tuple[dict[str, Any], float]:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        env=_env(pyc),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"child {args} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def _median(values) -> float:
+    return statistics.median(list(values))
+
+
+def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str, Any]]]:
+    label = "bytecode cache (.pyc)" if pyc else "no bytecode cache (as configured here)"
+    runs: dict[str, list[dict[str, Any]]] = {"dagster": [], "script": []}
+    for _ in range(repeats):
+        for name in runs:  # alternate: dagster, script, dagster, script, ...
+            args = ("dagster", str(template)) if name == "dagster" else ("script",)
+            result, wall = _run(*args, pyc=pyc)
+            runs[name].append({**result, "process": wall})
+    print()
+    print(f"== one cycle, {label}: {repeats} alternating runs per contender, medians (s)")
+    print(f"{'':28} {'dagster':>9} {'script':>9} {'ratio':>7}")
+    for key, text in (
+        ("import", "imports of the entry module"),
+        ("cold", "cold: imports + 1st cycle"),
+        ("warm", "warm: 2nd cycle in process"),
+        ("process", "whole process (2 cycles)"),
+    ):
+        dag = _median(r[key] for r in runs["dagster"])
+        scr = _median(r[key] for r in runs["script"])
+        print(f"{text:28} {dag:9.2f} {scr:9.2f} {dag / scr:7.2f}")
+    for key in ("cold", "warm"):
+        ratios = [d[key] / s[key] for d, s in zip(runs["dagster"], runs["script"], strict=True)]
+        print(f"  {key} ratio per alternating pair: " + ", ".join(f"{r:.2f}" for r in ratios))
+    dag_auc = {round(c["auc"], 6) for r in runs["dagster"] for c in r["cycles"]}
+    scr_auc = {round(c["auc"], 6) for r in runs["script"] for c in r["cycles"]}
+    print(
+        f"  test AUC dagster {sorted(dag_auc)} script {sorted(scr_auc)} (same model: "
+        f"{dag_auc == scr_auc}); promoted: "
+        f"{sorted({c['promoted'] for r in runs['dagster'] for c in r['cycles']})}"
+    )
+    print("  targets: dagster / script <= 1.5 (stretch 1.2)")
+    return runs
+
+
+def _print_steps(runs: dict[str, list[dict[str, Any]]]) -> None:
+    print()
+    print("== Dagster cycle by step (event timestamps), medians over runs (s)")
+    print(f"{'step':32} {'cold':>8} {'warm':>8} {'cold-warm':>10}")
+    keys = [*STEPS, "between steps", "run (RUN_START..RUN_SUCCESS)"]
+    for key in keys:
+        cold = _median(r["cycles"][0]["steps"].get(key, 0.0) for r in runs["dagster"])
+        warm = _median(r["cycles"][1]["steps"].get(key, 0.0) for r in runs["dagster"])
+        print(f"{key:32} {cold:8.2f} {warm:8.2f} {cold - warm:10.2f}")
+    for key, text in (
+        ("cycle", "execute_in_process wall"),
+        ("instance_setup", "instance_for_test"),
+    ):
+        cold = _median(r["cycles"][0][key] for r in runs["dagster"])
+        warm = _median(r["cycles"][1][key] for r in runs["dagster"])
+        print(f"{text:32} {cold:8.2f} {warm:8.2f} {cold - warm:10.2f}")
+    print()
+    print("== bare script by part (s), warm cycle medians")
+    for key in ("load", "train", "evaluate"):
+        value = _median(r["cycles"][1]["steps"][key] for r in runs["script"])
+        print(f"{key:32} {value:8.2f}")
+    print()
+    print("== Dagster warm cycle by component (wrapped functions, wall s; indented = inside above)")
+    print(f"{'step / component':48} {'median s':>9} {'calls':>6}")
+    for step in (*STEPS, "outside"):
+        step_s = _median(r["cycles"][1]["steps"].get(step, 0.0) for r in runs["dagster"])
+        tops = []
+        lines = []
+        for label, _, _ in COMPONENTS:
+            values = [r["by_step"].get(step, {}).get(label) for r in runs["dagster"]]
+            if all(v is None for v in values):
+                continue
+            value = _median(v or 0.0 for v in values)
+            calls = runs["dagster"][0]["component_calls"].get(label, 0)
+            lines.append(f"  {label:46} {value:9.3f} {calls:6d}")
+            if not label.startswith("  "):
+                tops.append([v or 0.0 for v in values])
+        if not lines:
+            continue
+        if step == "outside":
+            print("outside any step")
+        else:
+            print(f"{step:48} {step_s:9.3f}")
+        print("\n".join(lines))
+        if step != "outside":
+            covered = [sum(col) for col in zip(*tops, strict=True)] if tops else [0.0]
+            rest = [
+                r["cycles"][1]["steps"].get(step, 0.0) - c
+                for r, c in zip(runs["dagster"], covered, strict=True)
+            ]
+            print(f"  {'rest of the step (Dagster, asset code)':46} {_median(rest):9.3f}")
+    print("  (calls: number of calls in the whole cycle; a step shows those inside its interval)")
+
+
+def _print_imports(repeats: int) -> None:
+    print()
+    print("== import time of each heavy library in a fresh process, after dagster + pandas (s)")
+    print(f"{'module':22} {'with .pyc':>10} {'no .pyc':>9}")
+    results: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(repeats):
+        for module in HEAVY_IMPORTS:
+            for pyc in (True, False):
+                out, _ = _run("imports", module, pyc=pyc)
+                results.setdefault((module, pyc), []).append(out["seconds"])
+    for module in HEAVY_IMPORTS:
+        print(
+            f"{module:22} {_median(results[(module, True)]):10.2f}"
+            f" {_median(results[(module, False)]):9.2f}"
+        )
+    print("  (each row alone in its own process; pandas: after dagster only, which lacks it)")
+
+
+def _print_profile(path: Path, title: str, limit: int) -> None:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = max(value[3] for value in entries.values())
+    rows = sorted(entries.items(), key=lambda kv: -kv[1][3])
+
+    def name(func: tuple[str, int, str]) -> str:
+        filename, line, fn = func
+        for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+            if marker in filename:
+                filename = filename.split(marker)[-1]
+                break
+        return f"{filename}:{line}({fn})" if line else fn
+
+    skip = (
+        "(<module>)",
+        "dagster/_core/executor",
+        "dagster/_core/execution",
+        "dagster/_core/definitions/job_definition",
+        "dagster/_utils/__init__",
+        "<frozen importlib",
+        "contextlib.py",
+        "builtins.next",
+        "builtins.exec",
+        "builtins.__import__",
+        "cycle_vs_script.py",
+        "mlflow/telemetry/track.py",
+        "decorator_utils",
+    )
+    print()
+    print(f"== cProfile, {title} Dagster cycle ({total:.1f} s profiled): top by cumulative time,")
+    print(
+        "   Dagster execution plumbing, importlib and wrappers left out, call chains of equal time"
+    )
+    print("   collapsed to the outermost (entries nest: cumulative times overlap)")
+    print(f"   {'cumulative s':>12} {'self s':>8} {'calls':>7}  function")
+    printed: list[float] = []
+    for func, (_, ncalls, tottime, cumtime, _) in rows:
+        label = name(func)
+        if any(s in label for s in skip):
+            continue
+        if any(abs(c - cumtime) <= 0.01 * c + 0.005 for c in printed):
+            continue  # a call chain with the same time: keep the outermost
+        print(f"   {cumtime:12.2f} {tottime:8.2f} {ncalls:7d}  {label}")
+        printed.append(cumtime)
+        if len(printed) >= limit:
+            break
+    print("   top by self time:")
+    for func, (_, ncalls, tottime, cumtime, _) in sorted(entries.items(), key=lambda kv: -kv[1][2])[
+        :10
+    ]:
+        print(f"   {cumtime:12.2f} {tottime:8.2f} {ncalls:7d}  {name(func)}")
+    imports = [v for f, v in entries.items() if f[2] == "_find_and_load"]
+    if imports:
+        print(
+            f"   importlib _find_and_load, cumulative: {imports[0][3]:.2f} s; top-level packages:"
+        )
+        packages = sorted(
+            (
+                (value[3], name(func))
+                for func, value in entries.items()
+                if func[2] == "<module>"
+                and func[0].endswith("/__init__.py")
+                and func[0].split("site-packages/")[-1].count("/") == 1
+            ),
+            reverse=True,
+        )
+        for cumtime, label in packages[:10]:
+            print(f"   {cumtime:12.2f}  import {label.split('/')[0]}")
+
+
+def main() -> None:
+    """Run the comparison and print the tables."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-profile", action="store_true")
+    parser.add_argument("--skip-no-pyc", action="store_true", help="only the .pyc comparison")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, *rest = args.child
+        if mode == "dagster":
+            result = child_dagster(Path(rest[0]))
+        elif mode == "script":
+            result = child_script()
+        elif mode == "profile":
+            result = child_profile(Path(rest[0]), Path(rest[1]))
+        elif mode == "imports":
+            result = child_imports(rest[0])
+        else:
+            result = child_template(Path(rest[0]))
+        print(json.dumps(result, default=float))
+        return
+    if not any(BATCHES.glob("*.parquet")):
+        sys.exit(f"no batches in {BATCHES}: run `.venv/bin/retraining prepare-data` first")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        template = Path(tmp) / "mlflow-template.db"
+        made, _ = _run("template", str(template), pyc=True)
+        print(f"pre-migrated MLflow store made once ({made['seconds']:.1f} s), copied per cycle")
+        # Untimed warm-up: fills the bytecode cache and the OS file cache for both contenders.
+        _run("dagster", str(template), pyc=True)
+        _run("script", pyc=True)
+        runs = _compare(template, args.repeats, pyc=True)
+        _print_steps(runs)
+        if not args.skip_no_pyc:
+            nopyc = _compare(template, args.repeats, pyc=False)
+            _print_steps(nopyc)
+            _print_imports(args.repeats)
+        if not args.skip_profile:
+            out_dir = Path(tmp) / "profiles"
+            out_dir.mkdir()
+            walls, _ = _run("profile", str(template), str(out_dir), pyc=True)
+            print()
+            print(
+                f"profiled (with .pyc): cold {walls['cold']:.1f} s (imports + cycle),"
+                f" warm {walls['warm']:.1f} s; cProfile adds overhead to Python-heavy code"
+            )
+            _print_profile(out_dir / "cold.prof", "cold (imports + 1st cycle)", 30)
+            _print_profile(out_dir / "warm.prof", "warm (2nd cycle)", 30)
+
+
+if __name__ == "__main__":
+    main()
