@@ -285,6 +285,13 @@ def _failing_batches(frame, schema) -> list[str]:
     ]
 
 
+def _model_requirements() -> list[str]:
+    """What the logged model needs to be served: LightGBM, pandas, numpy at today's versions."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("lightgbm", "pandas", "numpy")]
+
+
 def _read_dataset(dvc: DvcResource, ref: DatasetRef):
     """Read the exact version ``ref.md5`` from the DVC cache (the workspace file may be newer)."""
     return _read_dataset_md5(dvc, ref.md5)
@@ -381,6 +388,8 @@ def candidate_model(
             name="model",
             signature=signature,
             registered_model_name=mlflow.registered_model_name,
+            # Stated, not inferred: inference loads the model in a subprocess (seconds per cycle).
+            pip_requirements=_model_requirements(),
         )
         run_id = run.info.run_id
     ref = ModelRef(
