@@ -18,9 +18,6 @@ twice, with a bytecode cache (``PYTHONPYCACHEPREFIX``, as an installed venv with
 behaves) and as this environment is configured (``PYTHONDONTWRITEBYTECODE=1`` and no ``.pyc`` in
 the venv: every import compiles from source).
 
-A third contender, ``dagster pipreq``, is the same job with ``mlflow.lightgbm.log_model`` given the
-``pip_requirements`` it would infer (patched in this benchmark only): the saving of that change.
-
 Then: the Dagster cycle by step (STEP_START / STEP_SUCCESS timestamps of the run's events), by
 component inside steps (wall time of wrapped project, MLflow, DVC and GE functions during the warm
 cycle), the import time of each heavy library in a fresh process, and a cProfile of one cold and one
@@ -216,41 +213,13 @@ def _run_config() -> dict[str, Any]:
     }
 
 
-def _explicit_pip_requirements() -> None:
-    """What-if: ``mlflow.lightgbm.log_model`` given the requirements it would infer.
-
-    The same pins MLflow infers for this model (see a logged model's ``requirements.txt``),
-    passed as ``pip_requirements`` so that it skips the inference subprocess.
-    """
-    from importlib.metadata import version
-
-    import mlflow.lightgbm
-
-    packages = ("mlflow", "lightgbm", "numpy", "pandas", "psutil", "rich", "scikit-learn", "scipy")
-    pins = [f"{p}=={version(p)}" for p in packages]
-    original = mlflow.lightgbm.log_model
-
-    @functools.wraps(original)
-    def log_model(*args, **kwargs):
-        kwargs.setdefault("pip_requirements", pins)
-        return original(*args, **kwargs)
-
-    mlflow.lightgbm.log_model = log_model
-
-
-def child_dagster(template: Path, variant: str = "") -> dict[str, Any]:
-    """Import the definitions, then run ``retraining_job`` twice (cold, warm) on fresh state.
-
-    ``variant`` ``pipreq``: with :func:`_explicit_pip_requirements` applied first (its mlflow
-    import counts in ``import``).
-    """
+def child_dagster(template: Path) -> dict[str, Any]:
+    """Import the definitions, then run ``retraining_job`` twice (cold, warm) on fresh state."""
     started = time.perf_counter()
     import dagster as dg
 
     from retraining_assets.definitions import defs
 
-    if variant == "pipreq":
-        _explicit_pip_requirements()
     import_s = time.perf_counter() - started
     job = defs.resolve_job_def("retraining_job")
     cycles: list[dict[str, Any]] = []
@@ -431,26 +400,17 @@ def _median(values) -> float:
     return statistics.median(list(values))
 
 
-CONTENDERS = {
-    "dagster": ("dagster",),
-    "dagster pipreq": ("dagster", "pipreq"),
-    "script": ("script",),
-}
-
-
 def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str, Any]]]:
     label = "bytecode cache (.pyc)" if pyc else "no bytecode cache (as configured here)"
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    runs: dict[str, list[dict[str, Any]]] = {"dagster": [], "script": []}
     for _ in range(repeats):
-        for name, (mode, *variant) in CONTENDERS.items():  # alternate: A, B, C, A, B, C, ...
-            args = (mode, str(template), *variant) if mode == "dagster" else (mode,)
+        for name in runs:  # alternate: dagster, script, dagster, script, ...
+            args = ("dagster", str(template)) if name == "dagster" else ("script",)
             result, wall = _run(*args, pyc=pyc)
             runs[name].append({**result, "process": wall})
     print()
     print(f"== one cycle, {label}: {repeats} alternating runs per contender, medians (s)")
-    print(
-        f"{'':28} {'dagster':>9} {'script':>9} {'ratio':>7}   {'dagster pipreq':>14} {'ratio':>7}"
-    )
+    print(f"{'':28} {'dagster':>9} {'script':>9} {'ratio':>7}")
     for key, text in (
         ("import", "imports of the entry module"),
         ("cold", "cold: imports + 1st cycle"),
@@ -459,27 +419,19 @@ def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str
     ):
         dag = _median(r[key] for r in runs["dagster"])
         scr = _median(r[key] for r in runs["script"])
-        pip = _median(r[key] for r in runs["dagster pipreq"])
-        print(f"{text:28} {dag:9.2f} {scr:9.2f} {dag / scr:7.2f}   {pip:14.2f} {pip / scr:7.2f}")
+        print(f"{text:28} {dag:9.2f} {scr:9.2f} {dag / scr:7.2f}")
     for key in ("cold", "warm"):
-        for name in ("dagster", "dagster pipreq"):
-            ratios = [d[key] / s[key] for d, s in zip(runs[name], runs["script"], strict=True)]
-            print(
-                f"  {key} {name} / script per alternating round: "
-                + ", ".join(f"{r:.2f}" for r in ratios)
-            )
+        ratios = [d[key] / s[key] for d, s in zip(runs["dagster"], runs["script"], strict=True)]
+        print(f"  {key} ratio per alternating pair: " + ", ".join(f"{r:.2f}" for r in ratios))
     aucs = {
         name: sorted({round(c["auc"], 6) for r in rs for c in r["cycles"]})
         for name, rs in runs.items()
     }
     print(
-        f"  test AUC {aucs} (same model: {len({tuple(a) for a in aucs.values()}) == 1});"
-        f" promoted: {sorted({c['promoted'] for r in runs['dagster'] for c in r['cycles']})}"
+        f"  test AUC {aucs} (same model: {aucs['dagster'] == aucs['script']}); promoted:"
+        f" {sorted({c['promoted'] for r in runs['dagster'] for c in r['cycles']})}"
     )
-    print(
-        "  targets: dagster / script <= 1.5 (stretch 1.2). 'dagster pipreq': the same job with"
-        " log_model\n  given pip_requirements (what-if, patched in this benchmark only)"
-    )
+    print("  targets: dagster / script <= 1.5 (stretch 1.2)")
     return runs
 
 
@@ -639,7 +591,7 @@ def main() -> None:
     if args.child:
         mode, *rest = args.child
         if mode == "dagster":
-            result = child_dagster(Path(rest[0]), *rest[1:])
+            result = child_dagster(Path(rest[0]))
         elif mode == "script":
             result = child_script()
         elif mode == "profile":
@@ -658,7 +610,7 @@ def main() -> None:
         made, _ = _run("template", str(template), pyc=True)
         print(f"pre-migrated MLflow store made once ({made['seconds']:.1f} s), copied per cycle")
         # Untimed warm-up: fills the bytecode cache and the OS file cache for both contenders.
-        _run("dagster", str(template), "pipreq", pyc=True)
+        _run("dagster", str(template), pyc=True)
         _run("script", pyc=True)
         runs = _compare(template, args.repeats, pyc=True)
         _print_steps(runs)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
@@ -129,12 +130,14 @@ def collect_dataset(
             part[BATCH_COLUMN] = batch_id
             parts.append(part)
     dataset = pd.concat(parts, ignore_index=True)
-    order = [schema.timestamp, *([schema.id_column] if schema.id_column else [])]
-    dataset = dataset.sort_values([SPLIT_COLUMN, *order], kind="stable", ignore_index=True)
-    # "test" sorts after "train"; keep train rows first for readability.
-    return dataset.sort_values(
-        SPLIT_COLUMN, key=lambda s: s.eq("test"), kind="stable", ignore_index=True
-    )
+    del parts  # the concatenation is the only copy kept
+    # One stable lexicographic order: train before test, then time, then id ("train" < "test"
+    # is not alphabetical, hence the explicit key). np.lexsort sorts by the last key first.
+    keys = [dataset[schema.timestamp].to_numpy(), (dataset[SPLIT_COLUMN] == "test").to_numpy()]
+    if schema.id_column:
+        keys.insert(0, dataset[schema.id_column].to_numpy())
+    order = np.lexsort(keys)
+    return dataset.take(order).reset_index(drop=True)
 
 
 FEEDBACK_DIR = "feedback"
