@@ -89,6 +89,33 @@ def _new_events(
     return events
 
 
+# Run-key prefixes stay short and stable: they are how one cause maps to one run.
+_RUN_KEY_PREFIX = {
+    "data_drift": "data_drift",
+    "performance_drift": "performance",
+    "concept_drift": "concept",
+}
+
+
+def _retraining(
+    trigger: str, event: _Event, version: object, cursor: str, **tags: object
+) -> dg.SensorResult:
+    """One retraining request for ``event``, keyed by the batch and the production version."""
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"{_RUN_KEY_PREFIX[trigger]}:{event.partition}:v{version}",
+                tags={
+                    TRIGGER_TAG: trigger,
+                    "retraining/cause_batch": event.partition,
+                    **{f"retraining/{k}": str(v)[:200] for k, v in tags.items()},
+                },
+            )
+        ],
+        cursor=cursor,
+    )
+
+
 @dg.sensor(
     jobs=[monitoring_job, performance_job],
     minimum_interval_seconds=15,
@@ -190,20 +217,13 @@ def data_drift_sensor(
             skip_reason=f"drift in {cause.partition} ({cause.metadata['summary']}) but {cooldown}",
             cursor=cursor,
         )
-    version = cause.metadata.get("production_version")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"data_drift:{cause.partition}:v{version}",
-                tags={
-                    TRIGGER_TAG: "data_drift",
-                    "retraining/cause_batch": cause.partition,
-                    "retraining/drifted_features": str(cause.metadata["drifted_features"])[:200],
-                    "retraining/cause": str(cause.metadata["summary"])[:200],
-                },
-            )
-        ],
-        cursor=cursor,
+    return _retraining(
+        "data_drift",
+        cause,
+        cause.metadata.get("production_version"),
+        cursor,
+        cause=cause.metadata["summary"],
+        drifted_features=cause.metadata["drifted_features"],
     )
 
 
@@ -244,19 +264,12 @@ def performance_drift_sensor(
         return dg.SensorResult(
             skip_reason=f"degraded on {cause.partition} but {cooldown}", cursor=cursor
         )
-    version = cause.metadata.get("production_version")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"performance:{cause.partition}:v{version}",
-                tags={
-                    TRIGGER_TAG: "performance_drift",
-                    "retraining/cause_batch": cause.partition,
-                    "retraining/cause": str(cause.metadata["performance/reason"])[:200],
-                },
-            )
-        ],
-        cursor=cursor,
+    return _retraining(
+        "performance_drift",
+        cause,
+        cause.metadata.get("production_version"),
+        cursor,
+        cause=cause.metadata["performance/reason"],
     )
 
 
@@ -339,20 +352,12 @@ def concept_drift_sensor(
         return dg.SensorResult(
             skip_reason=f"concept drift on {change.partition} but {cooldown}", cursor=cursor
         )
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"concept:{change.partition}:v{version}",
-                tags={
-                    TRIGGER_TAG: "concept_drift",
-                    "retraining/cause_batch": change.partition,
-                    "retraining/cause": (
-                        f"error stream changed ({policy.concept_detector}) without feature drift"
-                    ),
-                },
-            )
-        ],
-        cursor=cursor,
+    return _retraining(
+        "concept_drift",
+        change,
+        version,
+        cursor,
+        cause=f"error stream changed ({policy.concept_detector}) without feature drift",
     )
 
 
