@@ -10,13 +10,13 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: install demo test test-fast lint format dev mlflow-ui clean-state
 
+# constraints.txt pins antlr4-python3-runtime 4.13.2 against DVC's 4.9 (breaks Dagster's string
+# selections). Bytecode is compiled up front: where PYTHONDONTWRITEBYTECODE is set, every process
+# (Dagster runs, daemon, tests) would otherwise compile its imports again (cold cycle 16.9 -> 8.9 s).
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
-	# constraints.txt pins antlr4-python3-runtime 4.13.2 against DVC's 4.9 (breaks Dagster selections)
 	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]'
-	# Bytecode up front: where PYTHONDONTWRITEBYTECODE is set, every process (Dagster runs,
-	# daemon, tests) would otherwise compile its imports again (cold cycle 16.9 s -> 8.9 s).
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib retraining_assets > /dev/null || true
 	touch $@
 
