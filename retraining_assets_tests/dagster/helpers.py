@@ -8,30 +8,17 @@ import dagster as dg
 import pandas as pd
 
 from retraining_assets.core import synthetic
-from retraining_assets.defs.assets import (
-    candidate_model,
-    evaluation_report,
-    production_model,
-    raw_batches,
-    training_dataset,
-    validated_dataset,
-)
+from retraining_assets.definitions import defs
+from retraining_assets.defs.assets import raw_batches
+from retraining_assets.defs.jobs import RETRAINING_ASSETS
 from retraining_assets.defs.monitoring import batch_drift, batch_performance
-from retraining_assets.defs.resources import (
-    BatchSourceResource,
-    DvcResource,
-    MlflowResource,
-    ProductionResource,
-    TriggerPolicyResource,
-)
+from retraining_assets.defs.resources import BatchSourceResource
 
-CHAIN = [training_dataset, validated_dataset, candidate_model, evaluation_report, production_model]
+CHAIN = RETRAINING_ASSETS
+# The project's own resources; only the schema differs (tests use the synthetic generator).
 RESOURCES: dict[str, Any] = {
+    **(defs.resources or {}),
     "batch_source": BatchSourceResource(dataset="synthetic"),
-    "dvc": DvcResource(),
-    "mlflow": MlflowResource(),
-    "production": ProductionResource(),
-    "triggers": TriggerPolicyResource(),
 }
 
 
