@@ -44,7 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES = ROOT / "data" / "batches"
 PYCACHE = Path(tempfile.gettempdir()) / "retraining-bench-pycache"
-WINDOW_BATCHES = 8
+#: Training weeks of the cycle; the parent passes ``--windows`` to its children through this.
+WINDOW_ENV = "CYCLE_BENCH_WINDOW"
+WINDOW_BATCHES = int(os.environ.get(WINDOW_ENV, "8"))
 LATENCY_CALLS = 500
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -257,6 +259,46 @@ def child_dagster(template: Path) -> dict[str, Any]:
     }
 
 
+def child_noop() -> dict[str, Any]:
+    """Dagster's own cost: the same 5-asset chain with empty bodies, run twice like the job.
+
+    Same executor (in process), same kind of instance, the default IO manager pickling each
+    output: what any cycle through Dagster pays before doing work. ``script + noop`` is the best
+    a Dagster cycle could do with GE, MLflow and DVC costing nothing.
+    """
+    started = time.perf_counter()
+    import dagster as dg
+
+    import_s = time.perf_counter() - started
+
+    def chain() -> list[dg.AssetsDefinition]:
+        assets: list[dg.AssetsDefinition] = []
+        for i, name in enumerate(STEPS):
+            deps = {STEPS[i - 1]: dg.AssetIn()} if i else {}
+
+            def body(**_: Any) -> dict[str, int]:
+                return {"rows": 0}
+
+            assets.append(dg.asset(name=name, ins=deps)(body))
+        return assets
+
+    job = dg.Definitions(
+        assets=chain(), jobs=[dg.define_asset_job("noop", executor_def=dg.in_process_executor)]
+    ).resolve_job_def("noop")
+    cycles = []
+    for _ in range(2):
+        with dg.instance_for_test() as instance:
+            t0 = time.perf_counter()
+            job.execute_in_process(instance=instance, run_config=QUIET)
+            cycles.append({"cycle": time.perf_counter() - t0})
+    return {
+        "import": import_s,
+        "cold": import_s + cycles[0]["cycle"],
+        "warm": cycles[1]["cycle"],
+        "cycles": cycles,
+    }
+
+
 def _script_cycle() -> dict[str, Any]:
     import numpy as np
     import pandas as pd
@@ -402,34 +444,43 @@ def _median(values) -> float:
 
 def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str, Any]]]:
     label = "bytecode cache (.pyc)" if pyc else "no bytecode cache (as configured here)"
-    runs: dict[str, list[dict[str, Any]]] = {"dagster": [], "script": []}
+    window = os.environ.get(WINDOW_ENV, "8")
+    runs: dict[str, list[dict[str, Any]]] = {"dagster": [], "script": [], "noop": []}
     for _ in range(repeats):
-        for name in runs:  # alternate: dagster, script, dagster, script, ...
-            args = ("dagster", str(template)) if name == "dagster" else ("script",)
+        for name in runs:  # alternate: dagster, script, noop, dagster, script, noop, ...
+            args = ("dagster", str(template)) if name == "dagster" else (name,)
             result, wall = _run(*args, pyc=pyc)
             runs[name].append({**result, "process": wall})
     print()
-    print(f"== one cycle, {label}: {repeats} alternating runs per contender, medians (s)")
-    print(f"{'':28} {'dagster':>9} {'script':>9} {'ratio':>7}")
+    print(
+        f"== one cycle, {window} training weeks + 1 test week, {label}:"
+        f" {repeats} alternating runs per contender, medians (s)"
+    )
+    print(f"{'':28} {'dagster':>9} {'script':>9} {'ratio':>7} {'noop':>7} {'floor':>7}")
     for key, text in (
         ("import", "imports of the entry module"),
         ("cold", "cold: imports + 1st cycle"),
         ("warm", "warm: 2nd cycle in process"),
         ("process", "whole process (2 cycles)"),
     ):
-        dag = _median(r[key] for r in runs["dagster"])
-        scr = _median(r[key] for r in runs["script"])
-        print(f"{text:28} {dag:9.2f} {scr:9.2f} {dag / scr:7.2f}")
+        dag, scr, noop = (_median(r[key] for r in runs[n]) for n in ("dagster", "script", "noop"))
+        floor = (scr + noop) / scr if key in ("cold", "warm") else float("nan")
+        print(f"{text:28} {dag:9.2f} {scr:9.2f} {dag / scr:7.2f} {noop:7.2f} {floor:7.2f}")
     for key in ("cold", "warm"):
         ratios = [d[key] / s[key] for d, s in zip(runs["dagster"], runs["script"], strict=True)]
         print(f"  {key} ratio per alternating pair: " + ", ".join(f"{r:.2f}" for r in ratios))
     aucs = {
         name: sorted({round(c["auc"], 6) for r in rs for c in r["cycles"]})
         for name, rs in runs.items()
+        if name != "noop"
     }
     print(
         f"  test AUC {aucs} (same model: {aucs['dagster'] == aucs['script']}); promoted:"
         f" {sorted({c['promoted'] for r in runs['dagster'] for c in r['cycles']})}"
+    )
+    print(
+        "  noop = the same 5-asset job with empty bodies (Dagster alone); floor = (script + noop)"
+        " / script, the ratio if GE, MLflow and DVC cost nothing"
     )
     print("  targets: dagster / script <= 1.5 (stretch 1.2)")
     return runs
@@ -586,6 +637,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-profile", action="store_true")
     parser.add_argument("--skip-no-pyc", action="store_true", help="only the .pyc comparison")
+    parser.add_argument(
+        "--windows",
+        default="8,51",
+        help="training weeks per comparison, comma-separated (51 = all history before the test)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -594,6 +650,8 @@ def main() -> None:
             result = child_dagster(Path(rest[0]))
         elif mode == "script":
             result = child_script()
+        elif mode == "noop":
+            result = child_noop()
         elif mode == "profile":
             result = child_profile(Path(rest[0]), Path(rest[1]))
         elif mode == "imports":
@@ -612,8 +670,12 @@ def main() -> None:
         # Untimed warm-up: fills the bytecode cache and the OS file cache for both contenders.
         _run("dagster", str(template), pyc=True)
         _run("script", pyc=True)
-        runs = _compare(template, args.repeats, pyc=True)
-        _print_steps(runs)
+        windows = [int(w) for w in args.windows.split(",")]
+        for window in windows:
+            os.environ[WINDOW_ENV] = str(window)
+            runs = _compare(template, args.repeats, pyc=True)
+            _print_steps(runs)
+        os.environ[WINDOW_ENV] = str(windows[0])
         if not args.skip_no_pyc:
             nopyc = _compare(template, args.repeats, pyc=False)
             _print_steps(nopyc)
