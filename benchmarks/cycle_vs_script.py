@@ -271,19 +271,36 @@ def child_noop() -> dict[str, Any]:
 
     import_s = time.perf_counter() - started
 
-    def chain() -> list[dg.AssetsDefinition]:
-        assets: list[dg.AssetsDefinition] = []
-        for i, name in enumerate(STEPS):
-            deps = {STEPS[i - 1]: dg.AssetIn()} if i else {}
+    # The job's chain, written out: each asset takes the one before it as an input.
+    @dg.asset
+    def training_dataset() -> dict[str, int]:
+        return {"rows": 0}
 
-            def body(**_: Any) -> dict[str, int]:
-                return {"rows": 0}
+    @dg.asset
+    def validated_dataset(training_dataset: dict[str, int]) -> dict[str, int]:
+        return training_dataset
 
-            assets.append(dg.asset(name=name, ins=deps)(body))
-        return assets
+    @dg.asset
+    def candidate_model(validated_dataset: dict[str, int]) -> dict[str, int]:
+        return validated_dataset
 
+    @dg.asset
+    def evaluation_report(candidate_model: dict[str, int]) -> dict[str, int]:
+        return candidate_model
+
+    @dg.asset
+    def production_model(evaluation_report: dict[str, int]) -> dict[str, int]:
+        return evaluation_report
+
+    chain = [
+        training_dataset,
+        validated_dataset,
+        candidate_model,
+        evaluation_report,
+        production_model,
+    ]
     job = dg.Definitions(
-        assets=chain(), jobs=[dg.define_asset_job("noop", executor_def=dg.in_process_executor)]
+        assets=chain, jobs=[dg.define_asset_job("noop", executor_def=dg.in_process_executor)]
     ).resolve_job_def("noop")
     cycles = []
     for _ in range(2):
