@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -309,7 +309,28 @@ def validate_frame(
         )
 
     try:
-        results = _run_suite(context, _gx_view(frame, schema), suite)
+        view = _gx_view(frame, schema)
+        # Pass/fail first: with GX's default result format every column expectation also collects
+        # example values and indices, which costs more than the checks themselves (52 weeks of
+        # flights: 0.63 s instead of 1.0-1.4 s). Only when something fails is the suite run again
+        # for the examples the failure messages quote; a failing batch is rare and small.
+        results = _run_suite(context, view, suite, result_format="BOOLEAN_ONLY")
+        failed = {_result_key(r) for r in results if not r.success}
+        if failed:
+            # The failed expectations only, from a fresh suite (an expectation belongs to one).
+            fresh = build_suite(schema, extra_columns=extra_columns, with_target=with_target)
+            detail = type(fresh)(
+                name=fresh.name,
+                expectations=[
+                    e
+                    for e in fresh.expectations
+                    if _expectation_key(e.expectation_type, e.configuration.kwargs) in failed
+                ],
+            )
+            detailed = {
+                _result_key(r): r for r in _run_suite(context, view, detail, result_format="BASIC")
+            }
+            results = [detailed.get(_result_key(r), r) for r in results]
     except Exception as exc:  # GX failed as a whole: report it on every expectation.
         message = f"validation could not run: {type(exc).__name__}: {exc}"
         outcomes.extend(
@@ -390,11 +411,17 @@ def _gx_view(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
 
 
 def _run_suite(
-    context: AbstractDataContext, frame: pd.DataFrame, suite: ExpectationSuite
+    context: AbstractDataContext,
+    frame: pd.DataFrame,
+    suite: ExpectationSuite,
+    *,
+    result_format: Literal["BOOLEAN_ONLY", "BASIC"] = "BASIC",
 ) -> list[ExpectationValidationResult]:
     """Run ``suite`` on ``frame`` through a throw-away pandas data source of ``context``.
 
     Always runs on a copy made by :func:`_gx_view`, never on the caller's frame.
+    ``result_format`` is GX's: ``BOOLEAN_ONLY`` (success and exceptions only) or ``BASIC``
+    (also counts and up to 20 example values per expectation).
 
     A fresh data source means a fresh execution engine, so no metric computed on an earlier frame
     can be reused and no frame stays referenced; it is deleted again before returning.
@@ -406,7 +433,7 @@ def _run_suite(
         asset = data_source.add_dataframe_asset(_ASSET_NAME)
         batch_definition = asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION_NAME)
         batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        return list(batch.validate(suite).results)
+        return list(batch.validate(suite, result_format=result_format).results)
     finally:
         with _context_lock:
             context.data_sources.delete(name)
@@ -505,7 +532,8 @@ def _describe(
     if name == "expect_table_row_count_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         expected = f"at least {low}" if high is None else f"between {low} and {high}"
-        return f"table has {result.get('observed_value')} rows (expected {expected})"
+        rows = result.get("observed_value", len(frame))  # absent from a pass/fail-only result
+        return f"table has {rows} rows (expected {expected})"
     # Fallback for expectations without a dedicated sentence.
     observed_value = result.get("observed_value", f"{unexpected} unexpected values")
     where = col if column is not None else "table"
@@ -551,6 +579,14 @@ def _expectation_key(name: str, kwargs: Mapping[str, Any]) -> tuple[str, str | N
     """What identifies an expectation of the suite: its type and column."""
     column = kwargs.get("column")
     return name, None if column is None else str(column)
+
+
+def _result_key(result: ExpectationValidationResult) -> tuple[str, str | None]:
+    """:func:`_expectation_key` of the expectation behind a GX result."""
+    config = result.expectation_config
+    if config is None:
+        return "unknown", None
+    return _expectation_key(config.type, config.kwargs)
 
 
 def _kwargs_of(kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -134,6 +134,25 @@ def test_out_of_range_hour_fails_ranges(frame: pd.DataFrame) -> None:
     assert "column 'hour' has 1 value outside [0, 23]" in result.summary()
 
 
+def test_failures_get_examples_and_passes_keep_their_sentences(frame: pd.DataFrame) -> None:
+    """The pass/fail-only first run is completed with examples for the failed expectations."""
+    frame.loc[frame.index[3], "hour"] = 30.0
+    frame.loc[frame.index[5], "delayed"] = 2
+    result = validate_frame(frame, SCHEMA)
+    assert _failed_groups(result) == {"ranges", "label"}
+    by_column = {(o.name, o.column): o for o in result.outcomes}
+    hour = by_column[("expect_column_values_to_be_between", "hour")]
+    assert hour.details["result"]["partial_unexpected_list"] == [30.0]
+    assert "(e.g. 30)" in hour.observed
+    label = by_column[("expect_column_values_to_be_in_set", "delayed")]
+    assert "not in {0, 1} (e.g. 2)" in label.observed
+    distance = by_column[("expect_column_values_to_be_between", "distance")]
+    assert distance.success and distance.observed.endswith("values are within [1, 6000]")
+    assert [o.name for o in result.outcomes] == [
+        o.name for o in validate_frame(frame.iloc[:0], SCHEMA).outcomes
+    ]
+
+
 def test_too_few_rows_fails_row_count(frame: pd.DataFrame) -> None:
     result = validate_frame(frame.head(SCHEMA.min_rows - 1), SCHEMA)
     assert _failed_groups(result) == {"row_count"}
