@@ -199,15 +199,25 @@ class MlflowResource(dg.ConfigurableResource):
         return f"http://127.0.0.1:5000/#/experiments/{self.experiment_id()}/runs/{run_id}"
 
     def log_to_run(self, run_id: str, metrics: dict[str, float], tags: dict[str, Any]) -> None:
-        """Add metrics and tags to an existing (possibly finished) run."""
-        import math
+        """Add metrics and tags to an existing (possibly finished) run, in one store transaction.
 
-        client = self.client()
-        for key, value in metrics.items():
-            if value is not None and not math.isnan(value):
-                client.log_metric(run_id, key, float(value))
-        for key, value in tags.items():
-            client.set_tag(run_id, key, str(value))
+        Missing (None or NaN) metrics are skipped.
+        """
+        import math
+        import time
+
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        self.client().log_batch(
+            run_id,
+            metrics=[
+                Metric(key, float(value), now, 0)
+                for key, value in metrics.items()
+                if value is not None and not math.isnan(value)
+            ],
+            tags=[RunTag(key, str(value)) for key, value in tags.items()],
+        )
 
 
 @contextlib.contextmanager
