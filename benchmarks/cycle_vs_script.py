@@ -6,10 +6,13 @@ fresh ``instance_for_test``):
 
 - ``dagster``: the real ``retraining_job`` with ``execute_in_process`` (GE validation, MLflow run,
   model logging and registration, DVC tracking, evaluation, ROC plot, promotion);
-- ``script``: the same 8 training weeks + 1 test week of flights batches read with pandas, the same
+- ``script``: the same training weeks (``--windows``, default 8 and 51) + 1 test week of flights
+  batches read with pandas, the same
   LightGBM training (``TrainParams()`` = the job's defaults, unit weights like the job's rolling
   window) and the same evaluation (AUC + 500 timed single-row predictions through ``Scorer``), and
-  nothing else: no orchestration, no GE, no MLflow, no DVC, no plot.
+  nothing else: no orchestration, no GE, no MLflow, no DVC, no plot;
+- ``noop``: the same 5-asset chain with empty bodies through Dagster: what orchestration alone
+  costs. ``floor = (script + noop) / script`` is the best ratio a Dagster cycle could reach.
 
 ``cold`` = the imports of the entry module plus the first cycle in the process (what a run launched
 in a new process pays); ``warm`` = the second cycle in the same process (imports done). Contenders
@@ -23,7 +26,7 @@ component inside steps (wall time of wrapped project, MLflow, DVC and GE functio
 cycle), the import time of each heavy library in a fresh process, and a cProfile of one cold and one
 warm Dagster cycle (top entries by cumulative time).
 
-    .venv/bin/python benchmarks/cycle_vs_script.py [--repeats 3] [--skip-profile]
+    .venv/bin/python benchmarks/cycle_vs_script.py [--repeats 3] [--skip-profile] [--windows 8,51]
 """
 
 from __future__ import annotations
