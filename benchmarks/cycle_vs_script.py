@@ -7,10 +7,9 @@ fresh ``instance_for_test``):
 - ``dagster``: the real ``retraining_job`` with ``execute_in_process`` (GE validation, MLflow run,
   model logging and registration, DVC tracking, evaluation, ROC plot, promotion);
 - ``script``: the same training weeks (``--windows``, default 8 and 51) + 1 test week of flights
-  batches read with pandas, the same
-  LightGBM training (``TrainParams()`` = the job's defaults, unit weights like the job's rolling
-  window) and the same evaluation (AUC + 500 timed single-row predictions through ``Scorer``), and
-  nothing else: no orchestration, no GE, no MLflow, no DVC, no plot;
+  batches read with pandas, the same LightGBM training (``TrainParams()`` = the job's defaults,
+  unit weights like the job's rolling window) and the same evaluation (AUC + 500 timed single-row
+  predictions through ``Scorer``), and nothing else: no orchestration, GE, MLflow, DVC or plot;
 - ``noop``: the same 5-asset chain with empty bodies through Dagster: what orchestration alone
   costs. ``floor = (script + noop) / script`` is the best ratio a Dagster cycle could reach.
 
