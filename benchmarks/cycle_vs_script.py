@@ -261,6 +261,53 @@ def child_dagster(template: Path) -> dict[str, Any]:
     }
 
 
+def multiprocess_job():
+    """``retraining_job`` with Dagster's multiprocess executor (loaded by path in each step)."""
+    import dagster as dg
+
+    from retraining_assets.definitions import defs
+    from retraining_assets.defs.jobs import RETRAINING_ASSETS
+
+    job = dg.define_asset_job(
+        "retraining_job_multiprocess",
+        selection=dg.AssetSelection.assets(*RETRAINING_ASSETS),
+        executor_def=dg.multiprocess_executor,
+    )
+    return dg.Definitions(
+        assets=list(defs.assets or []), resources=defs.resources, jobs=[job]
+    ).resolve_job_def("retraining_job_multiprocess")
+
+
+def child_multiprocess(template: Path) -> dict[str, Any]:
+    """Import Dagster and the definitions, then run the job twice with the multiprocess executor.
+
+    Each step runs in a fresh process (spawned, as Dagster does) that loads the code location and
+    the step's heavy libraries: the parent is warm on the second cycle, its steps never are.
+    """
+    started = time.perf_counter()
+    import dagster as dg
+
+    import retraining_assets.definitions  # noqa: F401
+
+    import_s = time.perf_counter() - started
+    cycles = []
+    for _ in range(2):
+        home = _fresh_home(template)
+        with dg.instance_for_test() as instance:
+            t0 = time.perf_counter()
+            result = dg.execute_job(
+                dg.reconstructable(multiprocess_job), instance=instance, run_config=_run_config()
+            )
+            cycles.append({"cycle": time.perf_counter() - t0, "success": result.success})
+        shutil.rmtree(home.parent, ignore_errors=True)
+    return {
+        "import": import_s,
+        "cold": import_s + cycles[0]["cycle"],
+        "warm": cycles[1]["cycle"],
+        "cycles": cycles,
+    }
+
+
 def child_noop() -> dict[str, Any]:
     """Dagster's own cost: the same 5-asset chain with empty bodies, run twice like the job.
 
@@ -505,6 +552,27 @@ def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str
     return runs
 
 
+def _compare_executors(template: Path, repeats: int) -> None:
+    """The job's in-process executor against Dagster's multiprocess executor, alternating."""
+    runs: dict[str, list[dict[str, Any]]] = {"dagster": [], "multiprocess": []}
+    for _ in range(repeats):
+        for name in runs:
+            result, _ = _run(name, str(template), pyc=True)
+            runs[name].append(result)
+    print()
+    print(
+        f"== executor, {os.environ.get(WINDOW_ENV, '8')} training weeks, with .pyc:"
+        f" {repeats} alternating runs, medians (s)"
+    )
+    print(f"{'':28} {'in_process':>11} {'multiprocess':>13} {'ratio':>7}")
+    for key, text in (("cold", "cold: imports + 1st cycle"), ("warm", "2nd cycle in process")):
+        inproc = _median(r[key] for r in runs["dagster"])
+        multi = _median(r[key] for r in runs["multiprocess"])
+        print(f"{text:28} {inproc:11.2f} {multi:13.2f} {multi / inproc:7.2f}")
+    ok = all(c["success"] for r in runs["multiprocess"] for c in r["cycles"])
+    print(f"  multiprocess runs succeeded: {ok}; its steps start cold on every cycle")
+
+
 def _print_steps(runs: dict[str, list[dict[str, Any]]]) -> None:
     print()
     print("== Dagster cycle by step (event timestamps), medians over runs (s)")
@@ -657,6 +725,9 @@ def main() -> None:
     parser.add_argument("--skip-profile", action="store_true")
     parser.add_argument("--skip-no-pyc", action="store_true", help="only the .pyc comparison")
     parser.add_argument(
+        "--executors", action="store_true", help="also time the multiprocess executor"
+    )
+    parser.add_argument(
         "--windows",
         default="8,51",
         help="training weeks per comparison, comma-separated (51 = all history before the test)",
@@ -671,6 +742,8 @@ def main() -> None:
             result = child_script()
         elif mode == "noop":
             result = child_noop()
+        elif mode == "multiprocess":
+            result = child_multiprocess(Path(rest[0]))
         elif mode == "profile":
             result = child_profile(Path(rest[0]), Path(rest[1]))
         elif mode == "imports":
@@ -695,6 +768,8 @@ def main() -> None:
             runs = _compare(template, args.repeats, pyc=True)
             _print_steps(runs)
         os.environ[WINDOW_ENV] = str(windows[0])
+        if args.executors:
+            _compare_executors(template, args.repeats)
         if not args.skip_no_pyc:
             nopyc = _compare(template, args.repeats, pyc=False)
             _print_steps(nopyc)
