@@ -217,6 +217,16 @@ def _run_config() -> dict[str, Any]:
     }
 
 
+def _two_cycles(import_s: float, cycles: list[dict[str, Any]]) -> dict[str, Any]:
+    """A child's result: ``cold`` = imports + 1st cycle, ``warm`` = 2nd cycle."""
+    return {
+        "import": import_s,
+        "cold": import_s + cycles[0]["cycle"],
+        "warm": cycles[1]["cycle"],
+        "cycles": cycles,
+    }
+
+
 def child_dagster(template: Path) -> dict[str, Any]:
     """Import the definitions, then run ``retraining_job`` twice (cold, warm) on fresh state."""
     started = time.perf_counter()
@@ -251,10 +261,7 @@ def child_dagster(template: Path) -> dict[str, Any]:
             )
         shutil.rmtree(home.parent, ignore_errors=True)
     return {
-        "import": import_s,
-        "cold": import_s + cycles[0]["cycle"],
-        "warm": cycles[1]["cycle"],
-        "cycles": cycles,
+        **_two_cycles(import_s, cycles),
         "components": {k: sum(d for _, d in v) for k, v in timings.items()},
         "component_calls": {k: len(v) for k, v in timings.items()},
         "by_step": _by_step(timings, cycles[1]["steps"]["intervals"]),
@@ -300,12 +307,7 @@ def child_multiprocess(template: Path) -> dict[str, Any]:
             )
             cycles.append({"cycle": time.perf_counter() - t0, "success": result.success})
         shutil.rmtree(home.parent, ignore_errors=True)
-    return {
-        "import": import_s,
-        "cold": import_s + cycles[0]["cycle"],
-        "warm": cycles[1]["cycle"],
-        "cycles": cycles,
-    }
+    return _two_cycles(import_s, cycles)
 
 
 def child_noop() -> dict[str, Any]:
@@ -357,12 +359,7 @@ def child_noop() -> dict[str, Any]:
             t0 = time.perf_counter()
             job.execute_in_process(instance=instance, run_config=QUIET)
             cycles.append({"cycle": time.perf_counter() - t0})
-    return {
-        "import": import_s,
-        "cold": import_s + cycles[0]["cycle"],
-        "warm": cycles[1]["cycle"],
-        "cycles": cycles,
-    }
+    return _two_cycles(import_s, cycles)
 
 
 def _script_cycle() -> dict[str, Any]:
@@ -413,12 +410,7 @@ def child_script() -> dict[str, Any]:
         t0 = time.perf_counter()
         out = _script_cycle()
         cycles.append({"cycle": time.perf_counter() - t0, **out})
-    return {
-        "import": import_s,
-        "cold": import_s + cycles[0]["cycle"],
-        "warm": cycles[1]["cycle"],
-        "cycles": cycles,
-    }
+    return _two_cycles(import_s, cycles)
 
 
 def child_profile(template: Path, out_dir: Path) -> dict[str, Any]:
