@@ -62,6 +62,14 @@ def _check_kind(state: dict[str, Any], kind: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _restore_counters(detector: PageHinkley | Adwin, state: dict[str, Any]) -> None:
+    """Set the counters both detectors serialise: samples seen, detections, last change."""
+    detector._t = int(state["t"])
+    detector._n_detections = int(state["n_detections"])
+    lce = state["last_change_estimate"]
+    detector._last_change_estimate = None if lce is None else int(lce)
+
+
 class PageHinkley:
     """Page-Hinkley test for a change in the mean of a stream.
 
@@ -220,10 +228,7 @@ class PageHinkley:
         _check_kind(data, _PH_KIND)
         det = cls(**data["params"])
         s = data["state"]
-        det._t = int(s["t"])
-        det._n_detections = int(s["n_detections"])
-        lce = s["last_change_estimate"]
-        det._last_change_estimate = None if lce is None else int(lce)
+        _restore_counters(det, s)
         det._start = int(s["start"])
         det._n = int(s["n"])
         det._sum = float(s["sum"])
@@ -547,10 +552,7 @@ class Adwin:
         _check_kind(data, _ADWIN_KIND)
         det = cls(**data["params"])
         s = data["state"]
-        det._t = int(s["t"])
-        det._n_detections = int(s["n_detections"])
-        lce = s["last_change_estimate"]
-        det._last_change_estimate = None if lce is None else int(lce)
+        _restore_counters(det, s)
         det._width = int(s["width"])
         det._total = float(s["total"])
         det._m2 = float(s["m2"])
