@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 # LightGBM's OpenMP threads spin: keep every process to an explicit, small thread count.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test test-fast lint format dev mlflow-ui clean-state
+.PHONY: install demo test test-fast test-stack lint format dev mlflow-ui clean-state
 
 # constraints.txt pins antlr4-python3-runtime 4.13.2 against DVC's 4.9 (breaks Dagster's string
 # selections). Bytecode is compiled up front: where PYTHONDONTWRITEBYTECODE is set, every process
@@ -25,11 +25,20 @@ install: $(BIN)/.installed  ## create .venv with the project and its dev tools
 demo: install  ## prepare the flights data (dvc repro), train a first model, retrain on a later week
 	$(BIN)/retraining demo
 
-test: install  ## the whole test suite
-	$(BIN)/pytest
+test: install  ## the whole test suite (no service needed: the stack tests are left to test-stack)
+	$(BIN)/pytest -m "not stack"
 
 test-fast: install  ## skip the tests that run the whole chain
-	$(BIN)/pytest -m "not slow and not e2e"
+	$(BIN)/pytest -m "not slow and not e2e and not stack"
+
+# Postgres + S3 on loopback (scripts/stack), the stack tests with its environment, and the stack
+# brought down again whether the tests passed or not.
+test-stack: install  ## the stack tests against Postgres + an S3 endpoint started on 127.0.0.1
+	@export RETRAINING_PYTHON=$(abspath $(BIN))/python; \
+	scripts/stack up || { scripts/stack down; exit 1; }; \
+	eval "$$(scripts/stack env)"; \
+	RETRAINING_STACK_REQUIRED=1 $(BIN)/pytest -m stack; status=$$?; \
+	scripts/stack down; exit $$status
 
 lint: install
 	$(BIN)/ruff check .

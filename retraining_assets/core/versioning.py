@@ -59,12 +59,21 @@ class DvcStore:
     Args:
         repo_dir: Root of the DVC repository (created with ``dvc init`` if absent; ``--no-scm``
             when it is not a git repository root).
-        remote_url: Default remote; ``None`` keeps whatever the repository has configured.
+        remote_url: Default remote (a folder, or a URL such as ``s3://bucket/prefix`` with
+            ``dvc-s3``); ``None`` keeps whatever the repository has configured.
+        remote_options: Extra settings of that remote, as ``dvc remote modify`` takes them
+            (e.g. ``{"endpointurl": "http://127.0.0.1:9000"}`` for an S3-compatible endpoint).
     """
 
-    def __init__(self, repo_dir: Path, remote_url: str | None = None) -> None:
+    def __init__(
+        self,
+        repo_dir: Path,
+        remote_url: str | None = None,
+        remote_options: dict[str, str] | None = None,
+    ) -> None:
         self.repo_dir = Path(repo_dir).resolve()
         self.remote_url = remote_url
+        self.remote_options = dict(remote_options or {})
         self._lock_file = self.repo_dir / ".dvc" / "tmp" / "retraining.lock"
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
@@ -86,7 +95,7 @@ class DvcStore:
                     conf["core"]["analytics"] = False
                     if self.remote_url:
                         conf["core"]["remote"] = "local"
-                        conf["remote"]["local"] = {"url": self.remote_url}
+                        conf["remote"]["local"] = {"url": self.remote_url, **self.remote_options}
             finally:
                 repo.close()
         return self
@@ -105,7 +114,10 @@ class DvcStore:
                 if push and self._has_remote(repo):
                     repo.push(targets=[str(path)])
             except Exception as exc:  # DVC raises many types; keep the cause visible.
-                raise VersioningError(f"dvc add/push of {path.name} failed: {exc}") from exc
+                raise VersioningError(
+                    f"dvc add/push of {path.name} to {self.describe_remote()} failed: "
+                    f"{_first_line(exc)}"
+                ) from exc
             finally:
                 repo.close()
         dvc_file = path.with_name(path.name + ".dvc")
@@ -116,6 +128,11 @@ class DvcStore:
     def _has_remote(repo: object) -> bool:
         conf = repo.config  # type: ignore[attr-defined]
         return bool(conf["core"].get("remote"))
+
+    def describe_remote(self) -> str:
+        """The default remote and its endpoint, for messages."""
+        endpoint = self.remote_options.get("endpointurl")
+        return f"{self.remote_url} (endpoint {endpoint})" if endpoint else str(self.remote_url)
 
     def cache_path(self, md5: str) -> Path:
         """Where DVC 3 keeps the bytes of ``md5`` in this repository's cache."""
@@ -140,12 +157,47 @@ class DvcStore:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 tmp = dest.with_name(f".{dest.name}.restore")
                 shutil.copyfile(source, tmp)
-                if file_md5(tmp) != md5:
-                    tmp.unlink()
-                    raise VersioningError(f"copy of {md5} at {source} is corrupt")
-                os.replace(tmp, dest)
-                return dest
+                return self._verified(tmp, md5, dest, str(source))
+        if self.remote_url and "://" in self.remote_url:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.restore")
+            if self._download(md5, tmp):
+                return self._verified(tmp, md5, dest, self.describe_remote())
         raise VersioningError(
             f"no copy of {md5} in the DVC cache {self.cache_path(md5).parent.parent} "
-            f"or remote {self.remote_url}"
+            f"or remote {self.describe_remote()}"
         )
+
+    @staticmethod
+    def _verified(tmp: Path, md5: str, dest: Path, source: str) -> Path:
+        if file_md5(tmp) != md5:
+            tmp.unlink()
+            raise VersioningError(f"copy of {md5} at {source} is corrupt")
+        os.replace(tmp, dest)
+        return dest
+
+    def _download(self, md5: str, tmp: Path) -> bool:
+        """Fetch the bytes of ``md5`` from a URL remote (S3...) through DVC's own filesystem."""
+        from dvc.repo import Repo
+
+        with self.locked():
+            repo = Repo(str(self.repo_dir))
+            try:
+                odb = repo.cloud.get_remote_odb(command="fetch")
+                path = odb.oid_to_path(md5)
+                if not odb.fs.exists(path):
+                    return False
+                odb.fs.get_file(path, str(tmp))
+            except Exception as exc:  # DVC/fsspec raise many types; name the remote.
+                raise VersioningError(
+                    f"fetch of {md5} from {self.describe_remote()} failed: {_first_line(exc)}"
+                ) from exc
+            finally:
+                repo.close()
+        return True
+
+
+def _first_line(exc: BaseException) -> str:
+    """First non-empty line of an error (DVC errors can span many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,28 +76,71 @@ class BatchSourceResource(dg.ConfigurableResource):
 
 
 class DvcResource(dg.ConfigurableResource):
-    """The DVC repository that versions datasets and models produced by the assets."""
+    """The DVC repository that versions datasets and models produced by the assets.
+
+    The remote may be a folder or an ``s3://bucket/prefix`` URL (``dvc-s3``); for S3 the endpoint
+    is ``endpoint_url``, else ``$AWS_ENDPOINT_URL`` (unset: AWS), and credentials come from the
+    usual ``AWS_*`` variables, never from a file.
+    """
 
     repo_dir: str | None = Field(default=None, description="DVC repository; default <home>/store.")
     remote_url: str | None = Field(
-        default=None, description="Default DVC remote; default the local folder <home>/dvc-remote."
+        default=None,
+        description="Default DVC remote (folder or s3://...); default $RETRAINING_DVC_REMOTE,"
+        " else the local folder <home>/dvc-remote.",
     )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint of an s3:// remote; default $AWS_ENDPOINT_URL, else AWS.",
+    )
+
+    def remote(self) -> str:
+        """The default remote's URL or folder."""
+        return (
+            self.remote_url
+            or os.environ.get("RETRAINING_DVC_REMOTE")
+            or str(settings.state_dir() / "dvc-remote")
+        )
+
+    def remote_options(self) -> dict[str, str]:
+        """``dvc remote modify`` settings of the remote (the endpoint of an S3 remote)."""
+        from retraining_assets.services import s3_endpoint
+
+        endpoint = s3_endpoint(self.endpoint_url)
+        return {"endpointurl": endpoint} if self.remote().startswith("s3://") and endpoint else {}
 
     def store(self) -> DvcStore:
         """The (created if needed) DVC store."""
         home = settings.state_dir()
         repo = Path(self.repo_dir) if self.repo_dir else home / "store"
-        remote = self.remote_url or str(home / "dvc-remote")
-        return _ensured_dvc(str(repo.resolve()), remote)
+        return _ensured_dvc(str(repo.resolve()), self.remote(), self.remote_options())
+
+    def check(self) -> None:
+        """Reach the remote: an S3 bucket answers, a folder remote is writable or creatable.
+
+        Raises:
+            retraining_assets.services.ServiceUnreachable: one line naming what did not answer.
+        """
+        from retraining_assets.services import ServiceUnreachable, check_s3
+
+        remote = self.remote()
+        if remote.startswith("s3://"):
+            check_s3(remote, self.remote_options().get("endpointurl"))
+        elif "://" not in remote:
+            probe = Path(remote)
+            while not probe.exists():
+                probe = probe.parent
+            if not os.access(probe, os.W_OK):
+                raise ServiceUnreachable(f"DVC remote folder {remote} is not writable")
 
 
-_ENSURED: dict[tuple[str, str], DvcStore] = {}
+_ENSURED: dict[tuple[str, str, tuple[tuple[str, str], ...]], DvcStore] = {}
 
 
-def _ensured_dvc(repo: str, remote: str) -> DvcStore:
-    key = (repo, remote)
+def _ensured_dvc(repo: str, remote: str, options: dict[str, str]) -> DvcStore:
+    key = (repo, remote, tuple(sorted(options.items())))
     if key not in _ENSURED:
-        _ENSURED[key] = DvcStore(Path(repo), remote).ensure()
+        _ENSURED[key] = DvcStore(Path(repo), remote, options).ensure()
     return _ENSURED[key]
 
 
@@ -115,11 +159,20 @@ class ProductionResource(dg.ConfigurableResource):
 
 
 _MLFLOW_INIT = threading.Lock()
-_MLFLOW_READY: set[str] = set()
+_MLFLOW_READY: set[tuple[str, str]] = set()
+
+
+#: Where ``make mlflow-ui`` serves the MLflow UI; ``$RETRAINING_MLFLOW_UI_URL`` overrides it.
+DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 
 
 class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking and model registry, SQLite under the project by default.
+
+    On the stack (``scripts/stack``) the tracking URI is a ``postgresql://`` URL and artifacts go to
+    ``s3://...``; MLflow's S3 client then reads the endpoint from ``MLFLOW_S3_ENDPOINT_URL`` and the
+    credentials from the usual ``AWS_*`` variables. An unreachable store fails with one line naming
+    its endpoint (password masked).
 
     Why not ``dagster_mlflow.mlflow_tracking``: it starts a run when the resource is built and
     reuses whatever run is active in the process, so in-process executions of several jobs log
@@ -128,11 +181,19 @@ class MlflowResource(dg.ConfigurableResource):
     """
 
     tracking_uri: str | None = Field(
-        default=None, description="Tracking URI; default sqlite:///<home>/mlflow/mlflow.db."
+        default=None,
+        description="Tracking URI (sqlite:/// or postgresql://); default"
+        " sqlite:///<home>/mlflow/mlflow.db.",
     )
     artifact_location: str | None = Field(
         default=None,
-        description="Artifact root for a new experiment; default <home>/mlflow/artifacts.",
+        description="Artifact root for a new experiment (a folder or s3://bucket/prefix); default"
+        " $RETRAINING_MLFLOW_ARTIFACTS, else <home>/mlflow/artifacts.",
+    )
+    ui_url: str | None = Field(
+        default=None,
+        description=f"Base URL of the MLflow UI for run links; default $RETRAINING_MLFLOW_UI_URL,"
+        f" else {DEFAULT_MLFLOW_UI}.",
     )
     experiment_name: str = "retraining_assets"
     registered_model_name: str = "retraining_model"
@@ -143,25 +204,60 @@ class MlflowResource(dg.ConfigurableResource):
             return self.tracking_uri
         return f"sqlite:///{settings.state_dir() / 'mlflow' / 'mlflow.db'}"
 
-    def _artifacts(self) -> str:
-        if self.artifact_location:
-            return self.artifact_location
+    def artifacts(self) -> str:
+        """The artifact root given to the experiment when it is created."""
+        configured = self.artifact_location or os.environ.get("RETRAINING_MLFLOW_ARTIFACTS")
+        if configured:
+            return configured
         return (settings.state_dir() / "mlflow" / "artifacts").as_uri()
+
+    def describe(self) -> str:
+        """Where the store lives, safe to print (password masked)."""
+        from retraining_assets.services import mask_url
+
+        return f"tracking {mask_url(self.uri())}, artifacts {self.artifacts()}"
+
+    def _fail(self, exc: BaseException) -> dg.Failure | None:
+        """A one-line ``dg.Failure`` when ``exc`` means the tracking store or S3 did not answer."""
+        from retraining_assets.services import mask_url, s3_endpoint, unreachable_message
+
+        s3 = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or s3_endpoint() or "AWS S3"
+        message = unreachable_message(
+            exc,
+            f"MLflow store {mask_url(self.uri())}",
+            s3_what=f"MLflow artifacts {self.artifacts()} at {s3}",
+        )
+        return dg.Failure(description=message) if message else None
 
     def _ready(self) -> str:
         """Create the store (schema migration takes seconds) once, with one writer at a time."""
         import mlflow
 
+        from retraining_assets.services import ServiceUnreachable, check_postgres, is_postgres
+
         uri = self.uri()
+        if is_postgres(uri):
+            # MLflow retries a refused connection for minutes: probe first, fail in seconds.
+            try:
+                check_postgres(uri)
+            except ServiceUnreachable as exc:
+                raise dg.Failure(description=f"MLflow tracking store: {exc}") from None
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-        if uri in _MLFLOW_READY:
+        if (uri, self.experiment_name) in _MLFLOW_READY:
             return uri
         with _MLFLOW_INIT, _file_lock_for(uri):
             client = mlflow.MlflowClient(uri, registry_uri=uri)
             if client.get_experiment_by_name(self.experiment_name) is None:
-                client.create_experiment(self.experiment_name, artifact_location=self._artifacts())
-            _MLFLOW_READY.add(uri)
+                try:
+                    client.create_experiment(
+                        self.experiment_name, artifact_location=self.artifacts()
+                    )
+                except Exception:
+                    # Another process (a run worker on another host) created it first.
+                    if client.get_experiment_by_name(self.experiment_name) is None:
+                        raise
+            _MLFLOW_READY.add((uri, self.experiment_name))
         return uri
 
     def client(self) -> MlflowClient:
@@ -179,7 +275,13 @@ class MlflowResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def start_run(self, run_name: str, tags: dict[str, str]) -> Iterator[Run]:
-        """Open a fresh run, yield it, and always close it (FAILED on error)."""
+        """Open a fresh run, yield it, and always close it (FAILED on error).
+
+        Raises:
+            dagster.Failure: one line naming the endpoint when the tracking store or the S3
+                artifact store does not answer (the run is marked FAILED when the store can be
+                reached at all).
+        """
         import mlflow
 
         experiment_id = self.experiment_id()
@@ -189,14 +291,39 @@ class MlflowResource(dg.ConfigurableResource):
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
         try:
             yield run
-        except BaseException:
-            mlflow.end_run(status="FAILED")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status="FAILED")
+            failure = self._fail(exc) if isinstance(exc, Exception) else None
+            if failure is not None:
+                raise failure from None
             raise
         mlflow.end_run(status="FINISHED")
 
     def run_url(self, run_id: str) -> str:
-        """Where a run shows in the MLflow UI started by ``make mlflow-ui``."""
-        return f"http://127.0.0.1:5000/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        """Where a run shows in the MLflow UI (``ui_url``; default that of ``make mlflow-ui``)."""
+        base = self.ui_url or os.environ.get("RETRAINING_MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    def check(self) -> None:
+        """Reach the tracking store and, for an S3 artifact root, its bucket.
+
+        Raises:
+            retraining_assets.services.ServiceUnreachable: one line naming what did not answer.
+        """
+        from retraining_assets.services import ServiceUnreachable, check_s3
+
+        try:
+            self.client().search_experiments(max_results=1)
+        except dg.Failure as exc:
+            raise ServiceUnreachable(exc.description or str(exc)) from None
+        except Exception as exc:
+            failure = self._fail(exc)
+            raise ServiceUnreachable(
+                failure.description if failure else f"MLflow store: {exc}"
+            ) from exc
+        if self.artifacts().startswith("s3://"):
+            check_s3(self.artifacts(), os.environ.get("MLFLOW_S3_ENDPOINT_URL"))
 
     def log_to_run(self, run_id: str, metrics: dict[str, float], tags: dict[str, Any]) -> None:
         """Add metrics and tags to an existing (possibly finished) run, in one store transaction.
