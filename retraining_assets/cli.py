@@ -373,7 +373,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Print versions and paths, and check the known dependency traps."""
+    """Print versions and paths, check the known dependency traps, and check every backend.
+
+    One line per resource says which backend it uses (local folder, s3 URL, postgres URL with the
+    password masked) and whether it answers; the exit code is 1 when anything is unreachable.
+    """
     from importlib.metadata import version
 
     ok = True
@@ -394,6 +398,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ok = False
     print(f"state dir      {settings.state_dir()}")
     print(f"batches dir    {settings.batches_dir()}")
+
+    from retraining_assets.definitions import defs
+    from retraining_assets.doctor import backend_report
+
+    print("backends")
+    for line in backend_report(defs.resources or {}, os.environ):
+        print(line.render())
+        ok = ok and line.ok
     return 0 if ok else 1
 
 
@@ -452,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", default=None, help="which policy's history (default: never)")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("doctor", help="versions, paths, dependency traps")
+    p = sub.add_parser("doctor", help="versions, paths, dependency traps, backends reachable")
     p.set_defaults(func=cmd_doctor)
 
     args = parser.parse_args(argv)

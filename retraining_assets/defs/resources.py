@@ -115,6 +115,14 @@ class DvcResource(dg.ConfigurableResource):
         repo = Path(self.repo_dir) if self.repo_dir else home / "store"
         return _ensured_dvc(str(repo.resolve()), self.remote(), self.remote_options())
 
+    def describe(self) -> str:
+        """The repository folder and the remote (with its endpoint for S3)."""
+        home = settings.state_dir()
+        repo = Path(self.repo_dir) if self.repo_dir else home / "store"
+        endpoint = self.remote_options().get("endpointurl")
+        remote = f"{self.remote()} at {endpoint}" if endpoint else self.remote()
+        return f"repo {repo.resolve()}, remote {remote}"
+
     def check(self) -> None:
         """Reach the remote: an S3 bucket answers, a folder remote is writable or creatable.
 
@@ -182,8 +190,8 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str | None = Field(
         default=None,
-        description="Tracking URI (sqlite:/// or postgresql://); default"
-        " sqlite:///<home>/mlflow/mlflow.db.",
+        description="Tracking URI (sqlite:/// or postgresql+psycopg2://); default"
+        " $RETRAINING_MLFLOW_TRACKING_URI, else sqlite:///<home>/mlflow/mlflow.db.",
     )
     artifact_location: str | None = Field(
         default=None,
@@ -199,9 +207,14 @@ class MlflowResource(dg.ConfigurableResource):
     registered_model_name: str = "retraining_model"
 
     def uri(self) -> str:
-        """The tracking (and registry) URI."""
-        if self.tracking_uri:
-            return self.tracking_uri
+        """The tracking (and registry) URI.
+
+        Not ``$MLFLOW_TRACKING_URI``: ``mlflow.set_tracking_uri`` writes that variable into the
+        process environment, so it would carry one store's URI into the next resource.
+        """
+        configured = self.tracking_uri or os.environ.get("RETRAINING_MLFLOW_TRACKING_URI")
+        if configured:
+            return configured
         return f"sqlite:///{settings.state_dir() / 'mlflow' / 'mlflow.db'}"
 
     def artifacts(self) -> str:
@@ -306,22 +319,35 @@ class MlflowResource(dg.ConfigurableResource):
         return f"{base.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
 
     def check(self) -> None:
-        """Reach the tracking store and, for an S3 artifact root, its bucket.
+        """Reach the tracking store and, for an S3 artifact root, its bucket (creating nothing).
+
+        A SQLite store only needs a writable folder; a server store must answer a query.
 
         Raises:
             retraining_assets.services.ServiceUnreachable: one line naming what did not answer.
         """
-        from retraining_assets.services import ServiceUnreachable, check_s3
+        import mlflow
 
-        try:
-            self.client().search_experiments(max_results=1)
-        except dg.Failure as exc:
-            raise ServiceUnreachable(exc.description or str(exc)) from None
-        except Exception as exc:
-            failure = self._fail(exc)
-            raise ServiceUnreachable(
-                failure.description if failure else f"MLflow store: {exc}"
-            ) from exc
+        from retraining_assets.services import ServiceUnreachable, check_postgres, check_s3
+        from retraining_assets.services import is_postgres as on_postgres
+
+        uri = self.uri()
+        if uri.startswith("sqlite:///"):
+            folder = Path(uri.removeprefix("sqlite:///")).parent
+            while not folder.exists():
+                folder = folder.parent
+            if not os.access(folder, os.W_OK):
+                raise ServiceUnreachable(f"MLflow store {uri}: {folder} is not writable")
+        else:
+            if on_postgres(uri):
+                check_postgres(uri)
+            try:
+                mlflow.MlflowClient(uri, registry_uri=uri).search_experiments(max_results=1)
+            except Exception as exc:
+                failure = self._fail(exc)
+                raise ServiceUnreachable(
+                    failure.description if failure else f"MLflow store {uri}: {exc}"
+                ) from exc
         if self.artifacts().startswith("s3://"):
             check_s3(self.artifacts(), os.environ.get("MLFLOW_S3_ENDPOINT_URL"))
 

@@ -17,7 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "stack"
-NEEDED = ("DAGSTER_PG_HOST", "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "RETRAINING_STATE_URL")
+NEEDED = (
+    "DAGSTER_PG_HOST",
+    "RETRAINING_MLFLOW_TRACKING_URI",
+    "AWS_ENDPOINT_URL",
+    "RETRAINING_STATE_URL",
+)
 
 
 @dataclass

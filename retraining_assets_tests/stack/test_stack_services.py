@@ -87,7 +87,7 @@ def _mlflow(stack: Stack, **fields: str):  # type: ignore[no-untyped-def]
     from retraining_assets.defs.resources import MlflowResource
 
     return MlflowResource(
-        tracking_uri=stack.env["MLFLOW_TRACKING_URI"],
+        tracking_uri=stack.env["RETRAINING_MLFLOW_TRACKING_URI"],
         experiment_name=f"stack-{uuid.uuid4().hex[:10]}",
         registered_model_name=f"stack-model-{uuid.uuid4().hex[:10]}",
         **fields,
@@ -274,3 +274,46 @@ def test_up_is_idempotent_and_a_taken_port_is_named(stack: Stack, tmp_path: Path
             line = _one_line(taken.stderr)
             assert f"port {port}" in line and "taken by another process" in line
     assert stack.run("status").returncode == 0  # our own services were not disturbed
+
+
+def _doctor(stack: Stack, tmp_path: Path) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    home = _instance_dir(tmp_path)
+    env = {
+        **stack.env,
+        "DAGSTER_HOME": str(home),
+        "RETRAINING_HOME": str(tmp_path / "var"),
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "retraining_assets.cli", "doctor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    return done.returncode, done.stdout
+
+
+def test_doctor_names_each_backend_and_fails_on_an_unreachable_one(
+    stack: Stack, services_back: Stack, tmp_path: Path
+) -> None:
+    code, out = _doctor(stack, tmp_path)
+    assert code == 0, out
+    password = stack.env["DAGSTER_PG_PASSWORD"]
+    dagster_line = next(line for line in out.splitlines() if line.split()[:1] == ["dagster"])
+    assert "postgres postgresql+psycopg2://retraining:***@127.0.0.1" in dagster_line
+    assert f":{password}@" not in out
+    mlflow_line = next(line for line in out.splitlines() if line.split()[:1] == ["mlflow"])
+    assert stack.env["RETRAINING_MLFLOW_ARTIFACTS"] in mlflow_line and mlflow_line.endswith("ok")
+    assert f"remote {stack.env['RETRAINING_DVC_REMOTE']} at {stack.endpoint}" in out
+
+    stack.run("down", "s3")
+    code, out = _doctor(stack, tmp_path)
+    assert code == 1
+    failures = [line for line in out.splitlines() if line.startswith("!! ")]
+    assert {line.split()[1] for line in failures} == {"dvc", "mlflow", "state"}, out
+    assert all(stack.endpoint in line and "UNREACHABLE" in line for line in failures), failures
