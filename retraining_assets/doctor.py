@@ -2,7 +2,9 @@
 
 A resource takes part by offering ``describe() -> str`` (where its state lives, secrets masked) and
 ``check() -> None`` (raises :class:`~retraining_assets.services.ServiceUnreachable` with one line);
-resources without them are described from ``path()`` or ``store().root``. The Dagster instance
+resources without them are described from ``path()``, from ``store()`` when that is an
+:class:`~retraining_assets.storage.ObjectStore` (its ``location`` and ``check()``), or from
+``store().root``. The Dagster instance
 (``$DAGSTER_HOME/dagster.yaml``), ``$RETRAINING_STATE_URL`` and ``$RETRAINING_DASK_SCHEDULER`` are
 checked too. Nothing is created: a local folder that does not exist yet is reported as such.
 """
@@ -47,6 +49,9 @@ def _probe(name: str, backend: str, check: Callable[[], object], detail: str = "
         check()
     except ServiceUnreachable as exc:
         return BackendLine(name, backend, False, str(exc))
+    except RuntimeError as exc:
+        # The state store's StoreError (and the like) already say what failed in one line.
+        return BackendLine(name, backend, False, first_line(exc))
     except Exception as exc:  # any client error is a failed check, said in one line
         return BackendLine(name, backend, False, f"{type(exc).__name__}: {first_line(exc)}")
     return BackendLine(name, backend, True, detail)
@@ -83,6 +88,11 @@ def resource_line(name: str, resource: Any) -> BackendLine:
             if callable(check):
                 return _probe(name, backend, check)
             return BackendLine(name, backend, True, "not checked")
+        location = getattr(store, "location", None)
+        if location is not None and callable(getattr(store, "check", None)):
+            # An ObjectStore (retraining_assets.storage): a folder or an s3:// location.
+            kind = "s3" if str(location).startswith("s3://") else "local folder"
+            return _probe(name, f"{kind} {location}", store.check)
         root = getattr(store, "root", None)
         if root is not None:
             return _folder(name, Path(root))

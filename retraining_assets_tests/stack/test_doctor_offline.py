@@ -96,3 +96,19 @@ def test_doctor_lines_for_instance_and_environment(tmp_path: Path) -> None:
     assert BackendLine("x", "local folder /a", True, "exists").render() == (
         "   x              local folder /a  ok (exists)"
     )
+
+
+def test_doctor_describes_a_state_store_resource(tmp_path: Path) -> None:
+    from retraining_assets.defs.state import StateStoreResource
+    from retraining_assets.doctor import resource_line
+
+    local = resource_line("state_store", StateStoreResource(url=str(tmp_path / "state")))
+    assert local.ok and local.backend == f"local folder {tmp_path / 'state'}"
+
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    remote = resource_line(
+        "state_store", StateStoreResource(url="s3://bucket/state", endpoint_url=endpoint)
+    )
+    assert not remote.ok
+    assert remote.backend.startswith("s3 s3://bucket/state") and endpoint in remote.backend
+    assert "\n" not in remote.detail
