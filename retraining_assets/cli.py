@@ -160,9 +160,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\n== where things are")
     if current:
         print(
-            f"   production model v{current.version}: {store.model_path(current)}\n"
-            f"     pointer {store.pointer}; model md5 {current.model_md5}; "
-            f"data md5 {current.dataset_md5}\n"
+            f"   production model v{current.version}: {store.model_location(current)}\n"
+            f"     version object {store.version_location(current)}; model md5 "
+            f"{current.model_md5}; data md5 {current.dataset_md5}\n"
             f"     MLflow run {current.mlflow_run_id}; model {current.mlflow_model_uri}"
         )
     print(
@@ -190,7 +190,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             run_config={
                 "ops": {
                     "rollback_production": {
-                        "config": {"to_version": args.to or 0, "reason": args.reason}
+                        "config": {"to_version": args.to, "reason": args.reason}
                     }
                 },
                 **_QUIET,
@@ -223,7 +223,7 @@ def lineage_text(version: int | None) -> str:
     )
 
     store = ProductionResource().store()
-    record = store.record(version) if version else store.current()
+    record = store.record(version) if version is not None else store.current()
     if record is None:
         return "nothing is in production yet"
     current = store.current()
@@ -231,7 +231,9 @@ def lineage_text(version: int | None) -> str:
         f"production v{record.version} ({record.action} at {record.created_at})"
         + ("  <- serving" if current and current.version == record.version else ""),
         f"  reason:        {record.reason}",
-        f"  model:         {store.model_path(record)}  (md5 {record.model_md5})",
+        f"  model:         {store.model_location(record)}  (md5 {record.model_md5})",
+        f"  version:       {store.version_location(record)}"
+        + (f"  (by run {record.changed_by})" if record.changed_by else ""),
     ]
     if record.action == "rollback":
         lines.append(
@@ -283,10 +285,11 @@ _SHOWN_METRICS = {
 def cmd_show_lineage(args: argparse.Namespace) -> int:
     """Print the lineage of a production version."""
     from retraining_assets.core.registry import RegistryError
+    from retraining_assets.storage import StoreError
 
     try:
         print(lineage_text(args.version))
-    except RegistryError as exc:
+    except (RegistryError, StoreError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
     return 0
@@ -409,6 +412,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _version_arg(text: str) -> int:
+    """A production version number from the command line: a whole number from 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: production versions are numbered from 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``retraining`` console command."""
     parser = argparse.ArgumentParser(prog="retraining", description=__doc__)
@@ -432,12 +446,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rollback", help="serve an earlier production version again")
-    p.add_argument("--to", type=int, default=None, help="version to restore (default: previous)")
+    p.add_argument(
+        "--to", type=_version_arg, default=None, help="version to restore (default: previous)"
+    )
     p.add_argument("--reason", default="manual rollback")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("show-lineage", help="lineage of a production version")
-    p.add_argument("version", type=int, nargs="?", default=None, help="default: serving")
+    p.add_argument("version", type=_version_arg, nargs="?", default=None, help="default: serving")
     p.set_defaults(func=cmd_show_lineage)
 
     p = sub.add_parser("restore-data", help="restore a dataset version by its DVC md5")

@@ -186,6 +186,8 @@ def replay_policy(
 
     env = {
         "RETRAINING_HOME": str(home),
+        # The replay's own state, even when the caller's points at a shared bucket.
+        "RETRAINING_STATE_URL": str(home),
         "RETRAINING_BATCHES_DIR": str(incoming),
         "RETRAINING_CONFIG": str(config_path),
     }
@@ -390,10 +392,10 @@ def _cron_ticks(cron: str, after: float, until: float) -> list[Any]:
 
 
 def _current_version(home: Path) -> int | None:
-    pointer = home / "production" / "current.json"
-    if not pointer.exists():
-        return None
-    return int(json.loads(pointer.read_text())["version"])
+    from retraining_assets.core.registry import ProductionStore
+
+    current = ProductionStore(home / "production").current()
+    return current.version if current else None
 
 
 def make_mlflow_template(directory: Path) -> Path:

@@ -13,12 +13,17 @@ from typing import Any
 import dagster as dg
 
 from retraining_assets.core.artifacts import DatasetRef, EvaluationReport, ModelRef
+from retraining_assets.core.registry import RegistryError, md5_hex
 from retraining_assets.defs.config import (
     CandidateModelConfig,
     GateConfig,
     TrainingDatasetConfig,
 )
-from retraining_assets.defs.production import move_champion_alias, production_metadata
+from retraining_assets.defs.production import (
+    move_champion_alias,
+    production_metadata,
+    reconcile_alias,
+)
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
@@ -26,6 +31,7 @@ from retraining_assets.defs.resources import (
     ProductionResource,
 )
 from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, WEIGHT_COLUMN
+from retraining_assets.storage import StoreError
 
 GROUP = "retraining"
 OWNERS = ["team:ml-platform"]
@@ -350,7 +356,7 @@ def candidate_model(
     if validated_dataset.init_from_version is not None:
         # Incremental: continue the booster that was serving when the dataset was built.
         prod_store = production.store()
-        init_model = prod_store.model_path(prod_store.record(validated_dataset.init_from_version))
+        init_model = prod_store.booster(prod_store.record(validated_dataset.init_from_version))
     weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
     trained = train_model(train, schema, params, weights=weights, init_model=init_model)
     store = dvc.store()
@@ -476,11 +482,16 @@ def evaluation_report(
     curves = {"candidate": (y_test, cand_proba)}
 
     prod_store = production.store()
-    current = prod_store.current()
+    try:
+        # The champion's bytes are verified against its md5: an edited or corrupt model is a
+        # clear failure, never scored by the gate.
+        current = prod_store.current()
+        prod_booster = prod_store.booster(current) if current is not None else None
+    except (RegistryError, StoreError) as exc:
+        raise dg.Failure(description=f"cannot load the production model: {exc}") from None
     prod_eval = None
     delong = None
-    if current is not None:
-        prod_booster = load_model(prod_store.model_path(current))
+    if current is not None and prod_booster is not None:
         prod_eval, prod_proba = evaluate_model(
             f"production v{current.version}",
             prod_booster,
@@ -615,14 +626,20 @@ def production_model(
 ):
     """The model that serves: changed only when the gate in ``evaluation_report`` says promote.
 
-    Promotion copies the candidate's exact bytes into the production store, appends to the
-    promotion history, swaps the versioned pointer atomically and moves the MLflow alias
-    ``champion``. A rejected candidate produces no materialization (production is untouched) and
+    Promotion stores the candidate's exact bytes in the production store and creates the next
+    version object, a compare-and-set against the version the gate judged against (if another
+    run changed production meanwhile, this run fails and production keeps the other's change),
+    then moves the MLflow alias ``champion`` (repaired at the start of the next run if this one
+    dies first). A rejected candidate produces no materialization (production is untouched) and
     an observation with the gate's reasons. In shadow mode a passing candidate becomes the
     challenger instead (MLflow alias ``challenger``), decided later on live batches.
     """
+    reconcile_alias(production, mlflow, context.log)
     store = production.store()
-    current = store.current()
+    try:
+        current = store.current()
+    except (RegistryError, StoreError) as exc:
+        raise dg.Failure(description=str(exc)) from None
     if not evaluation_report.promote:
         context.log.info("gate rejected the candidate: %s", "; ".join(evaluation_report.reasons))
         yield dg.AssetObservation(
@@ -638,15 +655,12 @@ def production_model(
         )
         mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "rejected"})
         return
-    serving = current.version if current else None
-    if serving != evaluation_report.production_version:
+    model_bytes = dvc.store().cache_path(candidate_model.md5).read_bytes()
+    if md5_hex(model_bytes) != candidate_model.md5:
         raise dg.Failure(
-            description=(
-                f"production changed since evaluation (evaluated against "
-                f"v{evaluation_report.production_version}, now v{serving}); re-run the evaluation"
-            )
+            description=f"candidate model bytes in the DVC cache do not match md5 "
+            f"{candidate_model.md5}: refusing to promote them"
         )
-    model_bytes = dvc.store().cache_path(candidate_model.md5)
     lineage = {
         "dagster_run_id": context.run_id,
         "params": candidate_model.params,
@@ -656,16 +670,21 @@ def production_model(
         "init_from_version": candidate_model.init_from_version,
     }
     if evaluation_report.mode == "shadow" and current is not None:
-        challenger = store.set_challenger(
-            model_bytes,
-            reason="; ".join(evaluation_report.reasons),
-            mlflow_run_id=candidate_model.mlflow_run_id,
-            mlflow_model_uri=candidate_model.mlflow_model_uri,
-            registered_version=candidate_model.registered_version,
-            dataset_md5=candidate_model.dataset_md5,
-            metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
-            extra={**lineage, "shadow_batches": evaluation_report.shadow_batches},
-        )
+        try:
+            challenger = store.set_challenger(
+                model_bytes,
+                expected_current=evaluation_report.production_version,
+                reason="; ".join(evaluation_report.reasons),
+                mlflow_run_id=candidate_model.mlflow_run_id,
+                mlflow_model_uri=candidate_model.mlflow_model_uri,
+                registered_version=candidate_model.registered_version,
+                dataset_md5=candidate_model.dataset_md5,
+                metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
+                extra={**lineage, "shadow_batches": evaluation_report.shadow_batches},
+                changed_by=context.run_id,
+            )
+        except (RegistryError, StoreError) as exc:
+            raise dg.Failure(description=f"challenger not set: {exc}") from None
         mlflow.client().set_registered_model_alias(
             candidate_model.registered_name, "challenger", candidate_model.registered_version
         )
@@ -685,20 +704,26 @@ def production_model(
         )
         return
     started = time.perf_counter()
-    record = store.promote(
-        model_bytes,
-        reason="; ".join(evaluation_report.reasons),
-        mlflow_run_id=candidate_model.mlflow_run_id,
-        mlflow_model_uri=candidate_model.mlflow_model_uri,
-        registered_version=candidate_model.registered_version,
-        dataset_md5=candidate_model.dataset_md5,
-        metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
-        extra=lineage,
-    )
-    move_champion_alias(mlflow, record)
+    try:
+        record = store.promote(
+            model_bytes,
+            expected_current=evaluation_report.production_version,
+            reason="; ".join(evaluation_report.reasons),
+            mlflow_run_id=candidate_model.mlflow_run_id,
+            mlflow_model_uri=candidate_model.mlflow_model_uri,
+            registered_version=candidate_model.registered_version,
+            dataset_md5=candidate_model.dataset_md5,
+            metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
+            extra=lineage,
+            changed_by=context.run_id,
+        )
+    except (RegistryError, StoreError) as exc:
+        raise dg.Failure(description=f"not promoted: {exc}") from None
+    alias = move_champion_alias(mlflow, record)
     mlflow.log_to_run(
         candidate_model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"}
     )
     metadata = production_metadata(store, record, mlflow)
+    metadata["mlflow/champion_alias"] = alias
     metadata["promotion_seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 3))
     yield dg.Output(record, data_version=dg.DataVersion(record.model_md5), metadata=metadata)

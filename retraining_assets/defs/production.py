@@ -9,13 +9,19 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from retraining_assets.core.registry import ProductionRecord, ProductionStore, RegistryError
+from retraining_assets.core.registry import (
+    ProductionRecord,
+    ProductionStore,
+    RegistryError,
+    reconcile_champion_alias,
+)
 from retraining_assets.defs.resources import (
     MlflowResource,
     ProductionResource,
     TriggerPolicyResource,
 )
 from retraining_assets.settings import DEFAULT_POLICY
+from retraining_assets.storage import StoreError
 
 PRODUCTION_KEY = dg.AssetKey("production_model")
 
@@ -54,8 +60,8 @@ def production_metadata(
         "lineage/dagster_run_id": str(extra.get("dagster_run_id", "")),
         "lineage/restore_data": f"retraining restore-data {record.dataset_md5} --out data.parquet",
         "auc": dg.MetadataValue.float(float(record.metrics.get("auc", float("nan")))),
-        "pointer": dg.MetadataValue.path(str(store.pointer)),
-        "model_path": dg.MetadataValue.path(str(store.model_path(record))),
+        "pointer": dg.MetadataValue.path(store.version_location(record)),
+        "model_path": dg.MetadataValue.path(store.model_location(record)),
         "history": dg.MetadataValue.md(history_table(store)),
     }
     if extra.get("init_from_version") is not None:
@@ -68,18 +74,65 @@ def production_metadata(
     return metadata
 
 
-def move_champion_alias(mlflow: MlflowResource, record: ProductionRecord) -> None:
-    """Point MLflow's ``champion`` alias at the registered version of ``record``."""
-    if record.registered_version:
+def move_champion_alias(mlflow: MlflowResource, record: ProductionRecord) -> str:
+    """Point MLflow's ``champion`` alias at the registered version of ``record``, after the commit.
+
+    The version object already serves, so a failure here does not fail the change: the alias is
+    derived state, repaired by :func:`reconcile_alias` at the start of the next run.
+
+    Returns:
+        What happened, for the ``mlflow/champion_alias`` metadata.
+    """
+    if not record.registered_version:
+        return "no registered version"
+    try:
         mlflow.client().set_registered_model_alias(
             mlflow.registered_model_name, "champion", record.registered_version
         )
+    except Exception as exc:  # MLflow down: production already changed, the next run repairs it
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return f"NOT moved ({first_line}); repaired by the next production run"
+    return f"moved to v{record.registered_version}"
+
+
+def reconcile_alias(
+    production: ProductionResource, mlflow: MlflowResource, log: Any = None
+) -> str | None:
+    """Move MLflow's ``champion`` alias to the serving version if an interrupted change left it.
+
+    Runs at the start of ``production_model``, the rollback and the shadow decision; callable
+    from the CLI (``retraining doctor``) as ``reconcile_alias(ProductionResource(),
+    MlflowResource())``.
+
+    Returns:
+        The repair made, or ``None`` if the alias was right.
+
+    Raises:
+        dg.Failure: if the production store or MLflow cannot be read, with one clear line.
+    """
+    try:
+        message = reconcile_champion_alias(
+            production.store(), mlflow.client(), mlflow.registered_model_name
+        )
+    except RegistryError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    except Exception as exc:  # MLflow or the store unreachable: one line naming it
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise dg.Failure(
+            description=f"cannot reconcile the MLflow alias 'champion' ({mlflow.uri()}): "
+            f"{first_line}"
+        ) from None
+    if message and log is not None:
+        log.warning(message)
+    return message
 
 
 class RollbackConfig(dg.Config):
     """Which version to serve again, and why."""
 
-    to_version: int = Field(default=0, description="Version to restore; 0: the one before.")
+    to_version: int | None = Field(
+        default=None, description="Version to restore (from 1); empty: the one before."
+    )
     reason: str = Field(default="manual rollback", description="Recorded in the history.")
 
 
@@ -95,17 +148,18 @@ def rollback_production(
     Recorded as a materialization of ``production_model`` with the reason, moves the MLflow alias
     ``champion`` back, and keeps the history (MLflow has no alias history).
     """
+    reconcile_alias(production, mlflow, context.log)
     store = production.store()
     try:
-        record = store.rollback(config.to_version or None, reason=config.reason)
-    except RegistryError as exc:
-        raise dg.Failure(description=f"rollback refused: {exc}") from exc
-    move_champion_alias(mlflow, record)
+        record = store.rollback(config.to_version, reason=config.reason, changed_by=context.run_id)
+    except (RegistryError, StoreError) as exc:
+        raise dg.Failure(description=f"rollback refused: {exc}") from None
+    alias = move_champion_alias(mlflow, record)
     context.log_event(
         dg.AssetMaterialization(
             asset_key=PRODUCTION_KEY,
             description=f"rollback to v{record.extra['restores_version']}: {record.reason}",
-            metadata=production_metadata(store, record, mlflow),
+            metadata={**production_metadata(store, record, mlflow), "mlflow/champion_alias": alias},
             tags={"dagster/data_version": record.model_md5},
         )
     )
@@ -150,9 +204,13 @@ def decide_challenger(
     from retraining_assets.core.promotion import decide_shadow
     from retraining_assets.defs.monitoring import shadow_dir
 
+    reconcile_alias(production, mlflow, context.log)
     store = production.store()
-    challenger = store.challenger()
-    current = store.current()
+    try:
+        challenger = store.challenger()
+        current = store.current()
+    except (RegistryError, StoreError) as exc:
+        raise dg.Failure(description=str(exc)) from None
     if challenger is None or current is None:
         raise dg.Failure(description="no challenger to decide on")
     files = sorted(shadow_dir(triggers, challenger.model_md5).glob("*.npz"))
@@ -175,23 +233,33 @@ def decide_challenger(
     else:
         decision_promote = decision.promote
     if decision_promote:
-        record = store.promote(
-            store.model_path(challenger),
-            reason=reason,
-            mlflow_run_id=challenger.mlflow_run_id,
-            mlflow_model_uri=challenger.mlflow_model_uri,
-            registered_version=challenger.registered_version,
-            dataset_md5=challenger.dataset_md5,
-            metrics=dict(challenger.metrics),
-            extra={**challenger.extra, "shadow_batches_seen": [f.stem for f in files]},
-        )
+        try:
+            # Compare-and-set against the version the challenger shadowed: if production moved
+            # meanwhile, nothing changes and the challenger stays to be retired next time.
+            record = store.promote(
+                store.model_bytes(challenger),
+                expected_current=challenger.version,
+                reason=reason,
+                mlflow_run_id=challenger.mlflow_run_id,
+                mlflow_model_uri=challenger.mlflow_model_uri,
+                registered_version=challenger.registered_version,
+                dataset_md5=challenger.dataset_md5,
+                metrics=dict(challenger.metrics),
+                extra={**challenger.extra, "shadow_batches_seen": [f.stem for f in files]},
+                changed_by=context.run_id,
+            )
+        except (RegistryError, StoreError) as exc:
+            raise dg.Failure(description=f"challenger not promoted: {exc}") from None
         store.clear_challenger()
-        move_champion_alias(mlflow, record)
+        alias = move_champion_alias(mlflow, record)
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=PRODUCTION_KEY,
                 description=f"challenger promoted after shadow: {reason}",
-                metadata=production_metadata(store, record, mlflow),
+                metadata={
+                    **production_metadata(store, record, mlflow),
+                    "mlflow/champion_alias": alias,
+                },
                 tags={"dagster/data_version": record.model_md5},
             )
         )

@@ -21,6 +21,8 @@ from pydantic import Field
 from retraining_assets import settings
 from retraining_assets.core.registry import ProductionStore
 from retraining_assets.core.versioning import DvcStore
+from retraining_assets.defs.state import StateStoreResource
+from retraining_assets.storage import open_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -153,17 +155,28 @@ def _ensured_dvc(repo: str, remote: str, options: dict[str, str]) -> DvcStore:
 
 
 class ProductionResource(dg.ConfigurableResource):
-    """The production pointer, its history and the served model bytes."""
+    """The production registry: versions, model bytes and challenger, in the state store.
+
+    By default the ``production`` area of the state store (``$RETRAINING_STATE_URL``, else
+    ``$RETRAINING_HOME``), so a local folder ``<home>/production`` or an S3 prefix
+    ``s3://bucket/prefix/production``.
+    """
 
     root: str | None = Field(
-        default=None, description="Folder of the store; default <home>/production."
+        default=None,
+        description="Folder or s3://bucket/prefix of the production store; default the"
+        " 'production' area of the state store ($RETRAINING_STATE_URL, else <home>/production).",
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (MinIO, local server); default $AWS_ENDPOINT_URL."
     )
 
     def store(self) -> ProductionStore:
-        """The production store."""
-        return ProductionStore(
-            Path(self.root) if self.root else settings.state_dir() / "production"
-        )
+        """The production store (nothing is read or created until it is used)."""
+        if self.root:
+            return ProductionStore(open_store(self.root, endpoint_url=self.endpoint_url))
+        state = StateStoreResource(endpoint_url=self.endpoint_url)
+        return ProductionStore(state.store("production"))
 
 
 _MLFLOW_INIT = threading.Lock()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from retraining_assets.core import synthetic
+from retraining_assets.core.registry import ProductionStore
 from retraining_assets.definitions import defs
 from retraining_assets.defs.assets import raw_batches
 from retraining_assets.defs.jobs import RETRAINING_ASSETS
 from retraining_assets.defs.monitoring import batch_drift, batch_performance
-from retraining_assets.defs.resources import BatchSourceResource
+from retraining_assets.defs.resources import BatchSourceResource, ProductionResource
 
 CHAIN = RETRAINING_ASSETS
 # The project's own resources; only the schema differs (tests use the synthetic generator).
@@ -94,3 +96,27 @@ def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str | Non
     mat = records[0].asset_materialization
     assert mat is not None
     return {k: v.value for k, v in mat.metadata.items()}
+
+
+def production_store() -> ProductionStore:
+    """The production registry the project's resources use (the state URL in the environment)."""
+    return ProductionResource().store()
+
+
+def served() -> dict:
+    """The serving production version as a plain dict (as its version object stores it)."""
+    current = production_store().current()
+    assert current is not None, "nothing is in production"
+    return json.loads(current.to_json())
+
+
+def served_bytes(record: dict) -> bytes:
+    """The verified model bytes of a production version given as a dict."""
+    store = production_store()
+    return store.model_bytes(store.record(record["version"]))
+
+
+def production_versions() -> dict[str, bytes]:
+    """Every version object's bytes: equal before and after means production is untouched."""
+    store = production_store().store
+    return {key: store.get(key) for key in store.list("versions")}

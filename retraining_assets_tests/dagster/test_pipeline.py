@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,7 +16,11 @@ from retraining_assets.defs.resources import MlflowResource
 from retraining_assets_tests.dagster.helpers import (
     ingest,
     latest_metadata,
+    production_store,
+    production_versions,
     run_chain,
+    served,
+    served_bytes,
     write_batches,
 )
 
@@ -53,11 +58,13 @@ def test_full_cycle_promotes_first_model_with_lineage(project) -> None:
         assert np.isnan(report_md["production_auc"])
         assert data_md["test_batches"] == batch_ids[-1]
 
-    # The served bytes are the candidate's bytes, pointed to by an explicit pointer.
-    pointer = json.loads((project.production / "current.json").read_text())
-    served = project.production / pointer["model_file"]
-    assert file_md5(served) == model_md["dvc/md5"] == pointer["model_md5"]
-    assert served.read_text().startswith("tree")
+    # The served bytes are the candidate's bytes, named by one immutable version object.
+    pointer = served()
+    model = served_bytes(pointer)
+    assert hashlib.md5(model).hexdigest() == model_md["dvc/md5"] == pointer["model_md5"]
+    assert model.startswith(b"tree")
+    assert list(production_versions()) == ["versions/000001.json"]
+    assert (project.production / "versions" / "000001.json").is_file()  # embedded default folder
 
     # MLflow: one run with the data version, params, metrics, a registered version aliased champion.
     client = MlflowResource().client()
@@ -86,30 +93,28 @@ def test_gate_rejects_worse_and_promotes_better(project) -> None:
         ingest(instance, batch_ids)
         # v1: a weak model still beats the constant baseline.
         assert run_chain(instance, model=WEAK).success
-        pointer = project.production / "current.json"
-        v1_pointer = pointer.read_bytes()
-        v1_model = (project.production / json.loads(v1_pointer)["model_file"]).read_bytes()
+        v1 = served()
+        v1_model = served_bytes(v1)
 
         # A strong model beats it: promoted as v2.
         assert run_chain(instance).success
-        v2 = json.loads(pointer.read_text())
+        v2 = served()
         assert v2["version"] == 2
         assert latest_metadata(instance, "evaluation_report")["verdict"] == "promote"
 
         # The weak model again is worse than v2: rejected, production byte-for-byte unchanged.
-        v2_pointer = pointer.read_bytes()
-        v2_model = (project.production / v2["model_file"]).read_bytes()
-        history_before = (project.production / "history.jsonl").read_bytes()
+        v2_versions = production_versions()
+        v2_model = served_bytes(v2)
         result = run_chain(instance, model=WEAK)
         assert result.success  # a rejection is a normal outcome, not a failed run
         report = latest_metadata(instance, "evaluation_report")
         assert report["verdict"] == "reject"
         assert "FAIL AUC" in report["reasons"]
         assert report["production_auc"] > report["auc"]
-        assert pointer.read_bytes() == v2_pointer
-        assert (project.production / v2["model_file"]).read_bytes() == v2_model
-        assert (project.production / "history.jsonl").read_bytes() == history_before
-        assert v1_model != v2_model and v1_pointer != v2_pointer
+        assert served() == v2
+        assert served_bytes(v2) == v2_model
+        assert production_versions() == v2_versions
+        assert v1_model != v2_model and v1 != v2
         # No new production materialization; an observation says why.
         assert latest_metadata(instance, "production_model")["model_version"] == 2
         mats = result.get_asset_materialization_events()
@@ -129,7 +134,7 @@ def test_latency_ceiling_rejects(project) -> None:
         report = latest_metadata(instance, "evaluation_report")
         assert report["verdict"] == "reject"
         assert "FAIL p95 latency" in report["reasons"]
-        assert not (project.production / "current.json").exists()
+        assert production_versions() == {}
 
 
 def test_bad_batches_rejected_at_ingest_with_clear_message(project) -> None:
@@ -195,7 +200,7 @@ def test_unvalidated_data_never_reaches_training(project) -> None:
             m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
         }
         assert materialized == {"training_dataset"}
-    assert not (project.production / "current.json").exists()
+    assert production_versions() == {}
     assert not (Path(project.home) / "store" / "artifacts" / "candidate_model.txt").exists()
 
 
@@ -209,9 +214,8 @@ def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys) -> N
         ingest(instance, batch_ids)
         assert run_chain(instance, model=WEAK).success
         assert run_chain(instance).success
-        pointer = project.production / "current.json"
-        v1 = json.loads((project.production / "history.jsonl").read_text().splitlines()[0])
-        v1_bytes = (project.production / v1["model_file"]).read_bytes()
+        v1 = json.loads(production_store().record(1).to_json())
+        v1_bytes = served_bytes(v1)
 
         job = defs.resolve_job_def("rollback_job")
         result = job.execute_in_process(
@@ -220,9 +224,9 @@ def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys) -> N
             run_config={"ops": {"rollback_production": {"config": {"reason": "v2 misbehaves"}}}},
         )
         assert result.success
-        served = json.loads(pointer.read_text())
-        assert served["version"] == 3 and served["action"] == "rollback"
-        assert (project.production / served["model_file"]).read_bytes() == v1_bytes
+        now = served()
+        assert now["version"] == 3 and now["action"] == "rollback"
+        assert served_bytes(now) == v1_bytes
         md = latest_metadata(instance, "production_model")
         assert md["action"] == "rollback" and md["reason"] == "v2 misbehaves"
         assert md["rollback/restores_version"] == 1 and md["model_version"] == 3
@@ -233,14 +237,14 @@ def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys) -> N
         assert str(champion.version) == v1["registered_version"]
 
         # A refused rollback (unknown version) fails clearly and changes nothing.
-        before = pointer.read_bytes()
+        before = production_versions()
         bad = job.execute_in_process(
             instance=instance,
             resources=RESOURCES,
             raise_on_error=False,
             run_config={"ops": {"rollback_production": {"config": {"to_version": 42}}}},
         )
-        assert not bad.success and pointer.read_bytes() == before
+        assert not bad.success and production_versions() == before
 
     # The lineage of v1 names its data and how to restore it; restoring gives identical bytes.
     assert main(["show-lineage", "1"]) == 0

@@ -17,7 +17,10 @@ from retraining_assets_tests.dagster.helpers import (
     ingest,
     latest_metadata,
     monitor,
+    production_store,
+    production_versions,
     run_chain,
+    served,
     write_batches,
     write_frame,
 )
@@ -50,7 +53,7 @@ def test_strategies_choose_rows_and_incremental_continues_production(project) ->
         assert chain_with(
             instance, "rolling", as_of_batch=first
         ).success  # v1 trained on batches 1-2, tested on 3
-        v1 = json.loads((project.production / "current.json").read_text())
+        v1 = served()
         assert v1["extra"]["train_batches"] == batch_ids[1:3]
 
         assert chain_with(instance, "full", as_of_batch=first).success
@@ -63,7 +66,7 @@ def test_strategies_choose_rows_and_incremental_continues_production(project) ->
 
         # Incremental, as of the latest batch: only batches newer than production's training
         # data train, continuing production's booster.
-        serving = json.loads((project.production / "current.json").read_text())
+        serving = served()
         result = chain_with(instance, "incremental")
         assert result.success
         data = latest_metadata(instance, "training_dataset")
@@ -75,7 +78,8 @@ def test_strategies_choose_rows_and_incremental_continues_production(project) ->
         assert run.data.params["strategy"] == "incremental"
         assert run.data.params["init_from_version"] == str(serving["version"])
         init_trees = int(run.data.params["init_trees"])
-        base = load_model(project.production / serving["model_file"])
+        prod = production_store()
+        base = prod.booster(prod.record(serving["version"]))
         assert init_trees == base.num_trees()
         candidate = load_model(project.home / "store" / "artifacts" / "candidate_model.txt")
         assert candidate.num_trees() > base.num_trees()
@@ -96,11 +100,11 @@ def test_gate_reports_delong_and_refuses_tiny_test_sets(project) -> None:
             report["auc"] - report["production_auc"], abs=1e-9
         )
         assert 0 <= report["delong/p_value"] <= 1 and "positives" in report["delong/summary"]
-        before = (project.production / "current.json").read_bytes()
+        before = production_versions()
         assert run_chain(instance, gate={"min_test_positives": 10_000}).success
         report = latest_metadata(instance, "evaluation_report")
         assert report["verdict"] == "reject" and "test set too small" in report["reasons"]
-        assert (project.production / "current.json").read_bytes() == before
+        assert production_versions() == before
 
 
 def _shadow_setup(project, instance, champion: dict | None, challenger: dict | None) -> None:
@@ -137,8 +141,7 @@ def _decide(instance) -> dg.ExecuteInProcessResult:
 def test_worse_challenger_is_retired_in_the_shadow(project) -> None:
     with dg.instance_for_test() as instance:
         _shadow_setup(project, instance, champion=None, challenger=WEAK)
-        pointer = project.production / "current.json"
-        before = pointer.read_bytes()
+        before = production_versions()
         challenger = json.loads((project.production / "challenger.json").read_text())
         observed = instance.fetch_observations(dg.AssetKey("production_model"), limit=1).records
         assert observed[0].asset_observation.metadata["verdict"].value == "challenger"  # type: ignore[union-attr]
@@ -154,7 +157,7 @@ def test_worse_challenger_is_retired_in_the_shadow(project) -> None:
         assert md["shadow/challenger_auc"] < md["auc"]
 
         assert _decide(instance).success
-        assert pointer.read_bytes() == before  # production untouched
+        assert production_versions() == before  # production untouched
         assert not (project.production / "challenger.json").exists()
         observed = instance.fetch_observations(dg.AssetKey("production_model"), limit=1).records
         meta = observed[0].asset_observation.metadata  # type: ignore[union-attr]
@@ -166,12 +169,12 @@ def test_better_challenger_is_promoted_after_the_shadow(project) -> None:
     with dg.instance_for_test() as instance:
         _shadow_setup(project, instance, champion=WEAK, challenger=None)
         challenger = json.loads((project.production / "challenger.json").read_text())
-        assert json.loads((project.production / "current.json").read_text())["version"] == 1
+        assert served()["version"] == 1
         _live_batches(project, instance, seed=47)
         assert _decide(instance).success
-        served = json.loads((project.production / "current.json").read_text())
-        assert served["version"] == 2 and served["model_md5"] == challenger["model_md5"]
-        assert "PASS shadow AUC" in served["reason"]
+        now = served()
+        assert now["version"] == 2 and now["model_md5"] == challenger["model_md5"]
+        assert "PASS shadow AUC" in now["reason"]
         md = latest_metadata(instance, "production_model")
         assert md["model_version"] == 2
         champion = (

@@ -20,6 +20,7 @@ from retraining_assets.settings import project_root
 from retraining_assets_tests.dagster.helpers import (
     ingest,
     latest_metadata,
+    production_versions,
     run_chain,
     write_batches,
 )
@@ -61,8 +62,7 @@ def test_drifted_batch_file_triggers_retraining_by_itself(project, tmp_path, mon
     with dg.DagsterInstance.get() as instance:
         assert all(ingest(instance, batch_ids).values())
         assert run_chain(instance, window=4).success
-    pointer = project.production / "current.json"
-    before = pointer.read_bytes()
+    before = production_versions()
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "dagster_dev.log").open("w")
@@ -124,9 +124,9 @@ def test_drifted_batch_file_triggers_retraining_by_itself(project, tmp_path, mon
             assert report["verdict"] in ("promote", "reject")
             assert report["mlflow/run_id"]
         if report["verdict"] == "promote":
-            assert pointer.read_bytes() != before
+            assert production_versions() != before
         else:
-            assert pointer.read_bytes() == before
+            assert production_versions() == before
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
