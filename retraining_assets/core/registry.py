@@ -176,9 +176,12 @@ class ProductionStore:
         Raises:
             RegistryError: on an S3 store (there is no folder).
         """
-        if not isinstance(self.store, LocalStore):
+        # A local store (or a prefixed view of one) is located by its absolute folder path.
+        if isinstance(self.store, LocalStore):
+            return self.store.root
+        if "://" in self.location or not Path(self.location).is_absolute():
             raise RegistryError(f"the production store {self.location} is not a local folder")
-        return self.store.root
+        return Path(self.location)
 
     def where(self, key: str) -> str:
         """Human-readable location of one key (``<store>/<key>``)."""
@@ -315,13 +318,15 @@ class ProductionStore:
         Raises:
             RegistryError: on an S3 store, or if the bytes fail verification.
         """
-        if not isinstance(self.store, LocalStore):
+        try:
+            root = self.root
+        except RegistryError:
             raise RegistryError(
                 f"model_path() needs a local production store, not {self.location}: "
                 "use ProductionStore.booster() or model_text()"
-            )
+            ) from None
         self.model_bytes(record)
-        return self.store.path_of(_model_key(record.model_md5))
+        return root / _model_key(record.model_md5)
 
     def _store_model(self, data: bytes) -> str:
         """Write ``data`` as ``models/<md5>.txt`` (once; a damaged copy is replaced); its md5."""

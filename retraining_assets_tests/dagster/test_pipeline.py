@@ -245,6 +245,41 @@ def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys) -> N
             run_config={"ops": {"rollback_production": {"config": {"to_version": 42}}}},
         )
         assert not bad.success and production_versions() == before
+        # Version 0 used to mean "the previous one" silently: now it is refused.
+        zero = job.execute_in_process(
+            instance=instance,
+            resources=RESOURCES,
+            raise_on_error=False,
+            run_config={"ops": {"rollback_production": {"config": {"to_version": 0}}}},
+        )
+        assert not zero.success and production_versions() == before
+        failure = next(e for e in zero.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "invalid production version 0" in str(
+            failure.event_specific_data.user_failure_data.description  # type: ignore[union-attr]
+        )
+        # The target's bytes edited in the store: refused before anything changes.
+        v2 = json.loads(production_store().record(2).to_json())
+        (project.production / v2["model_file"]).write_bytes(b"tree\nedited by hand\n")
+        edited = job.execute_in_process(
+            instance=instance,
+            resources=RESOURCES,
+            raise_on_error=False,
+            run_config={"ops": {"rollback_production": {"config": {"to_version": 2}}}},
+        )
+        assert not edited.success and production_versions() == before
+        failure = next(e for e in edited.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "model bytes of v2 are missing or changed" in str(
+            failure.event_specific_data.user_failure_data.description  # type: ignore[union-attr]
+        )
+        # The serving champion edited in the store: the gate refuses to score it.
+        (project.production / v1["model_file"]).write_bytes(b"tree\nedited champion\n")
+        gate = run_chain(instance, raise_on_error=False)
+        assert not gate.success and production_versions() == before
+        failure = next(e for e in gate.all_events if e.event_type_value == "STEP_FAILURE")
+        assert failure.step_key == "evaluation_report"
+        assert "model bytes of v3 are missing or changed" in str(
+            failure.event_specific_data.user_failure_data.description  # type: ignore[union-attr]
+        )
 
     # The lineage of v1 names its data and how to restore it; restoring gives identical bytes.
     assert main(["show-lineage", "1"]) == 0

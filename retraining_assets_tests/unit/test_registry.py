@@ -515,3 +515,39 @@ def test_reconcile_repairs_an_alias_left_behind_by_a_killed_promotion(
     assert message is not None and "pointed at m v1" in message and "serves m v2" in message
     assert mlflow_client.get_model_version_by_alias("m", "champion").version == 2
     assert reconcile_champion_alias(store, mlflow_client, "m") is None
+
+
+def test_temporary_local_aliases(store: ProductionStore, tmp_path: Path) -> None:
+    """``root`` and ``model_path`` (kept for monitoring until it moves) work locally only."""
+    record = store.promote(_model("a"), expected_current=None, reason="r")
+    if store.location.startswith("s3://"):
+        with pytest.raises(RegistryError, match="not a local folder"):
+            _ = store.root
+        with pytest.raises(RegistryError, match=r"use ProductionStore\.booster"):
+            store.model_path(record)
+        return
+    assert store.root == tmp_path / "state" / "production"
+    assert store.model_path(record).read_bytes() == _model("a")
+    store.model_path(record).write_bytes(b"edited")
+    with pytest.raises(RegistryError, match="missing or changed"):
+        store.model_path(record)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["rollback", "--to", "0"], "0: production versions are numbered from 1"),
+        (["rollback", "--to", "-2"], "-2: production versions are numbered from 1"),
+        (["rollback", "--to", "two"], "'two' is not a version number"),
+        (["show-lineage", "0"], "0: production versions are numbered from 1"),
+    ],
+)
+def test_cli_refuses_version_numbers_below_one(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retraining_assets.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
