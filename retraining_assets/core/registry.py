@@ -183,6 +183,14 @@ class ProductionStore:
             raise RegistryError(f"the production store {self.location} is not a local folder")
         return Path(self.location)
 
+    def check(self) -> None:
+        """Raise with one clear line if the store is unreachable or its serving version unreadable.
+
+        Used by ``retraining doctor`` (through the ``production`` resource's ``store()``).
+        """
+        self.store.check()
+        self.current()
+
     def where(self, key: str) -> str:
         """Human-readable location of one key (``<store>/<key>``)."""
         return f"{self.location.rstrip('/')}/{key}"

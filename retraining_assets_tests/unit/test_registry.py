@@ -42,13 +42,19 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Objec
     Each call is a new handle (a new S3 client), as another process would have.
     """
     if request.param == "local":
-        return lambda: open_store(tmp_path / "state").child("production")
+        return lambda: open_store(_state_url("local", tmp_path)).child("production")
     endpoint = request.getfixturevalue("s3_env")
-    bucket = f"b{abs(hash(str(tmp_path))) % 10**9}"
-    s3 = open_store(f"s3://{bucket}/state", endpoint_url=endpoint)
+    s3 = open_store(_state_url("s3", tmp_path), endpoint_url=endpoint)
     assert isinstance(s3, S3Store)
-    s3.client.create_bucket(Bucket=bucket)
-    return lambda: open_store(f"s3://{bucket}/state").child("production")
+    s3.client.create_bucket(Bucket=s3.bucket)
+    return lambda: open_store(_state_url("s3", tmp_path)).child("production")
+
+
+def _state_url(kind: str, tmp_path: Path) -> str:
+    """The state URL of one test: a folder, or a bucket named after the test's folder."""
+    if kind == "local":
+        return str(tmp_path / "state")
+    return f"s3://b{abs(hash(str(tmp_path))) % 10**9}/state"
 
 
 @pytest.fixture
@@ -551,3 +557,30 @@ def test_cli_refuses_version_numbers_below_one(
         main(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_check_reports_a_damaged_registry_in_one_line(store: ProductionStore) -> None:
+    store.check()  # empty is fine
+    store.promote(_model("a"), expected_current=None, reason="r")
+    store.check()
+    store.store.create(version_key(2), b"{")
+    with pytest.raises(RegistryError, match="000002") as info:
+        store.check()
+    assert "\n" not in str(info.value)
+
+
+def test_doctor_describes_the_production_registry(
+    store: ProductionStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``retraining doctor`` checks the registry through the resource, on both backends."""
+    from retraining_assets.defs.resources import ProductionResource
+    from retraining_assets.doctor import resource_line
+
+    url = _state_url("s3" if store.location.startswith("s3://") else "local", tmp_path)
+    monkeypatch.setenv("RETRAINING_STATE_URL", url)
+    line = resource_line("production", ProductionResource())
+    assert line.ok, line
+    assert url.split("/state")[0] in line.backend and line.backend.endswith("production")
+    store.store.create(version_key(1), b"torn")
+    line = resource_line("production", ProductionResource())
+    assert not line.ok and "000001.json cannot be parsed" in line.detail
