@@ -113,11 +113,13 @@ class DvcStore:
                 repo.add(str(path))
                 if push and self._has_remote(repo):
                     repo.push(targets=[str(path)])
-            except Exception as exc:  # DVC raises many types; keep the cause visible.
+            except Exception as exc:  # DVC raises many types; say which and why in one line.
+                # ``from None``: an unreachable remote would otherwise add pages of aiohttp/boto
+                # traceback to a run failure whose cause this line already names.
                 raise VersioningError(
                     f"dvc add/push of {path.name} to {self.describe_remote()} failed: "
-                    f"{_first_line(exc)}"
-                ) from exc
+                    f"{type(exc).__name__}: {_first_line(exc)}"
+                ) from None
             finally:
                 repo.close()
         dvc_file = path.with_name(path.name + ".dvc")
@@ -190,8 +192,9 @@ class DvcStore:
                 odb.fs.get_file(path, str(tmp))
             except Exception as exc:  # DVC/fsspec raise many types; name the remote.
                 raise VersioningError(
-                    f"fetch of {md5} from {self.describe_remote()} failed: {_first_line(exc)}"
-                ) from exc
+                    f"fetch of {md5} from {self.describe_remote()} failed: "
+                    f"{type(exc).__name__}: {_first_line(exc)}"
+                ) from None
             finally:
                 repo.close()
         return True

@@ -318,3 +318,53 @@ def test_doctor_names_each_backend_and_fails_on_an_unreachable_one(
     failures = [line for line in out.splitlines() if line.startswith("!! ")]
     assert {line.split()[1] for line in failures} == {"dvc", "mlflow", "state"}, out
     assert all(stack.endpoint in line and "UNREACHABLE" in line for line in failures), failures
+
+
+@pytest.mark.slow
+def test_retraining_chain_on_the_stack_survives_s3_down(
+    project, stack: Stack, services_back: Stack, tmp_path: Path
+) -> None:
+    """The real chain with the project's default resources, pointed at the stack by its
+    environment only: Dagster on Postgres, MLflow on Postgres + S3, DVC remote on S3. With S3
+    down the run fails at the first step that needs it, with one line naming the endpoint, and
+    production is untouched; once S3 is back the next run succeeds."""
+    import json
+
+    import dagster as dg
+
+    from retraining_assets.defs.resources import DvcResource, MlflowResource
+    from retraining_assets_tests.dagster.helpers import ingest, run_chain, write_batches
+
+    assert MlflowResource().uri() == stack.env["RETRAINING_MLFLOW_TRACKING_URI"]
+    assert DvcResource().remote() == stack.env["RETRAINING_DVC_REMOTE"]
+    batch_ids = write_batches(project, n_batches=5, rows=400)
+    with dg.DagsterInstance.from_config(str(_instance_dir(tmp_path))) as instance:
+        assert all(ingest(instance, batch_ids).values())
+        first = run_chain(instance, window=3)
+        assert first.success
+        run_id = first.output_for_node("candidate_model").mlflow_run_id
+        artifact_uri = MlflowResource().client().get_run(run_id).info.artifact_uri
+        assert artifact_uri.startswith(stack.env["RETRAINING_MLFLOW_ARTIFACTS"])
+        pointer = project.production / "current.json"
+        served = pointer.read_bytes()
+        assert json.loads(served)["version"] == 1
+
+        stack.run("down", "s3")
+        failed = run_chain(instance, window=3, raise_on_error=False)
+        assert not failed.success
+        (failure,) = failed.get_step_failure_events()
+        assert failure.step_key == "training_dataset"  # the first step that writes to S3
+        # Dagster wraps the step's error; under it, one line naming the endpoint, and nothing
+        # below that (no client-library traceback).
+        error = failure.event_specific_data.error  # type: ignore[union-attr]
+        while error.cause is not None:
+            error = error.cause
+        assert error.cls_name == "VersioningError" and error.context is None
+        message = error.message.strip()
+        assert "\n" not in message and stack.endpoint in message, message
+        assert pointer.read_bytes() == served
+
+        stack.run("up", "s3")
+        again = run_chain(instance, window=3)
+        assert again.success
+        assert json.loads(pointer.read_bytes())["version"] >= 1
