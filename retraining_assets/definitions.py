@@ -10,6 +10,7 @@ from retraining_assets.defs.assets import (
     training_dataset,
     validated_dataset,
 )
+from retraining_assets.defs.dask_resource import DaskResource
 from retraining_assets.defs.jobs import ingest_job, monitoring_job, performance_job, retraining_job
 from retraining_assets.defs.monitoring import batch_drift, batch_performance, degradation_analysis
 from retraining_assets.defs.production import rollback_job, shadow_decision_job
@@ -65,6 +66,7 @@ defs = dg.Definitions(
     schedules=[weekly_retraining_schedule],
     resources={
         "batch_source": BatchSourceResource(),
+        "dask": DaskResource(),
         "dvc": DvcResource(),
         "mlflow": MlflowResource(),
         "production": ProductionResource(),

@@ -19,6 +19,7 @@ from retraining_assets.defs.config import (
     GateConfig,
     TrainingDatasetConfig,
 )
+from retraining_assets.defs.dask_resource import DaskResource
 from retraining_assets.defs.production import (
     move_champion_alias,
     production_metadata,
@@ -310,6 +311,15 @@ def _read_dataset(dvc: DvcResource, ref: DatasetRef):
     return _read_dataset_md5(dvc, ref.md5)
 
 
+def _dataset_file(dvc: DvcResource, md5: str) -> Path:
+    """The file of dataset version ``md5`` in the DVC cache, fetched from the remote if needed."""
+    store = dvc.store()
+    source = store.cache_path(md5)
+    if not source.exists():
+        source = store.restore(md5, store.repo_dir / "restored" / f"{md5}.parquet")
+    return source
+
+
 def _read_dataset_md5(dvc: DvcResource, md5: str):
     """Read dataset version ``md5`` from the DVC cache, fetching it from the remote if needed."""
     import pandas as pd
@@ -334,12 +344,14 @@ def candidate_model(
     dvc: DvcResource,
     mlflow: MlflowResource,
     production: ProductionResource,
+    dask: DaskResource,
 ) -> dg.Output[ModelRef]:
     """A LightGBM model trained on the validated training split, logged and registered in MLflow.
 
     Saved in LightGBM's text format, tracked by DVC (md5 = data version). The MLflow run of this
-    cycle records the dataset's DVC md5, the hyper-parameters, training time and metrics; the
-    evaluation and promotion steps add to the same run.
+    cycle records the dataset's DVC md5, the hyper-parameters, the trainer, training time and
+    metrics; the evaluation and promotion steps add to the same run. ``trainer: dask`` trains the
+    same model with ``lightgbm.dask`` on the ``dask`` resource's cluster.
     """
     import mlflow as mlflow_lib
     from mlflow.models import infer_signature
@@ -349,16 +361,23 @@ def candidate_model(
     if not validated_dataset.validated:
         raise dg.Failure(description="refusing to train on a dataset that was not validated")
     schema = batch_source.dataset_schema()
-    frame = _read_dataset(dvc, validated_dataset)
-    train = frame[frame[SPLIT_COLUMN] == "train"]
     params = config.train_params()
     init_model = None
     if validated_dataset.init_from_version is not None:
         # Incremental: continue the booster that was serving when the dataset was built.
         prod_store = production.store()
         init_model = prod_store.booster(prod_store.record(validated_dataset.init_from_version))
-    weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
-    trained = train_model(train, schema, params, weights=weights, init_model=init_model)
+    if config.trainer == "dask":
+        from retraining_assets.defs.dask_resource import train_on_dask
+
+        source = _dataset_file(dvc, validated_dataset.md5)
+        trained, example = train_on_dask(dask, source, schema, params, init_model)
+    else:
+        frame = _read_dataset(dvc, validated_dataset)
+        train = frame[frame[SPLIT_COLUMN] == "train"]
+        weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
+        trained = train_model(train, schema, params, weights=weights, init_model=init_model)
+        example = prepare_features(train.head(5), schema)
     store = dvc.store()
     model_path = trained.save(store.repo_dir / "artifacts" / "candidate_model.txt")
     tracked = store.track(model_path)
@@ -376,6 +395,7 @@ def candidate_model(
                 "half_life_days": validated_dataset.half_life_days,
                 "init_from_version": validated_dataset.init_from_version,
                 "init_trees": trained.extra.get("init_trees", 0),
+                "trainer": config.trainer,
             }
         )
         mlflow_lib.log_params(
@@ -394,7 +414,6 @@ def candidate_model(
                 **({"valid_auc": trained.valid_auc} if trained.valid_auc is not None else {}),
             }
         )
-        example = prepare_features(train.head(5), schema)
         signature = infer_signature(example, trained.booster.predict(example, num_threads=1))
         info = mlflow_lib.lightgbm.log_model(
             trained.booster,
@@ -413,7 +432,7 @@ def candidate_model(
         mlflow_model_uri=info.model_uri,
         registered_name=mlflow.registered_model_name,
         registered_version=str(info.registered_model_version),
-        params=params.as_dict(),
+        params={**params.as_dict(), "trainer": config.trainer},
         best_iteration=trained.best_iteration,
         train_seconds=trained.train_seconds,
         strategy=validated_dataset.strategy,
@@ -434,6 +453,7 @@ def candidate_model(
             "training_seconds": dg.MetadataValue.float(round(trained.train_seconds, 3)),
             "best_iteration": dg.MetadataValue.int(trained.best_iteration),
             "valid_auc": dg.MetadataValue.float(trained.valid_auc or float("nan")),
+            "trainer": config.trainer,
         },
     )
 

@@ -40,7 +40,7 @@ class TrainingDatasetConfig(dg.Config):
 
 
 class CandidateModelConfig(dg.Config):
-    """LightGBM hyper-parameters (logged to MLflow)."""
+    """LightGBM hyper-parameters and the trainer that runs them (all logged to MLflow)."""
 
     seed: int = DEFAULT_POLICY.seed
     num_threads: int = Field(
@@ -56,12 +56,17 @@ class CandidateModelConfig(dg.Config):
     bagging_fraction: float = DEFAULT_POLICY.bagging_fraction
     bagging_freq: int = DEFAULT_POLICY.bagging_freq
     lambda_l2: float = DEFAULT_POLICY.lambda_l2
+    trainer: Literal["local", "dask"] = Field(
+        default="local",
+        description="local: LightGBM in the run process. dask: lightgbm.dask on the DaskResource's"
+        " cluster (workers read the dataset by partitions); same parameters, same text model.",
+    )
 
     def train_params(self) -> TrainParams:
-        """The pure-core parameter object."""
+        """The pure-core parameter object (hyper-parameters only, not where they run)."""
         from retraining_assets.core.training import TrainParams
 
-        return TrainParams(**self.model_dump())
+        return TrainParams(**self.model_dump(exclude={"trainer"}))
 
 
 class GateConfig(dg.Config):
