@@ -291,20 +291,33 @@ def train_model_dask(
     n_valid = int(n_rows * params.valid_fraction)
     cut = n_rows - n_valid
 
-    fit_parts: list[Any] = []
+    # Every worker must hold fit rows, or LightGBM trains on fewer machines (a row group split on
+    # the worker that read it stays there): each slice goes to the worker that holds its
+    # partition unless that worker already has its share, then to the least loaded one.
+    holders = client.who_has(parts)
+    load = dict.fromkeys(client.scheduler_info(n_workers=-1)["workers"], 0)
+    share = -(-cut // len(load))
+    fit_parts: list[tuple[Any, str]] = []
     valid_parts: list[Any] = []
     offset = 0
     for part, s in zip(parts, stats, strict=True):
         stop = min(max(cut - offset, 0), s.n_rows)
         if stop > 0:
-            fit_parts.append(client.submit(_rows, part, 0, stop))
+            held = [w for w in holders.get(part.key, ()) if w in load]
+            worker = (
+                held[0]
+                if held and load[held[0]] + stop <= share
+                else min(load, key=load.__getitem__)
+            )
+            load[worker] += stop
+            fit_parts.append((client.submit(_rows, part, 0, stop, workers=[worker]), worker))
         if stop < s.n_rows:
             valid_parts.append(client.submit(_rows, part, stop, s.n_rows))
         offset += s.n_rows
 
     categorical = list(schema.categorical_features)
     present: dict[str, set[str]] = {c: set() for c in categorical}
-    for found in client.gather([client.submit(_levels, p, categorical) for p in fit_parts]):
+    for found in client.gather([client.submit(_levels, p, categorical) for p, _ in fit_parts]):
         for col, values in found.items():
             present[col] |= values
     known: list[list[str]] = [[] for _ in categorical]
@@ -324,7 +337,7 @@ def train_model_dask(
 
     meta = _prepare(train._meta, schema, dtypes)
     prepared = dd.from_delayed(
-        [client.submit(_prepare, p, schema, dtypes) for p in fit_parts],
+        [client.submit(_prepare, p, schema, dtypes, workers=[w]) for p, w in fit_parts],
         meta=meta,
         verify_meta=False,
     )
@@ -372,6 +385,7 @@ def train_model_dask(
         "trainer": "dask",
         "dask_workers": n_workers,
         "dask_partitions": len(fit_parts),
+        "dask_machines": sum(1 for rows in load.values() if rows),
         "trained_trees": trained_trees,
         "fit_seconds": fit_seconds,
     }

@@ -177,6 +177,7 @@ def test_dask_trains_with_the_local_split_parameters_and_categories(
     assert (on_dask.n_train, on_dask.n_valid) == (local.n_train, local.n_valid)
     assert on_dask.extra["trainer"] == "dask"
     assert on_dask.extra["dask_workers"] == 2 and on_dask.extra["dask_partitions"] >= 2
+    assert on_dask.extra["dask_machines"] == 2
     assert on_dask.extra["trained_trees"] == PARAMS.num_boost_round
     assert 1 <= on_dask.best_iteration < PARAMS.num_boost_round
     # The same hyper-parameters reach LightGBM; only the network set-up differs.
@@ -210,6 +211,9 @@ def test_one_row_group_is_split_across_both_workers(
     dataset.to_parquet(path, index=False)
     trained = train_model_dask(client, path, SCHEMA, PARAMS)
     assert trained.extra["dask_partitions"] == 2
+    # Both workers train: the split halves do not stay on the worker that read the file.
+    assert trained.extra["dask_machines"] == 2
+    assert _params_block(trained.booster.model_to_string())["num_machines"] == "2"
     assert trained.n_train + trained.n_valid == len(_split(dataset, "train"))
 
 
