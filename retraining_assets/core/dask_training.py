@@ -13,14 +13,12 @@ The same model as :func:`retraining_assets.core.training.train_model`, trained d
 - **Categories.** Every partition gets the same categorical dtype: the levels of the fit rows,
   sorted, as ``prepare_features`` gives on the whole frame (aligned with the init model's levels
   for an incremental run), so category codes agree across workers and with the local trainer.
-- **Early stopping.** ``lightgbm.dask`` does not support it (each worker would judge its own
-  slice of the validation rows and could stop at another iteration than its peers: training then
-  hangs, LightGBM issues #3712 and #6351). Here the workers train ``num_boost_round`` trees, then
-  one worker scores the whole validation set tree by tree and the rule of
-  ``lightgbm.early_stopping`` (first metric, AUC, patience ``early_stopping_rounds``) picks the
-  best iteration; the model is truncated there. The trees before the stopping point do not
-  depend on whether training went on, so the choice is the local trainer's, at the cost of the
-  extra trees trained after it.
+- **Early stopping.** ``lightgbm.dask`` gives each worker a slice of the validation rows, so the
+  workers would judge different scores and could stop at different iterations (training then
+  hangs: LightGBM issues #3712, #6351). :class:`EarlyStoppingOnAllRows` scores the *whole*
+  validation set on every worker (each worker builds its own copy before training), so all of
+  them compute the same AUC of the same model and stop at the same iteration, by the rule of
+  ``lightgbm.early_stopping`` on the first metric (AUC).
 
 Dask, distributed and LightGBM are imported inside the functions (seconds to import).
 """
@@ -38,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.training import (
-    Scorer,
     TrainedModel,
     TrainParams,
     _init_booster,
@@ -65,33 +62,6 @@ class PartitionStats:
     sorted_by_time: bool
     labels: frozenset[Any]
     n_missing_labels: int
-
-
-def best_iteration_by_early_stopping(scores: Sequence[float], patience: int) -> int:
-    """The 0-based iteration ``lightgbm.early_stopping`` keeps, given one score per iteration.
-
-    A score counts as better only if strictly greater (AUC, ``min_delta=0``); training stops once
-    ``patience`` iterations passed without improvement, and the best iteration so far is kept.
-
-    Args:
-        scores: Validation score after each iteration (higher is better), in order.
-        patience: ``early_stopping_rounds``.
-
-    Returns:
-        Index into ``scores`` of the kept iteration.
-
-    Raises:
-        ValueError: if ``scores`` is empty.
-    """
-    if not scores:
-        raise ValueError("no validation scores")
-    best, best_score = 0, float("-inf")
-    for i, score in enumerate(scores):
-        if score > best_score:
-            best, best_score = i, score
-        elif i - best >= patience:
-            break
-    return best
 
 
 def _partition_stats(part: pd.DataFrame, schema: DatasetSchema) -> PartitionStats:
@@ -131,41 +101,99 @@ def _prepare(
     return out
 
 
-def _validation_curve(
-    model_str: str,
-    schema: DatasetSchema,
-    start_iteration: int,
-    patience: int,
-    *parts: pd.DataFrame,
-) -> list[float]:
-    """Validation AUC after each tree from ``start_iteration`` on, stopping as early stopping would.
+def _encode_valid(
+    schema: DatasetSchema, dtypes: dict[str, pd.CategoricalDtype], *parts: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """The validation rows as the model's float matrix, labels and weights (on a worker).
 
-    Runs on one worker, which receives the validation slices; the driver gets the scores only.
+    Categories become their codes in the training dtypes (unseen levels missing), which is what
+    LightGBM does to a validation Dataset built with the training set as reference. ``None``
+    without both classes: the local trainer then does not stop early either.
     """
-    import lightgbm as lgb
-    from sklearn.metrics import roc_auc_score
-
-    booster = lgb.Booster(model_str=model_str)
     valid = pd.concat(parts, ignore_index=True)
     if valid[schema.target].nunique() < 2:
-        return []
-    x = Scorer(booster, schema).encode(valid)
+        return None
+    x = np.empty((len(valid), len(schema.features)), dtype="float64")
+    numeric = list(schema.numeric_features)
+    x[:, : len(numeric)] = prepare_features(valid, schema)[numeric].to_numpy(dtype="float64")
+    for j, col in enumerate(schema.categorical_features, start=len(numeric)):
+        codes = pd.Categorical(valid[col].astype("string"), dtype=dtypes[col]).codes
+        x[:, j] = np.where(codes < 0, np.nan, codes)
     y = valid[schema.target].to_numpy()
     w = valid[WEIGHT_COLUMN].to_numpy(dtype="float64") if WEIGHT_COLUMN in valid else None
-    raw = np.zeros(len(valid), dtype="float64")
-    if start_iteration:
-        raw += booster.predict(x, num_iteration=start_iteration, raw_score=True, num_threads=1)
-    scores: list[float] = []
-    best = 0
-    for i in range(start_iteration, booster.current_iteration()):
-        raw += booster.predict(x, start_iteration=i, num_iteration=1, raw_score=True, num_threads=1)
-        score = float(roc_auc_score(y, raw, sample_weight=w))
-        scores.append(score)
-        if score > scores[best]:
-            best = len(scores) - 1
-        elif len(scores) - 1 - best >= patience:
-            break
-    return scores
+    return x, y, w
+
+
+def _local_copy(valid: Any) -> Any:
+    """The validation data: given, or this worker's own copy (``{worker address: key}``).
+
+    Read from the worker's memory, not fetched: a training task that waited on the cluster for
+    data could stall its peers inside LightGBM's collective calls.
+    """
+    if isinstance(valid, dict):
+        from distributed import get_worker
+
+        worker = get_worker()
+        return worker.data[valid[worker.address]]
+    return valid
+
+
+def _is_present(value: object) -> bool:
+    return value is not None
+
+
+class EarlyStoppingOnAllRows:
+    """``lightgbm.early_stopping`` on the AUC of the whole validation set, for data-parallel runs.
+
+    ``lightgbm.dask`` gives each worker a slice of the validation rows, so the workers would
+    judge different scores and could stop at different iterations (then training hangs). This
+    callback scores the complete validation set on every worker instead: the data-parallel model
+    is the same on all of them, so every worker computes the same AUC and stops at the same
+    iteration. Same rule as LightGBM's: strictly better (``min_delta=0``), ``patience`` rounds,
+    best iteration kept, also when the last round is reached.
+
+    Args:
+        valid: ``(x, y, w)`` from :func:`_encode_valid`, or ``{worker address: key}`` of one
+            copy computed on each worker (the rows never pass through the driver).
+        patience: ``early_stopping_rounds``.
+    """
+
+    order = 30
+    before_iteration = False
+
+    def __init__(self, valid: Any, patience: int) -> None:
+        self.valid = valid
+        self.patience = patience
+        self.best_iteration = -1
+        self.best_score = float("-inf")
+        self._data: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self._raw: np.ndarray | None = None
+
+    def __call__(self, env: Any) -> None:
+        """Score the newest tree; raise ``EarlyStopException`` when training should stop."""
+        import lightgbm as lgb
+        from sklearn.metrics import roc_auc_score
+
+        if self._data is None:
+            self._data = _local_copy(self.valid)
+        x, y, w = self._data
+        if self._raw is None:
+            # Trees so far, an init model's included (its raw score is the starting point).
+            self._raw = env.model.predict(
+                x, num_iteration=env.iteration + 1, raw_score=True, num_threads=1
+            )
+        else:
+            self._raw = self._raw + env.model.predict(
+                x, start_iteration=env.iteration, num_iteration=1, raw_score=True, num_threads=1
+            )
+        score = float(roc_auc_score(y, self._raw, sample_weight=w))
+        if score > self.best_score:
+            self.best_iteration, self.best_score = env.iteration, score
+        last = env.iteration == env.end_iteration - 1
+        if last or env.iteration - self.best_iteration >= self.patience:
+            raise lgb.callback.EarlyStopException(
+                self.best_iteration, [("valid", "auc", self.best_score, True)]
+            )
 
 
 def _check_labels(stats: Sequence[PartitionStats], target: str) -> None:
@@ -342,6 +370,18 @@ def train_model_dask(
         verify_meta=False,
     )
     weighted = WEIGHT_COLUMN in columns
+    callbacks = []
+    copies: dict[str, Any] = {}
+    if valid_parts:
+        # One copy of the whole validation set on each worker; the futures keep them in memory
+        # until training is done, and only their keys travel with the callback.
+        copies = {
+            w: client.submit(_encode_valid, schema, dtypes, *valid_parts, workers=[w], pure=False)
+            for w in load
+        }
+        if all(client.gather([client.submit(_is_present, f) for f in copies.values()])):
+            keys = {w: f.key for w, f in copies.items()}
+            callbacks = [EarlyStoppingOnAllRows(keys, params.early_stopping_rounds)]
     lgb_params = params.lightgbm_params()
     # lightgbm.dask sets each worker's num_threads to its Dask thread count.
     lgb_params.pop("num_threads")
@@ -356,43 +396,26 @@ def train_model_dask(
             sample_weight=prepared[_WEIGHT] if weighted else None,
             categorical_feature=categorical,
             init_model=init_booster,
+            callbacks=callbacks,
         )
     fit_seconds = time.perf_counter() - fit_started
+    del copies
     booster = model.booster_
-    trained_trees = int(booster.current_iteration())
     init_trees = int(init_booster.current_iteration()) if init_booster is not None else 0
-
-    valid_auc = None
-    best = trained_trees
-    if valid_parts:
-        scores = client.submit(
-            _validation_curve,
-            booster.model_to_string(),
-            schema,
-            init_trees,
-            params.early_stopping_rounds,
-            *valid_parts,
-        ).result()
-        # As the local trainer: no early stopping without both classes among the validation
-        # rows (no AUC), then every tree is kept.
-        if scores:
-            kept = best_iteration_by_early_stopping(scores, params.early_stopping_rounds)
-            best = init_trees + kept + 1
-            valid_auc = float(scores[kept])
-    final = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    final.best_iteration = best
+    # As lgb.train: the booster is cut at the best iteration; without early stopping, all trees.
+    best = int(booster.best_iteration or booster.current_iteration())
+    valid_auc = float(booster.best_score["valid"]["auc"]) if callbacks else None
     extra: dict[str, Any] = {
         "trainer": "dask",
         "dask_workers": n_workers,
         "dask_partitions": len(fit_parts),
         "dask_machines": sum(1 for rows in load.values() if rows),
-        "trained_trees": trained_trees,
         "fit_seconds": fit_seconds,
     }
     if init_booster is not None:
         extra.update({"init_trees": init_trees, "new_trees": best - init_trees})
     return TrainedModel(
-        booster=final,
+        booster=booster,
         params=params,
         best_iteration=best,
         train_seconds=time.perf_counter() - started,

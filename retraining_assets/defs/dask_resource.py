@@ -78,6 +78,8 @@ class DaskResource(dg.ConfigurableResource):
                     host="127.0.0.1",
                     scheduler_port=0,
                     dashboard_address=None,
+                    # No dashboard; its HTTP routes on a free loopback port, not 8787.
+                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 ) as cluster,
                 Client(cluster) as client,
             ):

@@ -13,8 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 from retraining_assets.core.batches import Window, collect_dataset
 from retraining_assets.core.dask_training import (
-    _validation_curve,
-    best_iteration_by_early_stopping,
+    EarlyStoppingOnAllRows,
+    _encode_valid,
     read_example_rows,
     train_model_dask,
 )
@@ -62,23 +62,12 @@ def _write(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-# --- the early-stopping rule (pure) ----------------------------------------------------------
-
-
-def test_early_stopping_rule_keeps_the_best_before_patience_runs_out() -> None:
-    assert best_iteration_by_early_stopping([0.5, 0.6, 0.7, 0.69, 0.68], patience=2) == 2
-    # A later, better score after the patience ran out is never seen.
-    assert best_iteration_by_early_stopping([0.7, 0.6, 0.6, 0.9], patience=2) == 0
-    # Equal is not better (LightGBM compares strictly, min_delta 0).
-    assert best_iteration_by_early_stopping([0.7, 0.7, 0.7], patience=5) == 0
-    assert best_iteration_by_early_stopping([0.1, 0.2, 0.3], patience=1) == 2
-    with pytest.raises(ValueError):
-        best_iteration_by_early_stopping([], patience=3)
+# --- early stopping on the whole validation set ----------------------------------------------
 
 
 @pytest.mark.slow
-def test_validation_curve_reproduces_lightgbm_early_stopping() -> None:
-    """All trees scored one by one after training: the local trainer's stopping point again."""
+def test_whole_validation_set_callback_stops_where_lightgbm_early_stopping_does() -> None:
+    """Same split, same trees: the callback picks LightGBM's own best iteration and score."""
     import lightgbm as lgb
 
     dataset = _dataset()
@@ -86,24 +75,30 @@ def test_validation_curve_reproduces_lightgbm_early_stopping() -> None:
     for params in (PARAMS, TrainParams(seed=3, learning_rate=0.3, early_stopping_rounds=5)):
         local = train_model(train, SCHEMA, params)
         fit, valid = split_train_valid(train, SCHEMA, params.valid_fraction)
-        # The same training without early stopping (the validation rows do not shape the trees).
-        full = lgb.train(
+        x_fit = prepare_features(fit, SCHEMA)
+        dtypes = {c: x_fit[c].dtype for c in SCHEMA.categorical_features}
+        callback = EarlyStoppingOnAllRows(
+            _encode_valid(SCHEMA, dtypes, valid), params.early_stopping_rounds
+        )
+        booster = lgb.train(
             params.lightgbm_params(),
             lgb.Dataset(
-                prepare_features(fit, SCHEMA),
+                x_fit,
                 label=fit[SCHEMA.target].to_numpy(),
                 categorical_feature=list(SCHEMA.categorical_features),
             ),
             num_boost_round=params.num_boost_round,
+            callbacks=[callback],
         )
-        assert full.current_iteration() > local.best_iteration
-        scores = _validation_curve(
-            full.model_to_string(), SCHEMA, 0, params.early_stopping_rounds, valid
-        )
-        kept = best_iteration_by_early_stopping(scores, params.early_stopping_rounds)
-        assert kept + 1 == local.best_iteration
-        assert scores[kept] == pytest.approx(local.valid_auc, abs=1e-9)
-        assert len(scores) == kept + 1 + params.early_stopping_rounds
+        assert booster.best_iteration == local.best_iteration < params.num_boost_round
+        assert callback.best_score == pytest.approx(local.valid_auc, abs=1e-9)
+        assert booster.model_to_string() == local.booster.model_to_string()
+
+
+def test_encode_valid_needs_both_classes(dataset: pd.DataFrame) -> None:
+    valid = _split(dataset, "train").tail(50).assign(**{SCHEMA.target: 1})
+    dtypes = {c: pd.CategoricalDtype(["a"]) for c in SCHEMA.categorical_features}
+    assert _encode_valid(SCHEMA, dtypes, valid) is None
 
 
 # --- training on a LocalCluster ----------------------------------------------------------------
@@ -121,6 +116,8 @@ def client() -> Iterator[distributed.Client]:
             host="127.0.0.1",
             scheduler_port=0,
             dashboard_address=None,
+            # No dashboard; its HTTP routes on a free loopback port, not 8787.
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         ) as cluster,
         Client(cluster) as dask_client,
     ):
@@ -178,7 +175,6 @@ def test_dask_trains_with_the_local_split_parameters_and_categories(
     assert on_dask.extra["trainer"] == "dask"
     assert on_dask.extra["dask_workers"] == 2 and on_dask.extra["dask_partitions"] >= 2
     assert on_dask.extra["dask_machines"] == 2
-    assert on_dask.extra["trained_trees"] == PARAMS.num_boost_round
     assert 1 <= on_dask.best_iteration < PARAMS.num_boost_round
     # The same hyper-parameters reach LightGBM; only the network set-up differs.
     dask_params = _params_block(on_dask.booster.model_to_string())
