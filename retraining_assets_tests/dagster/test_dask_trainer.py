@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 
 import dagster as dg
 import pytest
 
-from retraining_assets.core.versioning import file_md5
 from retraining_assets.defs.dask_resource import DASK_SCHEDULER_ENV, DaskResource
 from retraining_assets.defs.resources import MlflowResource
 from retraining_assets_tests.dagster.helpers import (
@@ -15,6 +14,8 @@ from retraining_assets_tests.dagster.helpers import (
     ingest,
     latest_metadata,
     run_chain,
+    served,
+    served_bytes,
     write_batches,
 )
 
@@ -41,17 +42,12 @@ def test_chain_trains_on_dask_and_promotes_with_dask_lineage(project, monkeypatc
         assert prod_md["dvc/md5"] == model_md["dvc/md5"]
 
     # The served bytes are the dask model's LightGBM text, and the lineage names the trainer.
-    pointer = json.loads((project.production / "current.json").read_text())
-    served = project.production / pointer["model_file"]
-    assert file_md5(served) == model_md["dvc/md5"]
-    assert served.read_text().startswith("tree")
-    assert "[tree_learner: data]" in served.read_text()
-    history = [
-        json.loads(line)
-        for line in (project.production / "history.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    assert history[-1]["extra"]["params"]["trainer"] == "dask"
+    pointer = served()
+    model = served_bytes(pointer)
+    assert hashlib.md5(model).hexdigest() == model_md["dvc/md5"] == pointer["model_md5"]
+    assert model.startswith(b"tree")
+    assert b"[tree_learner: data]" in model and b"[num_machines: 2]" in model
+    assert pointer["extra"]["params"]["trainer"] == "dask"
 
     run = MlflowResource().client().get_run(model_md["mlflow/run_id"])
     assert run.data.params["trainer"] == "dask"
