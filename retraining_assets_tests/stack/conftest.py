@@ -7,6 +7,7 @@ failure so a broken stack can never pass as skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -82,3 +83,84 @@ def services_back(stack: Stack):  # type: ignore[no-untyped-def]
     """Bring every service back up after a test that stops one, even when it fails."""
     yield stack
     stack.run("up")
+
+
+class TcpProxy:
+    """A loopback TCP forwarder in front of the stack's S3 endpoint.
+
+    Stopping it makes the endpoint unreachable (connection refused) while the server behind it
+    keeps its objects, as a real S3 outage would; moto_server itself keeps state only in memory.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+
+        self.target_port = target_port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._listener: object | None = None
+        self._open: list[object] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import socket
+        import threading
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (src, dst):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+        def serve() -> None:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    return  # stopped
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                self._open += [client, upstream]
+                threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def stop(self) -> None:
+        import socket
+
+        if self._listener is not None:
+            self._listener.close()  # type: ignore[attr-defined]
+            self._listener = None
+        for sock in self._open:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+                sock.close()  # type: ignore[attr-defined]
+            except OSError:
+                pass
+        self._open = []
+
+
+@pytest.fixture
+def s3_proxy(stack: Stack, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every S3 client of the test talks to the stack's S3 through a proxy it can stop."""
+    proxy = TcpProxy(int(stack.endpoint.rsplit(":", 1)[1]))
+    proxy.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", proxy.url)
+    yield proxy
+    proxy.stop()

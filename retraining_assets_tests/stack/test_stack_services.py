@@ -320,51 +320,91 @@ def test_doctor_names_each_backend_and_fails_on_an_unreachable_one(
     assert all(stack.endpoint in line and "UNREACHABLE" in line for line in failures), failures
 
 
+def _failure_line(result, proxy_url: str) -> str:  # type: ignore[no-untyped-def]
+    """The one line a failed run says about S3 (a dg.Failure or the step error's root cause)."""
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    data = failure.event_specific_data
+    if data.user_failure_data:
+        message = str(data.user_failure_data.description)
+    else:
+        error = data.error
+        while error.cause is not None:
+            error = error.cause
+        assert error.context is None, "no client-library traceback under the cause"
+        message = error.message
+    message = message.strip()
+    assert "\n" not in message and proxy_url in message, message
+    return failure.step_key
+
+
 @pytest.mark.slow
-def test_retraining_chain_on_the_stack_survives_s3_down(
-    project, stack: Stack, services_back: Stack, tmp_path: Path
+def test_retraining_chain_on_the_stack_survives_s3_outages(
+    project, stack: Stack, s3_proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The real chain with the project's default resources, pointed at the stack by its
-    environment only: Dagster on Postgres, MLflow on Postgres + S3, DVC remote on S3. With S3
-    down the run fails at the first step that needs it, with one line naming the endpoint, and
-    production is untouched; once S3 is back the next run succeeds."""
-    import json
-
+    environment only: Dagster on Postgres, MLflow on Postgres + S3, DVC remote and production
+    state on S3. S3 down before a run, and S3 down just before production_model: each run fails
+    with one line naming the endpoint, production is untouched, and the next run succeeds."""
     import dagster as dg
 
     from retraining_assets.defs.resources import DvcResource, MlflowResource
-    from retraining_assets_tests.dagster.helpers import ingest, run_chain, write_batches
+    from retraining_assets_tests.dagster.helpers import (
+        CHAIN,
+        RESOURCES,
+        ingest,
+        production_versions,
+        run_chain,
+        served,
+        write_batches,
+    )
 
+    unique = uuid.uuid4().hex[:10]
+    monkeypatch.setenv("RETRAINING_STATE_URL", f"s3://{stack.bucket}/state-{unique}")
+    monkeypatch.setenv("RETRAINING_DVC_REMOTE", f"s3://{stack.bucket}/dvc-{unique}")
     assert MlflowResource().uri() == stack.env["RETRAINING_MLFLOW_TRACKING_URI"]
-    assert DvcResource().remote() == stack.env["RETRAINING_DVC_REMOTE"]
+    assert DvcResource().remote_options() == {"endpointurl": s3_proxy.url}
     batch_ids = write_batches(project, n_batches=5, rows=400)
     with dg.DagsterInstance.from_config(str(_instance_dir(tmp_path))) as instance:
         assert all(ingest(instance, batch_ids).values())
-        first = run_chain(instance, window=3)
-        assert first.success
-        run_id = first.output_for_node("candidate_model").mlflow_run_id
+        assert run_chain(instance, window=3).success
+        run_id = served()["mlflow_run_id"]
         artifact_uri = MlflowResource().client().get_run(run_id).info.artifact_uri
         assert artifact_uri.startswith(stack.env["RETRAINING_MLFLOW_ARTIFACTS"])
-        pointer = project.production / "current.json"
-        served = pointer.read_bytes()
-        assert json.loads(served)["version"] == 1
+        assert served()["version"] == 1
+        before = production_versions()
 
-        stack.run("down", "s3")
+        # S3 down for a whole run.
+        s3_proxy.stop()
         failed = run_chain(instance, window=3, raise_on_error=False)
         assert not failed.success
-        (failure,) = failed.get_step_failure_events()
-        assert failure.step_key == "training_dataset"  # the first step that writes to S3
-        # Dagster wraps the step's error; under it, one line naming the endpoint, and nothing
-        # below that (no client-library traceback).
-        error = failure.event_specific_data.error  # type: ignore[union-attr]
-        while error.cause is not None:
-            error = error.cause
-        assert error.cls_name == "VersioningError" and error.context is None
-        message = error.message.strip()
-        assert "\n" not in message and stack.endpoint in message, message
-        assert pointer.read_bytes() == served
+        _failure_line(failed, s3_proxy.url)
+        s3_proxy.start()
+        assert production_versions() == before
 
-        stack.run("up", "s3")
-        again = run_chain(instance, window=3)
-        assert again.success
-        assert json.loads(pointer.read_bytes())["version"] >= 1
+        # S3 down between evaluation and production_model.
+        upstream = [a for a in CHAIN if dg.AssetKey("production_model") not in a.keys]
+        ops = {"training_dataset": {"config": {"as_of_batch": "", "window_batches": 3}}}
+        ops["evaluation_report"] = {"config": {"latency_calls": 100}}
+        evaluated = dg.materialize(
+            CHAIN,
+            selection=upstream,
+            instance=instance,
+            resources=RESOURCES,
+            run_config={"ops": ops},
+        )
+        assert evaluated.success
+        s3_proxy.stop()
+        late = dg.materialize(
+            CHAIN,
+            selection=["production_model"],
+            instance=instance,
+            resources=RESOURCES,
+            raise_on_error=False,
+        )
+        assert not late.success
+        assert _failure_line(late, s3_proxy.url) == "production_model"
+        s3_proxy.start()
+        assert production_versions() == before
+
+        assert run_chain(instance, window=3).success
+        assert served()["version"] >= 1
