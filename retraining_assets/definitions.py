@@ -11,6 +11,7 @@ from retraining_assets.defs.assets import (
     validated_dataset,
 )
 from retraining_assets.defs.dask_resource import DaskResource
+from retraining_assets.defs.io import StateJsonIOManager
 from retraining_assets.defs.jobs import ingest_job, monitoring_job, performance_job, retraining_job
 from retraining_assets.defs.monitoring import batch_drift, batch_performance, degradation_analysis
 from retraining_assets.defs.production import rollback_job, shadow_decision_job
@@ -29,6 +30,7 @@ from retraining_assets.defs.sensors import (
     performance_drift_sensor,
     shadow_sensor,
 )
+from retraining_assets.defs.state import StateStoreResource
 from retraining_assets.settings import load_trigger_policy
 
 # The cron is structure, not a run-time knob: it is read from the project configuration file
@@ -68,6 +70,9 @@ defs = dg.Definitions(
         "batch_source": BatchSourceResource(),
         "dask": DaskResource(),
         "dvc": DvcResource(),
+        # Every asset output: typed, hash-verified JSON per asset, partition and run (never a
+        # pickle shared by all runs).
+        "io_manager": StateJsonIOManager(state=StateStoreResource()),
         "mlflow": MlflowResource(),
         "production": ProductionResource(),
         "triggers": TriggerPolicyResource(),
