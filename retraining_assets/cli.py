@@ -18,7 +18,13 @@ def _dagster_home() -> Path:
     Path(home).mkdir(parents=True, exist_ok=True)
     yaml_file = Path(home) / "dagster.yaml"
     if not yaml_file.exists():
-        yaml_file.write_text("telemetry:\n  enabled: false\n")
+        # The project's instance settings (one retraining at a time, run monitoring that fails
+        # dead runs), not Dagster's bare defaults.
+        template = settings.project_root() / "var" / "dagster" / "dagster.yaml"
+        if template.is_file():
+            yaml_file.write_bytes(template.read_bytes())
+        else:
+            yaml_file.write_text("telemetry:\n  enabled: false\n")
     return Path(home)
 
 
