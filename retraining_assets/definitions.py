@@ -30,7 +30,6 @@ from retraining_assets.defs.sensors import (
     performance_drift_sensor,
     shadow_sensor,
 )
-from retraining_assets.defs.state import StateStoreResource
 from retraining_assets.settings import load_trigger_policy
 
 # The cron is structure, not a run-time knob: it is read from the project configuration file
@@ -72,7 +71,7 @@ defs = dg.Definitions(
         "dvc": DvcResource(),
         # Every asset output: typed, hash-verified JSON per asset, partition and run (never a
         # pickle shared by all runs).
-        "io_manager": StateJsonIOManager(state=StateStoreResource()),
+        "io_manager": StateJsonIOManager(),
         "mlflow": MlflowResource(),
         "production": ProductionResource(),
         "triggers": TriggerPolicyResource(),

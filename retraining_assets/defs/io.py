@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from retraining_assets.core.typed_json import KNOWN_TYPES, TypedJsonError, decode, encode
 from retraining_assets.defs.state import StateStoreResource
-from retraining_assets.storage import StoreError, check_name
+from retraining_assets.storage import ObjectStore, StoreError, check_name
 
 #: Area of the state store that holds asset outputs.
 IO_AREA = "io"
@@ -63,10 +64,20 @@ class StateJsonIOManager(dg.ConfigurableIOManager):
     (frames, models) lives in DVC and the production registry and is referenced by md5.
     """
 
-    state: StateStoreResource
+    # The state store's own fields, not a nested StateStoreResource: a resource with a nested
+    # resource is a generator resource, and every sensor or schedule context built with the
+    # project's resources would then have to be opened as a context manager.
+    url: str | None = Field(
+        default=None,
+        description="Folder or s3://bucket/prefix; default $RETRAINING_STATE_URL, else"
+        " $RETRAINING_HOME (see StateStoreResource).",
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (MinIO, local server); default $AWS_ENDPOINT_URL."
+    )
 
-    def _area(self):
-        return self.state.store(IO_AREA)
+    def _area(self) -> ObjectStore:
+        return StateStoreResource(url=self.url, endpoint_url=self.endpoint_url).store(IO_AREA)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         """Write ``obj`` under this run's key and record the key in the materialization."""
