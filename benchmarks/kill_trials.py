@@ -111,6 +111,8 @@ def _run_config(window: int) -> str:
 
 def start_chain(env: dict[str, str], window: int, log: Path) -> subprocess.Popen:
     """``dagster job execute -j retraining_job`` in its own process group."""
+    config = log.parent / f"run_config_window{window}.yaml"
+    config.write_text(_run_config(window))  # JSON is YAML; `job execute` takes only files
     handle = log.open("a")
     try:
         return subprocess.Popen(
@@ -122,8 +124,8 @@ def start_chain(env: dict[str, str], window: int, log: Path) -> subprocess.Popen
                 "retraining_assets.definitions",
                 "-j",
                 "retraining_job",
-                "--config-json",
-                _run_config(window),
+                "--config",
+                str(config),
             ],
             env=env,
             stdout=handle,
@@ -140,12 +142,12 @@ def production(env: dict[str, str]) -> tuple[int | None, bool]:
     Runs in a fresh interpreter so that nothing cached in this process hides a torn file.
     """
     code = (
-        "import json\n"
-        "from retraining_assets.core.versioning import file_md5\n"
+        "import hashlib, json\n"
         "from retraining_assets.defs.resources import ProductionResource\n"
         "store = ProductionResource().store()\n"
         "record = store.current()\n"
-        "ok = record is None or file_md5(store.model_path(record)) == record.model_md5\n"
+        "data = store.model_bytes(record) if record else b''\n"
+        "ok = record is None or hashlib.md5(data).hexdigest() == record.model_md5\n"
         "print(json.dumps([record.version if record else None, ok]))\n"
     )
     out = subprocess.run(
