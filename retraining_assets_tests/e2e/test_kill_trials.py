@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -34,5 +35,5 @@ def test_three_random_kills_leave_production_stores_and_next_run_sound(tmp_path)
     print(out.stdout)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "3/3 trials: pointer old-or-new" in out.stdout
-    rows = [line for line in out.stdout.splitlines() if line.lstrip()[:1].isdigit()]
+    rows = [line for line in out.stdout.splitlines() if re.match(r"\s*\d+\s+[\d.]+s ", line)]
     assert len(rows) == 3 and all("FAIL" not in row for row in rows)
