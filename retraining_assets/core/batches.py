@@ -1,59 +1,413 @@
-"""Batch files: read, write atomically, list, and collect a training window.
+"""Batch files: read safely, write atomically, list, quarantine, and collect a training window.
 
-A batch is one file of time-stamped rows (``<batch_id>.parquet`` or ``.csv``). Batch ids sort in
-time order (the demo uses the ISO date of the week's Monday), so the folder listing is the history.
+A batch is one file of time-stamped rows (``<batch_id>.parquet`` or ``.csv``) in the batch folder,
+a local folder or an object-store prefix (:class:`~retraining_assets.storage.ObjectStore`). Batch
+ids are single safe names (letters, digits, ``._=-``, see :func:`check_batch_id`): a partition key
+such as ``../../x`` or ``/abs/path`` is refused before anything is read or written. Symbolic links
+are refused, whatever they point at.
+
+A batch that fails ingestion is moved aside into ``_quarantine/`` with a JSON reason file
+(:func:`quarantine`), so it never enters a listing again; only a file put back under its name is
+validated again. Training reads a batch only through :func:`read_validated_batch`, which refuses
+bytes whose md5 differs from the one recorded when the batch passed validation.
+
+Every failure on input data raises :class:`BatchError` (or a subclass) with one clear sentence:
+whatever the bytes hold, reading never raises anything else.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
 import os
+import re
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
+from retraining_assets.storage import (
+    InvalidKey,
+    KeyNotFound,
+    LocalStore,
+    ObjectStore,
+    StoreError,
+    check_name,
+    open_store,
+)
 
 BATCH_SUFFIXES = (".parquet", ".csv")
+#: Sub-folder of the batch folder where late labels arrive: ``feedback/<batch_id>.parquet``.
+FEEDBACK_DIR = "feedback"
+#: Sub-folder of the batch folder where refused files are moved, each with a ``.reason.json``.
+QUARANTINE_DIR = "_quarantine"
+#: Batch frequencies and the length of one period.
+PERIODS: dict[str, pd.DateOffset] = {
+    "daily": pd.DateOffset(days=1),
+    "weekly": pd.DateOffset(days=7),
+    "monthly": pd.DateOffset(months=1),
+}
+_DATED_ID = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:$|[^0-9])")
 
 
 class BatchError(ValueError):
     """A batch file that cannot be used, with the reason in the message."""
 
 
-def list_batches(directory: Path) -> list[str]:
-    """Batch ids found in ``directory``, in time order (hidden and partial files ignored)."""
-    if not directory.exists():
-        return []
-    ids = {
-        p.stem
-        for p in directory.iterdir()
-        if p.is_file() and p.suffix in BATCH_SUFFIXES and not p.name.startswith((".", "_"))
-    }
-    return sorted(ids)
+class BatchNotFound(BatchError):
+    """No file for the batch id (never arrived, or already quarantined)."""
+
+
+class InvalidBatchId(BatchError):
+    """A batch id (partition key) that is not one safe name; nothing was read or written."""
+
+
+class BatchChanged(BatchError):
+    """The file's bytes differ from those that passed validation (replaced since)."""
+
+
+class FeedbackError(BatchError):
+    """A late-label (feedback) file that cannot be used."""
+
+
+def check_batch_id(batch_id: str) -> str:
+    """Return ``batch_id`` if it is one safe name, else raise :class:`InvalidBatchId`."""
+    try:
+        return check_name(batch_id, "batch id")
+    except InvalidKey as exc:
+        raise InvalidBatchId(str(exc)) from None
+
+
+def batch_store(source: Path | str | ObjectStore) -> ObjectStore:
+    """The object store of a batch source: a store as is, a folder path, or ``s3://bucket/prefix``."""
+    if isinstance(source, ObjectStore):
+        return source
+    return open_store(source)
+
+
+def _local_root(store: ObjectStore) -> Path | None:
+    return store.root if isinstance(store, LocalStore) else None
+
+
+@dataclass(frozen=True)
+class BatchListing:
+    """What the batch folder holds.
+
+    Attributes:
+        ids: Usable batch ids, sorted.
+        refused: File name -> why it is not a batch (symbolic link, unsafe name).
+        signatures: Batch id -> ``size:mtime_ns`` of its file (local folders only), so a sensor
+            notices a file replaced under the same name.
+    """
+
+    ids: list[str]
+    refused: dict[str, str] = field(default_factory=dict)
+    signatures: dict[str, str] = field(default_factory=dict)
+
+
+def _is_candidate(name: str, suffixes: Sequence[str] = BATCH_SUFFIXES) -> bool:
+    return not name.startswith((".", "_")) and any(name.endswith(s) for s in suffixes)
+
+
+def scan_batches(source: Path | str | ObjectStore, sub: str = "") -> BatchListing:
+    """List the batch files of ``source`` (or of its sub-folder ``sub``, e.g. ``feedback``).
+
+    Hidden (``.``), partial (``_``) and non-batch files are ignored; symbolic links and names that
+    are not safe batch ids are reported in ``refused``, never listed.
+    """
+    store = batch_store(source)
+    root = _local_root(store)
+    ids: set[str] = set()
+    refused: dict[str, str] = {}
+    signatures: dict[str, str] = {}
+    if root is not None:
+        folder = root / sub if sub else root
+        if folder.is_symlink() or not folder.is_dir():
+            return BatchListing([], {sub: "symbolic link"} if folder.is_symlink() else {})
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not _is_candidate(entry.name):
+                    continue
+                stem = entry.name.rsplit(".", 1)[0]
+                if entry.is_symlink():
+                    refused[entry.name] = "symbolic link (refused: it could point anywhere)"
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    check_batch_id(stem)
+                except InvalidBatchId as exc:
+                    refused[entry.name] = str(exc)
+                    continue
+                ids.add(stem)
+                info = entry.stat(follow_symlinks=False)
+                signatures[stem] = f"{info.st_size}:{info.st_mtime_ns}"
+    else:
+        prefix = f"{sub}/" if sub else ""
+        try:
+            keys = store.list(sub) if sub else store.list()
+        except StoreError as exc:
+            raise BatchError(f"cannot list batches in {store.location}: {exc}") from None
+        for key in keys:
+            name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
+            if "/" in name or not _is_candidate(name):
+                continue
+            stem = name.rsplit(".", 1)[0]
+            try:
+                ids.add(check_batch_id(stem))
+            except InvalidBatchId as exc:
+                refused[name] = str(exc)
+    return BatchListing(sorted(ids), refused, signatures)
+
+
+def list_batches(source: Path | str | ObjectStore) -> list[str]:
+    """Batch ids found in ``source``, sorted (hidden, partial, linked and unsafe files ignored)."""
+    return scan_batches(source).ids
+
+
+def list_feedback(source: Path | str | ObjectStore) -> list[str]:
+    """Batch ids with a feedback (late labels) file in ``source``'s ``feedback/`` folder."""
+    return scan_batches(source, FEEDBACK_DIR).ids
+
+
+def batch_key(source: Path | str | ObjectStore, batch_id: str) -> str:
+    """The file name (store key) of ``batch_id``: ``.parquet`` preferred over ``.csv``.
+
+    Raises:
+        InvalidBatchId: if ``batch_id`` is not one safe name (nothing is touched).
+        BatchNotFound: if no file exists.
+    """
+    check_batch_id(batch_id)
+    store = batch_store(source)
+    root = _local_root(store)
+    for suffix in BATCH_SUFFIXES:
+        key = f"{batch_id}{suffix}"
+        if root is not None:
+            if (root / key).is_symlink() or (root / key).exists():
+                return key
+        elif store.exists(key):
+            return key
+    where = store.location
+    raise BatchNotFound(f"no batch file for {batch_id!r} in {where} (.parquet or .csv)")
 
 
 def batch_path(directory: Path, batch_id: str) -> Path:
-    """The file of ``batch_id`` in ``directory`` (parquet preferred over csv)."""
-    for suffix in BATCH_SUFFIXES:
-        candidate = directory / f"{batch_id}{suffix}"
-        if candidate.exists():
-            return candidate
-    raise BatchError(f"no batch file for {batch_id!r} in {directory}")
+    """The file of ``batch_id`` in the local folder ``directory`` (parquet preferred over csv).
+
+    Raises:
+        InvalidBatchId: if ``batch_id`` is not one safe name.
+        BatchNotFound: if there is no file.
+        BatchError: if the file is a symbolic link.
+    """
+    path = Path(directory) / batch_key(Path(directory), batch_id)
+    if path.is_symlink():
+        raise BatchError(f"{path.name} in {directory} is a symbolic link: refused")
+    return path
 
 
-def read_batch(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read one batch file; ``columns`` projects (only those columns are read from parquet)."""
+def feedback_key(batch_id: str) -> str:
+    """The store key of the late labels of ``batch_id``: ``feedback/<id>.parquet``."""
+    return f"{FEEDBACK_DIR}/{check_batch_id(batch_id)}.parquet"
+
+
+def feedback_path(directory: Path, batch_id: str) -> Path:
+    """Where the delayed labels of ``batch_id`` arrive: ``<batches>/feedback/<id>.parquet``."""
+    return Path(directory) / feedback_key(batch_id)
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """The bytes of one batch file, read once (parsing and hashing use the same bytes).
+
+    Attributes:
+        batch_id: The batch id.
+        key: File name in the batch folder (``<id>.parquet``, ``<id>.csv``, ``feedback/<id>...``).
+        data: The file's bytes.
+        md5: MD5 of ``data`` (what DVC records for a file).
+    """
+
+    batch_id: str
+    key: str
+    data: bytes
+    md5: str
+
+
+def _read_key(store: ObjectStore, key: str) -> bytes:
     try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path, columns=list(columns) if columns else None)
-        frame = pd.read_csv(path)
-        return frame[list(columns)] if columns else frame
-    except (OSError, ValueError, KeyError) as exc:
-        raise BatchError(f"cannot read batch {path.name}: {exc}") from exc
+        return store.get(key)
+    except KeyNotFound:
+        raise BatchNotFound(f"{key} not found in {store.location}") from None
+    except StoreError as exc:
+        # LocalStore refuses symbolic links (a link to /etc/passwd is never opened).
+        raise BatchError(f"{key}: {exc}") from None
+    except OSError as exc:
+        raise BatchError(f"{key}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_raw(source: Path | str | ObjectStore, batch_id: str) -> RawBatch:
+    """Read the bytes of ``batch_id``'s file (never following a symbolic link).
+
+    Raises:
+        InvalidBatchId, BatchNotFound, BatchError: see :func:`batch_key`; a link or an I/O error.
+    """
+    store = batch_store(source)
+    key = batch_key(store, batch_id)
+    data = _read_key(store, key)
+    return RawBatch(batch_id, key, data, hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+
+def read_raw_feedback(source: Path | str | ObjectStore, batch_id: str) -> RawBatch | None:
+    """The bytes of ``batch_id``'s feedback file, or ``None`` if there is none."""
+    store = batch_store(source)
+    key = feedback_key(batch_id)
+    root = _local_root(store)
+    if root is not None:
+        if not (root / key).is_symlink() and not (root / key).exists():
+            return None
+    elif not store.exists(key):
+        return None
+    try:
+        data = _read_key(store, key)
+    except BatchNotFound:
+        return None
+    except BatchError as exc:
+        raise FeedbackError(str(exc)) from None
+    return RawBatch(batch_id, key, data, hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+
+def parse_batch(
+    data: bytes,
+    name: str,
+    schema: DatasetSchema | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Parse the bytes of a batch file (parquet or CSV by ``name``'s suffix) into a frame.
+
+    CSV is read as UTF-8 (a byte-order mark is allowed); with a ``schema``, its categorical
+    features stay strings and its timestamp column is parsed (ISO 8601; values with a UTC offset
+    are converted to UTC, then made naive like the rest).
+
+    Args:
+        data: The file's bytes.
+        name: The file name (for the format and the messages).
+        schema: The dataset schema, for CSV typing.
+        columns: Only these columns (all must exist).
+
+    Raises:
+        BatchError: whatever is wrong with the bytes (empty, truncated, another format, not
+            UTF-8, unparseable timestamps, missing columns), in one sentence naming the file.
+    """
+    if not data:
+        raise BatchError(f"{name} is empty (0 bytes)")
+    try:
+        if name.endswith(".parquet"):
+            if data[:4] != b"PAR1" or data[-4:] != b"PAR1":
+                raise BatchError(
+                    f"{name} is not a parquet file ({len(data)} bytes without the PAR1 markers: "
+                    "truncated, or another format renamed .parquet)"
+                )
+            import pyarrow.parquet as pq
+
+            names = pq.ParquetFile(io.BytesIO(data)).schema_arrow.names
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise BatchError(f"{name}: columns {twice} appear more than once (duplicated)")
+            frame = pd.read_parquet(io.BytesIO(data), columns=list(columns) if columns else None)
+        else:
+            frame = _read_csv(data, name, schema)
+        if columns:
+            missing = [c for c in columns if c not in frame.columns]
+            if missing:
+                raise BatchError(f"{name} lacks columns {missing}")
+            frame = frame[list(columns)]
+    except BatchError:
+        raise
+    except Exception as exc:  # untrusted bytes: any parser failure is the file's fault
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise BatchError(f"cannot read batch {name}: {type(exc).__name__}: {detail}") from None
+    return frame
+
+
+def _read_csv(data: bytes, name: str, schema: DatasetSchema | None) -> pd.DataFrame:
+    # Categorical features stay text ("01" is not 1); the rest is inferred.
+    dtype: dict[Any, Any] = {}
+    if schema is not None:
+        dtype = {c: "object" for c in schema.categorical_features}
+    try:
+        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=dtype, low_memory=False)
+    except UnicodeDecodeError as exc:
+        raise BatchError(
+            f"{name} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r}); "
+            "save it as UTF-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise BatchError(f"{name} has no header line (no columns)") from None
+    # pandas renames a repeated header ("x", "x.1"): a duplicated name must not pass unseen.
+    header = next(csv.reader(io.StringIO(data.split(b"\n", 1)[0].decode("utf-8-sig"))), [])
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise BatchError(f"{name}: columns {twice} appear more than once (duplicated)")
+    if schema is not None and schema.timestamp in frame.columns:
+        stamps = frame[schema.timestamp]
+        if isinstance(stamps, pd.Series) and stamps.dtype == object:
+            frame[schema.timestamp] = parse_timestamps(
+                stamps, f"{name}: column {schema.timestamp!r}"
+            )
+    return frame
+
+
+def parse_timestamps(values: pd.Series, what: str) -> pd.Series:
+    """Naive ``datetime64[ns]`` from ISO 8601 text (offsets converted to UTC); missing stays NaT.
+
+    Raises:
+        BatchError: naming ``what``, how many values are not date/times, and an example.
+    """
+    present = values.notna().to_numpy()
+    try:
+        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    bad = present & parsed.isna().to_numpy()
+    if bad.any():
+        example = values[bad].iloc[0]
+        raise BatchError(
+            f"{what}: {int(bad.sum())} of {len(values)} values are not ISO 8601 date/times "
+            f"(e.g. {example!r})"
+        )
+    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def read_batch(
+    path: Path, columns: Sequence[str] | None = None, schema: DatasetSchema | None = None
+) -> pd.DataFrame:
+    """Read one local batch file; ``columns`` projects. A symbolic link is refused.
+
+    Raises:
+        BatchError: if the file is missing, a link, or unreadable (see :func:`parse_batch`).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise BatchNotFound(f"cannot read batch {path.name}: no such file") from None
+    except OSError as exc:
+        if path.is_symlink():
+            raise BatchError(f"{path.name} is a symbolic link: refused") from None
+        raise BatchError(f"cannot read batch {path.name}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise BatchError(f"cannot read batch {path.name}: {exc.strerror or exc}") from None
+    return parse_batch(data, path.name, schema, columns)
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
@@ -70,6 +424,261 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+# --- periods ----------------------------------------------------------------------------------
+
+
+def batch_period(
+    batch_id: str, timestamps: pd.Series | None, frequency: str = "weekly"
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The period ``[start, end)`` a batch covers.
+
+    A batch id starting with a date (``2024-01-08``, ``2024-01-08_late``) names its period's
+    start; otherwise the period is the one (day, Monday-based week, month) holding the batch's
+    earliest timestamp. ``None`` when neither is known (no usable timestamps).
+
+    Raises:
+        BatchError: on an unknown frequency.
+    """
+    if frequency not in PERIODS:
+        raise BatchError(f"unknown batch frequency {frequency!r}; expected {', '.join(PERIODS)}")
+    offset = PERIODS[frequency]
+    match = _DATED_ID.match(batch_id)
+    start: pd.Timestamp | None = None
+    if match:
+        try:
+            start = pd.Timestamp(match.group(1))
+        except ValueError:
+            start = None
+    if start is None:
+        if timestamps is None or not pd.api.types.is_datetime64_dtype(timestamps.dtype):
+            return None
+        first = timestamps.min()
+        if pd.isna(first):
+            return None
+        day = pd.Timestamp(first).normalize()
+        if frequency == "weekly":
+            day -= pd.Timedelta(days=day.weekday())
+        elif frequency == "monthly":
+            day -= pd.Timedelta(days=day.day - 1)
+        start = day
+    return start, start + offset
+
+
+# --- quarantine -------------------------------------------------------------------------------
+
+
+def quarantine(
+    source: Path | str | ObjectStore,
+    key: str,
+    reason: Mapping[str, Any],
+    now: datetime | None = None,
+) -> str:
+    """Move the file ``key`` out of the batch folder into ``_quarantine/`` with a reason file.
+
+    The file keeps its bytes (a link is moved as a link, never followed) under
+    ``_quarantine/<key stem>.<UTC time>.<suffix>``, beside ``... .reason.json`` holding ``reason``
+    plus the file name and the time. Listings never look into ``_quarantine/``.
+
+    Returns:
+        The quarantined file's key.
+    """
+    store = batch_store(source)
+    when = now or datetime.now(UTC)
+    stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
+    folder, _, name = key.rpartition("/")
+    stem, dot, suffix = name.partition(".")
+    base = f"{QUARANTINE_DIR}/{folder + '/' if folder else ''}{stem}.{stamp}"
+    target = f"{base}.{suffix}" if dot else base
+    record = {
+        **dict(reason),
+        "file": key,
+        "quarantined_as": target,
+        "quarantined_at": when.isoformat(),
+    }
+    text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    store.put(f"{base}.reason.json", text.encode())
+    root = _local_root(store)
+    if root is not None:
+        # A rename moves the entry itself: a symbolic link stays a link and is never opened.
+        destination = root / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(root / key, destination)
+    else:
+        store.put(target, store.get(key))
+        store.delete(key)
+    return target
+
+
+def quarantined(source: Path | str | ObjectStore) -> list[dict[str, Any]]:
+    """The reason records of every quarantined file, oldest first."""
+    store = batch_store(source)
+    records = []
+    for key in store.list(QUARANTINE_DIR):
+        if key.endswith(".reason.json"):
+            try:
+                records.append(json.loads(store.get(key)))
+            except (ValueError, StoreError):
+                records.append({"file": key, "reason": "unreadable reason file"})
+    return sorted(records, key=lambda r: str(r.get("quarantined_at", "")))
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+
+def has_labels(directory: Path, batch_id: str, schema: DatasetSchema) -> bool:
+    """Whether ``batch_id`` is labelled: its file has the target column, or feedback arrived.
+
+    Reads only the parquet footer (or the csv header), never the rows.
+
+    Raises:
+        BatchError: if the file is unusable.
+    """
+    directory = Path(directory)
+    fb = feedback_path(directory, batch_id)
+    if fb.exists() and not fb.is_symlink():
+        return True
+    path = batch_path(directory, batch_id)
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return schema.target in pq.read_schema(path).names
+        return schema.target in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    except Exception as exc:  # untrusted bytes
+        raise BatchError(f"cannot read batch {path.name}: {type(exc).__name__}: {exc}") from None
+
+
+def attach_labels(
+    frame: pd.DataFrame, feedback: pd.DataFrame | None, schema: DatasetSchema
+) -> pd.DataFrame:
+    """Return ``frame`` with its target column, joined from ``feedback`` by id when given.
+
+    Labels in the feedback file win over labels in the batch (they are the later, corrected
+    truth). Rows without feedback keep a missing label, which validation then reports.
+
+    Raises:
+        BatchError: if feedback is given but the schema has no id column to join on, or the
+            feedback lacks the id or target column, or has duplicate ids.
+    """
+    if feedback is None:
+        if schema.target not in frame.columns:
+            raise BatchError(f"no labels: column {schema.target!r} absent and no feedback file")
+        return frame
+    key = schema.id_column
+    if key is None:
+        raise FeedbackError("feedback labels need an id column in the schema to join on")
+    missing = [c for c in (key, schema.target) if c not in feedback.columns]
+    if missing:
+        raise FeedbackError(f"feedback file lacks columns {missing}")
+    try:
+        if feedback[key].duplicated().any():
+            raise FeedbackError(f"feedback file has duplicate {key!r} values")
+        labels = feedback.set_index(key)[schema.target]
+        out = frame.drop(columns=[schema.target], errors="ignore").copy()
+        out[schema.target] = out[key].map(labels)
+    except BatchError:
+        raise
+    except Exception as exc:  # unhashable or mixed-type ids in an untrusted file
+        raise FeedbackError(f"feedback file cannot be joined on {key!r}: {exc}") from None
+    return out[
+        [c for c in schema.columns if c in out.columns]
+        + [c for c in out.columns if c not in schema.columns]
+    ]
+
+
+def check_feedback_labels(frame: pd.DataFrame, schema: DatasetSchema) -> None:
+    """Require every row of a batch joined with its feedback to carry a 0/1 label.
+
+    Raises:
+        FeedbackError: naming how many rows lack a label or hold another value, with examples.
+    """
+    labels = frame[schema.target]
+    missing = int(labels.isna().sum())
+    if missing:
+        raise FeedbackError(
+            f"feedback leaves {missing} of {len(frame)} rows without a {schema.target!r} label "
+            "(every row of the batch needs one)"
+        )
+    try:
+        values = pd.to_numeric(labels, errors="coerce")
+    except (TypeError, ValueError):
+        values = pd.Series(np.nan, index=labels.index)
+    wrong = ~values.isin([0, 1])
+    if wrong.any():
+        examples = ", ".join(repr(v) for v in pd.unique(labels[wrong].astype(str))[:3])
+        raise FeedbackError(
+            f"feedback column {schema.target!r} has {int(wrong.sum())} values not in {{0, 1}} "
+            f"(e.g. {examples})"
+        )
+
+
+def read_labelled_batch(
+    directory: Path, batch_id: str, schema: DatasetSchema, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read a batch with its labels (from the batch itself or its feedback file)."""
+    frame = read_batch(batch_path(directory, batch_id), schema=schema)
+    fb_path = feedback_path(directory, batch_id)
+    feedback = None
+    if fb_path.exists() or fb_path.is_symlink():
+        try:
+            feedback = read_batch(fb_path)
+        except BatchError as exc:
+            raise FeedbackError(f"feedback of {batch_id}: {exc}") from None
+    frame = attach_labels(frame, feedback, schema)
+    if columns:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise BatchError(f"batch {batch_id} lacks columns {missing}")
+        return frame[list(columns)]
+    return frame
+
+
+def read_validated_batch(
+    source: Path | str | ObjectStore,
+    batch_id: str,
+    expected_md5: str,
+    schema: DatasetSchema,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read a batch that passed validation, with its labels, refusing any other bytes.
+
+    The md5 is computed on the very bytes that are parsed, so a file replaced after validation
+    is refused, never half-used.
+
+    Raises:
+        BatchChanged: if the bytes differ from those validated (``expected_md5``).
+        FeedbackError: if the feedback file is unusable or leaves rows unlabelled / not 0/1.
+        BatchError: if the file vanished or cannot be read.
+    """
+    store = batch_store(source)
+    raw = read_raw(store, batch_id)
+    if raw.md5 != expected_md5:
+        raise BatchChanged(
+            f"{raw.key} changed since it passed validation (md5 now {raw.md5}, validated "
+            f"{expected_md5}): refused until it is validated again"
+        )
+    frame = parse_batch(raw.data, raw.key, schema)
+    fb = read_raw_feedback(store, batch_id)
+    feedback = None
+    if fb is not None:
+        try:
+            feedback = parse_batch(fb.data, fb.key)
+        except BatchError as exc:
+            raise FeedbackError(str(exc)) from None
+    frame = attach_labels(frame, feedback, schema)
+    if feedback is not None:
+        check_feedback_labels(frame, schema)
+    if columns:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise BatchError(f"batch {batch_id} lacks columns {missing}")
+        return frame[list(columns)]
+    return frame
+
+
+# --- windows ----------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Window:
     """Which batches a training dataset is built from."""
@@ -83,18 +692,45 @@ class Window:
         return (*self.train_batches, *self.test_batches)
 
 
+def time_order(available: Sequence[str], times: Mapping[str, Any] | None = None) -> list[str]:
+    """``available`` in time order: by ``times[id]`` (the batch's period start), then by id.
+
+    Without ``times`` (or for an id missing from it) the id itself is the time, as for the
+    ISO-dated ids of the demo. A file name never outranks the data's own time.
+    """
+    if not times:
+        return sorted(available)
+
+    def key(batch_id: str) -> tuple[pd.Timestamp, str]:
+        value = times.get(batch_id)
+        try:
+            stamp = pd.Timestamp(value if value is not None else batch_id)
+        except (ValueError, TypeError):
+            stamp = pd.Timestamp.max
+        if pd.isna(stamp):
+            stamp = pd.Timestamp.max
+        return stamp, batch_id
+
+    return sorted(available, key=key)
+
+
 def select_window(
-    available: Sequence[str], as_of: str | None, window_batches: int, test_batches: int = 1
+    available: Sequence[str],
+    as_of: str | None,
+    window_batches: int,
+    test_batches: int = 1,
+    times: Mapping[str, Any] | None = None,
 ) -> Window:
     """Choose a rolling window of batches for training and testing.
 
     The ``test_batches`` latest batches up to ``as_of`` are the test set (the most recent labelled
-    period), the ``window_batches`` before them the training set.
+    period), the ``window_batches`` before them the training set. "Latest" is by ``times`` (each
+    batch's period start, see :func:`time_order`) when given, never by file name.
 
     Raises:
         BatchError: if ``as_of`` is unknown or there are not enough batches.
     """
-    ordered = sorted(available)
+    ordered = time_order(available, times)
     if as_of:
         if as_of not in ordered:
             raise BatchError(f"as_of batch {as_of!r} is not among the {len(ordered)} known batches")
@@ -136,72 +772,62 @@ def collect_dataset(
     keys = [dataset[schema.timestamp].to_numpy(), (dataset[SPLIT_COLUMN] == "test").to_numpy()]
     if schema.id_column:
         keys.insert(0, dataset[schema.id_column].to_numpy())
-    order = np.lexsort(keys)
+    try:
+        order = np.lexsort(keys)
+    except TypeError as exc:  # mixed types in an unvalidated column
+        raise BatchError(f"cannot order the window's rows by time and id: {exc}") from None
     return dataset.take(order).reset_index(drop=True)
 
 
-FEEDBACK_DIR = "feedback"
+def overlapping_batches(
+    frames: Mapping[str, pd.DataFrame], order: Sequence[str], schema: DatasetSchema
+) -> dict[str, str]:
+    """Batches that repeat rows of an earlier batch: by id, or in every column but the id.
 
+    A copy of a batch under another name (same ids, or the same rows under new ids) would count
+    those rows twice, or put training rows into the test set. The earlier batch of ``order``
+    (normally the one validated first) is kept; each later one is named with the reason.
 
-def feedback_path(directory: Path, batch_id: str) -> Path:
-    """Where the delayed labels of ``batch_id`` arrive: ``<batches>/feedback/<id>.parquet``."""
-    return directory / FEEDBACK_DIR / f"{batch_id}.parquet"
-
-
-def has_labels(directory: Path, batch_id: str, schema: DatasetSchema) -> bool:
-    """Whether ``batch_id`` is labelled: its file has the target column, or feedback arrived.
-
-    Reads only the parquet footer (or the csv header), never the rows.
+    Returns:
+        Batch id -> reason, for the batches to leave out.
     """
-    if feedback_path(directory, batch_id).exists():
-        return True
-    path = batch_path(directory, batch_id)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return schema.target in pq.read_schema(path).names
-    return schema.target in pd.read_csv(path, nrows=0).columns
-
-
-def attach_labels(
-    frame: pd.DataFrame, feedback: pd.DataFrame | None, schema: DatasetSchema
-) -> pd.DataFrame:
-    """Return ``frame`` with its target column, joined from ``feedback`` by id when given.
-
-    Labels in the feedback file win over labels in the batch (they are the later, corrected
-    truth). Rows without feedback keep a missing label, which validation then reports.
-
-    Raises:
-        BatchError: if feedback is given but the schema has no id column to join on, or the
-            feedback lacks the id or target column, or has duplicate ids.
-    """
-    if feedback is None:
-        if schema.target not in frame.columns:
-            raise BatchError(f"no labels: column {schema.target!r} absent and no feedback file")
-        return frame
-    key = schema.id_column
-    if key is None:
-        raise BatchError("feedback labels need an id column in the schema to join on")
-    missing = [c for c in (key, schema.target) if c not in feedback.columns]
-    if missing:
-        raise BatchError(f"feedback file lacks columns {missing}")
-    if feedback[key].duplicated().any():
-        raise BatchError(f"feedback file has duplicate {key!r} values")
-    labels = feedback.set_index(key)[schema.target]
-    out = frame.drop(columns=[schema.target], errors="ignore").copy()
-    out[schema.target] = out[key].map(labels)
-    return out[
-        [c for c in schema.columns if c in out.columns]
-        + [c for c in out.columns if c not in schema.columns]
-    ]
-
-
-def read_labelled_batch(
-    directory: Path, batch_id: str, schema: DatasetSchema, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Read a batch with its labels (from the batch itself or its feedback file)."""
-    frame = read_batch(batch_path(directory, batch_id))
-    fb_path = feedback_path(directory, batch_id)
-    feedback = read_batch(fb_path) if fb_path.exists() else None
-    frame = attach_labels(frame, feedback, schema)
-    return frame[list(columns)] if columns else frame
+    seen_ids: dict[Any, str] = {}
+    seen_rows: dict[int, str] = {}
+    data_columns = [c for c in schema.columns if c != schema.id_column]
+    out: dict[str, str] = {}
+    for batch_id in order:
+        frame = frames.get(batch_id)
+        if frame is None:
+            continue
+        reason = None
+        if schema.id_column and schema.id_column in frame.columns:
+            ids = frame[schema.id_column].tolist()
+            clash = [i for i in ids if i in seen_ids]
+            if clash:
+                other = seen_ids[clash[0]]
+                reason = (
+                    f"{len(clash)} of its {schema.id_column!r} values are already in batch "
+                    f"{other} (e.g. {clash[0]!r})"
+                )
+        present = [c for c in data_columns if c in frame.columns]
+        try:
+            hashes = pd.util.hash_pandas_object(frame[present], index=False).tolist()
+        except TypeError:  # unhashable values: validation rejects those batches anyway
+            hashes = []
+        if reason is None:
+            repeated = [h for h in hashes if h in seen_rows]
+            # A handful of identical rows happens in real data (two flights alike); a copy
+            # repeats most of them.
+            if repeated and len(repeated) > max(1, len(hashes) // 100):
+                other = seen_rows[repeated[0]]
+                reason = (
+                    f"{len(repeated)} of its {len(hashes)} rows repeat rows of batch {other} "
+                    "in every column but the id"
+                )
+        if reason is not None:
+            out[batch_id] = reason
+            continue
+        if schema.id_column and schema.id_column in frame.columns:
+            seen_ids.update(dict.fromkeys(frame[schema.id_column].tolist(), batch_id))
+        seen_rows.update(dict.fromkeys(hashes, batch_id))
+    return out

@@ -1,7 +1,8 @@
 """Training-data strategies: which labelled batches a retraining uses, and how much each row counts.
 
 Every strategy shares the test set of :func:`~retraining_assets.core.batches.select_window`: the
-latest ``test_batches`` labelled batches up to ``as_of``. They differ in the training side:
+latest ``test_batches`` labelled batches up to ``as_of``, latest by each batch's period (its
+``times``), never by file name. They differ in the training side:
 
 ``full``
     All labelled history before the test set.
@@ -20,14 +21,14 @@ Pure functions over batch ids and data frames (numpy/pandas only): no I/O, no Li
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from retraining_assets.core.batches import Window, select_window
+from retraining_assets.core.batches import Window, select_window, time_order
 from retraining_assets.settings import (
     BATCH_COLUMN,
     SPLIT_COLUMN,
@@ -96,6 +97,7 @@ def plan_training(
     test_batches: int = 1,
     trained_through: str | None = None,
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    times: Mapping[str, object] | None = None,
 ) -> TrainingPlan:
     """Choose the training and test batches of one run under ``strategy``.
 
@@ -108,6 +110,8 @@ def plan_training(
         trained_through: Last training batch of the production model; ``incremental`` trains on
             the batches after it, and ignores it otherwise.
         half_life_days: Half-life of the ``weighted`` strategy's age weights, in days.
+        times: Each batch's period start: batches are ordered by it (then by id), so the test
+            set is the latest period whatever the file names. Without it ids give the order.
 
     Returns:
         The plan; its window is what ``collect_dataset`` builds the dataset from.
@@ -123,9 +127,11 @@ def plan_training(
             f"unknown training strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}"
         )
     if strategy == "rolling":
-        return TrainingPlan(strategy, select_window(available, as_of, window_batches, test_batches))
+        return TrainingPlan(
+            strategy, select_window(available, as_of, window_batches, test_batches, times)
+        )
     # Every other strategy starts from all history before the test set.
-    everything = select_window(available, as_of, max(1, len(available)), test_batches)
+    everything = select_window(available, as_of, max(1, len(available)), test_batches, times)
     if strategy == "full":
         return TrainingPlan(strategy, everything)
     if strategy == "weighted":
@@ -135,7 +141,9 @@ def plan_training(
         raise StrategyError(
             "incremental needs a production model to continue (no trained_through batch given)"
         )
-    newer = tuple(b for b in everything.train_batches if b > trained_through)
+    ordered = time_order([*available, trained_through], times)
+    position = {b: i for i, b in enumerate(ordered)}
+    newer = tuple(b for b in everything.train_batches if position[b] > position[trained_through])
     if not newer:
         raise StrategyError(
             f"no batches newer than {trained_through} to continue training on (test set "

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from retraining_assets.settings import DatasetSchema
@@ -79,6 +80,16 @@ DATETIME_TYPES: tuple[str, ...] = (
 )
 #: dtype names accepted for categorical features: strings in ``object``, ``string`` or ``category``.
 CATEGORICAL_TYPES: tuple[str, ...] = ("str", "StringDtype", "CategoricalDtype")
+
+#: Largest magnitude accepted in a numeric feature without its own range: ``inf`` and 1e308-style
+#: values are data errors (a sentinel, an overflow), never measurements.
+MAX_ABS_VALUE = 1e12
+#: Share of rows that may repeat another row in every column but the id. Real data has a few
+#: (two flights alike in every recorded field: 56 of 327k in the flights demo); a batch
+#: duplicated under new ids has half of its rows or more.
+MAX_DUPLICATE_ROW_SHARE = 0.01
+#: Timestamps may run this far past "now" (clock skew between the source and this machine).
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
 
 _DATASOURCE_PREFIX = "retraining_validation"
 _ASSET_NAME = "frame"
@@ -175,7 +186,12 @@ class ValidationResult:
 
 
 def build_suite(
-    schema: DatasetSchema, *, extra_columns: Sequence[str] = (), with_target: bool = True
+    schema: DatasetSchema,
+    *,
+    extra_columns: Sequence[str] = (),
+    with_target: bool = True,
+    period: tuple[Any, Any] | None = None,
+    not_after: Any | None = None,
 ) -> ExpectationSuite:
     """The GX expectation suite for ``schema``, every expectation tagged with its group in ``meta``.
 
@@ -192,6 +208,10 @@ def build_suite(
             must exist; nothing else is checked about them.
         with_target: ``False`` for a batch whose labels have not arrived yet (delayed labels):
             the target column is then neither required nor checked.
+        period: ``(start, end)``: every timestamp must lie in ``[start, end)`` (a batch's own
+            period, see ``batches.batch_period``).
+        not_after: No timestamp may be later than this (ingestion passes "now" plus
+            :data:`FUTURE_TOLERANCE`).
 
     Returns:
         A ``great_expectations.ExpectationSuite`` not attached to any Data Context.
@@ -243,6 +263,40 @@ def build_suite(
                 column=column, min_value=low, max_value=high, meta=meta("ranges")
             )
         )
+    # A range rule excludes inf already; every other numeric feature still must be finite.
+    finite = f"finite (|x| <= {MAX_ABS_VALUE:g})"
+    for column in schema.numeric_features:
+        if column not in schema.numeric_ranges:
+            items.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=column,
+                    min_value=-MAX_ABS_VALUE,
+                    max_value=MAX_ABS_VALUE,
+                    meta=meta("ranges", **{EXPECTED_META_KEY: finite}),
+                )
+            )
+    if period is not None:
+        start, end = (pd.Timestamp(t).to_pydatetime() for t in period)
+        items.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=schema.timestamp,
+                min_value=start,
+                max_value=end,
+                strict_max=True,
+                meta=meta(
+                    "ranges",
+                    **{EXPECTED_META_KEY: f"within the batch period [{_day(start)}, {_day(end)})"},
+                ),
+            )
+        )
+    if not_after is not None:
+        items.append(
+            gxe.ExpectColumnMaxToBeBetween(
+                column=schema.timestamp,
+                max_value=pd.Timestamp(not_after).to_pydatetime(),
+                meta=meta("ranges", **{EXPECTED_META_KEY: "not in the future"}),
+            )
+        )
 
     if with_target:
         items.append(
@@ -260,6 +314,15 @@ def build_suite(
             min_value=schema.min_rows, max_value=None, meta=meta("row_count")
         )
     )
+    data_columns = [c for c in columns if c != schema.id_column]
+    if len(data_columns) >= 2:
+        items.append(
+            gxe.ExpectCompoundColumnsToBeUnique(
+                column_list=data_columns,
+                mostly=1.0 - MAX_DUPLICATE_ROW_SHARE,
+                meta=meta("row_count"),
+            )
+        )
     return gx.ExpectationSuite(name=f"{schema.target}_batch", expectations=items)
 
 
@@ -269,6 +332,8 @@ def validate_frame(
     *,
     extra_columns: Sequence[str] = (),
     with_target: bool = True,
+    period: tuple[Any, Any] | None = None,
+    not_after: Any | None = None,
 ) -> ValidationResult:
     """Validate ``frame`` against ``schema`` with the suite of :func:`build_suite`.
 
@@ -282,13 +347,21 @@ def validate_frame(
         schema: The dataset schema.
         extra_columns: Columns expected in addition to the schema's (see :func:`build_suite`).
         with_target: ``False`` to validate an unlabelled batch (see :func:`build_suite`).
+        period: The batch's own period ``(start, end)`` (see :func:`build_suite`).
+        not_after: Latest acceptable timestamp (see :func:`build_suite`).
 
     Returns:
         A plain :class:`ValidationResult`.
     """
     context = _get_context()
     started = time.perf_counter()
-    suite = build_suite(schema, extra_columns=extra_columns, with_target=with_target)
+    options: dict[str, Any] = {
+        "extra_columns": extra_columns,
+        "with_target": with_target,
+        "period": period,
+        "not_after": not_after,
+    }
+    suite = build_suite(schema, **options)
     configs = suite.expectation_configurations
     order = {_expectation_key(c.type, c.kwargs): i for i, c in enumerate(configs)}
 
@@ -318,7 +391,7 @@ def validate_frame(
         failed = {_result_key(r) for r in results if not r.success}
         if failed:
             # The failed expectations only, from a fresh suite (an expectation belongs to one).
-            fresh = build_suite(schema, extra_columns=extra_columns, with_target=with_target)
+            fresh = build_suite(schema, **options)
             detail = type(fresh)(
                 name=fresh.name,
                 expectations=[
@@ -458,6 +531,12 @@ def _outcome(
     gx_result = dict(result.result or {})
     error = _exception_message(result.exception_info)
     column_missing = column is not None and column not in present
+    absent = [c for c in kwargs.get("column_list") or [] if c not in present]
+    if absent:
+        observed = f"columns {', '.join(map(repr, absent))} missing, check not run"
+        # Named after a missing column: the schema failure on that column says it all.
+        missing = {"kwargs": _plain(kwargs), "column_missing": True}
+        return ExpectationOutcome(name, group, False, absent[0], observed, missing)
 
     details: dict[str, Any] = {"kwargs": _plain(kwargs), "result": _plain(_trim(gx_result))}
     if error:
@@ -513,10 +592,29 @@ def _describe(
             return f"{col} (dtype {dtype}) has {wrong} (e.g. {examples})"
         return f"{col} has dtype {dtype} (expected {expected})"
     if name == "expect_column_values_to_be_between":
+        if EXPECTED_META_KEY in meta:
+            if success:
+                return f"{col} values are {meta[EXPECTED_META_KEY]}"
+            return f"{col} has {values} not {meta[EXPECTED_META_KEY]} (e.g. {examples})"
         bounds = f"[{_num(kwargs.get('min_value'))}, {_num(kwargs.get('max_value'))}]"
         if success:
             return f"{col} values are within {bounds}"
         return f"{col} has {values} outside {bounds} (e.g. {examples})"
+    if name == "expect_column_max_to_be_between":
+        latest = _num(result.get("observed_value"))
+        bound = _num(kwargs.get("max_value"))
+        if success:
+            return f"{col} is {meta.get(EXPECTED_META_KEY, f'at most {bound}')}"
+        return f"{col} reaches {latest}, later than {bound} ({meta.get(EXPECTED_META_KEY, '')})"
+    if name == "expect_compound_columns_to_be_unique":
+        share = f"{MAX_DUPLICATE_ROW_SHARE:.0%}"
+        if success:
+            return f"table has at most {share} of rows repeating another row"
+        return (
+            f"table has {unexpected} row{_s(unexpected)} repeating another row in every column "
+            "but the id "
+            f"(at most {share} of rows may)"
+        )
     if name == "expect_column_values_to_be_in_set":
         allowed = _set_text(kwargs.get("value_set", []))
         if success:
@@ -642,11 +740,19 @@ def _examples(values: Sequence[Any]) -> str:
 def _num(value: Any) -> str:
     """A value for a message: integral floats without ``.0``, strings quoted."""
     value = _plain(value)
+    if isinstance(value, float) and (not math.isfinite(value) or abs(value) >= 1e15):
+        return f"{value:g}"  # 1e308 rather than its 309 digits
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str):
         return repr(value)
     return str(value)
+
+
+def _day(value: Any) -> str:
+    """A period bound for a message: the date, or the date and time if not midnight."""
+    stamp = pd.Timestamp(value)
+    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
 
 
 def _s(count: int) -> str:
@@ -657,3 +763,245 @@ def _s(count: int) -> str:
 def _unique(values: Iterable[str]) -> list[str]:
     """``values`` without duplicates, first occurrence kept."""
     return list(dict.fromkeys(values))
+
+
+# --- one incoming batch ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchCheck:
+    """The verdict on one incoming batch file: read, parsed and validated, or why not.
+
+    Attributes:
+        batch_id: The batch id.
+        key: Its file name in the batch folder.
+        md5: MD5 of the bytes that were checked (None if they could not be read).
+        frame: The parsed rows (None if unreadable).
+        result: The validation result (None if the file could not be parsed).
+        error: Why the file could not be read or parsed (None if it could).
+        period: The batch's own period ``(start, end)`` its timestamps were held to.
+        labelled: Whether the file carries the target column.
+    """
+
+    batch_id: str
+    key: str
+    md5: str | None
+    frame: pd.DataFrame | None
+    result: ValidationResult | None
+    error: str | None
+    period: tuple[pd.Timestamp, pd.Timestamp] | None
+    labelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the batch may be used."""
+        return self.error is None and self.result is not None and self.result.success
+
+    def message(self) -> str:
+        """One paragraph: why the batch is refused, or that it passed."""
+        if self.error is not None:
+            return self.error
+        assert self.result is not None
+        return self.result.summary()
+
+    def reason(self) -> dict[str, Any]:
+        """The JSON-friendly reason record kept beside a quarantined file."""
+        record: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "md5": self.md5,
+            "reason": self.message(),
+            "period": [str(t) for t in self.period] if self.period else None,
+        }
+        if self.error is not None:
+            record["error"] = self.error
+        if self.result is not None:
+            record["failed_expectations"] = [
+                {
+                    "expectation": o.name,
+                    "group": o.group,
+                    "column": o.column,
+                    "observed": o.observed,
+                }
+                for o in self.result.failures()
+            ]
+        return record
+
+
+def check_batch(
+    source: Any,
+    batch_id: str,
+    schema: DatasetSchema,
+    *,
+    frequency: str = "weekly",
+    now: Any | None = None,
+) -> BatchCheck:
+    """Read, parse and validate one batch file; never raises on bad bytes.
+
+    The file is read once: its md5, its rows and its verdict all come from the same bytes. Its
+    timestamps are held to the batch's own period (``batches.batch_period``) and must not lie in
+    the future (``now`` plus :data:`FUTURE_TOLERANCE`).
+
+    Args:
+        source: The batch folder or object store (see ``batches.batch_store``).
+        batch_id: The batch id (partition key).
+        schema: The dataset schema.
+        frequency: The batches' frequency (daily, weekly, monthly).
+        now: The current time (default: the wall clock, UTC, naive).
+
+    Returns:
+        The verdict; ``ok`` is True only for a readable file that passed every expectation.
+
+    Raises:
+        InvalidBatchId: if ``batch_id`` is not one safe name (nothing is read).
+        BatchNotFound: if there is no file for it.
+    """
+    from retraining_assets.core import batches as batch_io
+
+    store = batch_io.batch_store(source)
+    key = batch_io.batch_key(store, batch_id)
+    try:
+        raw = batch_io.read_raw(store, batch_id)
+    except batch_io.BatchNotFound:
+        raise
+    except batch_io.BatchError as exc:
+        return BatchCheck(batch_id, key, None, None, None, str(exc), None)
+    try:
+        frame = batch_io.parse_batch(raw.data, raw.key, schema)
+    except batch_io.BatchError as exc:
+        return BatchCheck(batch_id, key, raw.md5, None, None, str(exc), None)
+    stamps = frame[schema.timestamp] if list(frame.columns).count(schema.timestamp) == 1 else None
+    try:
+        period = batch_io.batch_period(batch_id, stamps, frequency)
+    except (batch_io.BatchError, ValueError, TypeError, OverflowError):
+        period = None
+    labelled = schema.target in frame.columns
+    current = pd.Timestamp.now(tz="UTC").tz_localize(None) if now is None else pd.Timestamp(now)
+    rules: dict[str, Any] = {
+        "with_target": labelled,
+        "period": period,
+        "not_after": current + FUTURE_TOLERANCE,
+    }
+    result = validate_frame(frame, schema, **rules)
+    if result.success:
+        # Both must pass: the pandas rules are the same as the suite's, so this only speaks up
+        # if GX ever reads a frame differently.
+        problems = quick_problems(frame, schema, **rules)
+        if problems:
+            error = "; ".join(problems)
+            return BatchCheck(batch_id, key, raw.md5, frame, result, error, period, labelled)
+    return BatchCheck(batch_id, key, raw.md5, frame, result, None, period, labelled)
+
+
+# --- the same rules without GX --------------------------------------------------------------------
+
+
+def _type_name(series: pd.Series) -> str:
+    dtype = series.dtype
+    return str(dtype) if isinstance(dtype, np.dtype) else type(dtype).__name__
+
+
+def _typed(series: pd.Series, allowed: Sequence[str]) -> bool:
+    """Whether ``series`` has one of the ``allowed`` types, as GX's type-list check reads it."""
+    if series.dtype == object:
+        values = series[series.notna().to_numpy(dtype=bool)]
+        return all(type(v).__name__ in allowed for v in values.tolist())
+    if isinstance(series.dtype, pd.CategoricalDtype | pd.StringDtype):
+        values = series.astype(object)
+        return _typed(values, allowed)
+    return _type_name(series) in allowed
+
+
+def quick_problems(
+    frame: pd.DataFrame,
+    schema: DatasetSchema,
+    *,
+    with_target: bool = True,
+    period: tuple[Any, Any] | None = None,
+    not_after: Any | None = None,
+) -> list[str]:
+    """The rules of :func:`build_suite`, checked with pandas alone; one sentence per problem.
+
+    Milliseconds instead of GX's fraction of a second: ingestion accepts a batch only if both
+    this and the GX suite pass (defence in depth), and the property test runs it on thousands of
+    generated batches. Never raises on bad data.
+    """
+    problems: list[str] = []
+    names = [str(c) for c in frame.columns]
+    duplicated = sorted({c for c in names if names.count(c) > 1})
+    if duplicated:
+        problems.append(f"column names {duplicated} are duplicated")
+    columns = [c for c in schema.columns if with_target or c != schema.target]
+    missing = [c for c in columns if c not in names]
+    if missing:
+        problems.append(f"columns {missing} are missing")
+    if len(frame) < schema.min_rows:
+        problems.append(f"table has {len(frame)} rows (expected at least {schema.min_rows})")
+    single = {c for c in columns if names.count(c) == 1}
+
+    def col(name: str) -> pd.Series:
+        return frame[name]
+
+    typed: list[tuple[str, tuple[str, ...]]] = [
+        (schema.timestamp, DATETIME_TYPES),
+        *((c, NUMERIC_TYPES) for c in schema.numeric_features),
+        *((c, CATEGORICAL_TYPES) for c in schema.categorical_features),
+        *([(schema.target, TARGET_TYPES)] if with_target else []),
+    ]
+    well_typed: set[str] = set()
+    for name, allowed in typed:
+        if name in single:
+            try:
+                ok = _typed(col(name), allowed)
+            except (TypeError, ValueError):
+                ok = False
+            if ok:
+                well_typed.add(name)
+            else:
+                problems.append(f"column {name!r} has values of the wrong type")
+    not_null = [schema.target if with_target else None, schema.timestamp, schema.id_column]
+    for name in _unique(c for c in [*not_null, *schema.required_non_null] if c):
+        if name in single and col(name).isna().any():
+            problems.append(f"column {name!r} has {int(col(name).isna().sum())} missing values")
+    if schema.id_column and schema.id_column in single:
+        try:
+            ids = col(schema.id_column).dropna()
+            if ids.duplicated().any():
+                problems.append(f"column {schema.id_column!r} has duplicate values")
+        except TypeError:
+            problems.append(f"column {schema.id_column!r} has unhashable values")
+    for name in schema.numeric_features:
+        if name not in well_typed:
+            continue
+        values = pd.to_numeric(col(name), errors="coerce").to_numpy(dtype="float64")
+        values = values[~np.isnan(values)]
+        low, high = schema.numeric_ranges.get(name, (-MAX_ABS_VALUE, MAX_ABS_VALUE))
+        outside = int(((values < low) | (values > high)).sum())
+        if outside:
+            problems.append(f"column {name!r} has {outside} values outside [{low:g}, {high:g}]")
+    if schema.timestamp in well_typed:
+        stamps = pd.to_datetime(col(schema.timestamp), errors="coerce").dropna()
+        if period is not None and len(stamps):
+            start, end = (pd.Timestamp(t) for t in period)
+            outside = int(((stamps < start) | (stamps >= end)).sum())
+            if outside:
+                problems.append(
+                    f"column {schema.timestamp!r} has {outside} values outside the period"
+                )
+        if not_after is not None and len(stamps) and stamps.max() > pd.Timestamp(not_after):
+            problems.append(f"column {schema.timestamp!r} has values in the future")
+    if with_target and schema.target in well_typed:
+        labels = pd.to_numeric(col(schema.target).dropna(), errors="coerce")
+        if (~labels.isin([0, 1])).any():
+            problems.append(f"column {schema.target!r} has values not in {{0, 1}}")
+        elif set(labels.unique().tolist()) != {0, 1}:
+            problems.append(f"column {schema.target!r} does not take both 0 and 1")
+    data_columns = [c for c in columns if c != schema.id_column and c in single]
+    if len(data_columns) >= 2 and not missing and len(frame):
+        try:
+            repeated = frame[data_columns].duplicated(keep=False).mean()
+        except TypeError:
+            problems.append("rows hold unhashable values (lists, dicts)")
+        else:
+            if repeated > MAX_DUPLICATE_ROW_SHARE:
+                problems.append(f"{repeated:.0%} of rows repeat another row")
+    return problems
