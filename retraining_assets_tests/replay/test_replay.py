@@ -95,7 +95,9 @@ def test_second_dataset_replays_with_only_a_config_file(tmp_path, project, capsy
     ]
     assert never["retrainings"] == 0
     assert all(p["served_version"] == 1 and 0.55 < p["auc"] < 0.95 for p in never["periods"])
-    schema = json.loads((out / "batches" / "_schema.json").read_text())
+    # The resolved schema sits beside the configuration, never among the batches.
+    assert not (out / "batches" / "_schema.json").exists()
+    schema = json.loads((tmp_path / "churn.schema.json").read_text())
     assert schema["target"] == "status" and len(schema["categorical_features"]) == 6
     assert (out / "replay.png").read_bytes()[:4] == b"\x89PNG"
     assert "| never |" in (out / "summary.md").read_text()

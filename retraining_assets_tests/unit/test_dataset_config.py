@@ -22,6 +22,7 @@ from retraining_assets.core.dataset_config import (
     read_schema_file,
     read_source,
     resolve,
+    schema_file_for,
 )
 from retraining_assets.schemas import FLIGHTS_SCHEMA
 
@@ -116,7 +117,10 @@ def test_csv_source_with_inferred_features(tmp_path: Path) -> None:
     paths = build_batches(config, out)
     assert list_batches(out) == ["2024-01-01", "2024-01-08", "2024-01-15"]
     assert [p.stem for p in paths] == list_batches(out)
-    assert read_schema_file(out) == schema
+    # The schema is configuration: beside retraining.yaml, never among the batches.
+    assert read_schema_file(tmp_path / "retraining.schema.json") == schema
+    assert schema_file_for(config) == tmp_path / "retraining.schema.json"
+    assert read_schema_file(out) is None and not (out / "_schema.json").exists()
     for path in paths:
         batch = read_batch(path)
         assert list(batch.columns) == schema.columns
@@ -202,7 +206,7 @@ def test_differently_shaped_dataset_builds_daily_batches(tmp_path: Path) -> None
 
     paths = build_batches(config, tmp_path / "batches")
 
-    schema = read_schema_file(tmp_path / "batches")
+    schema = read_schema_file(tmp_path / "dataset.schema.json")  # config built in code
     assert schema is not None
     assert schema.numeric_features == ("tenure_days", "monthly_spend")
     assert schema.categorical_features == (
@@ -354,12 +358,12 @@ def test_batches_are_byte_deterministic(tmp_path: Path) -> None:
     _write_project(tmp_path, _orders_config(), _orders())
     config = load_dataset_config(tmp_path / "retraining.yaml")
     first = _md5s(build_batches(config, tmp_path / "a"))
+    schema_a = (tmp_path / "retraining.schema.json").read_bytes()
     second = _md5s(build_batches(config, tmp_path / "b"))
     again = _md5s(build_batches(config, tmp_path / "a"))
     assert first == second == again
     assert len(first) == 3
-    schema_files = [(tmp_path / d / "_schema.json").read_bytes() for d in ("a", "b")]
-    assert schema_files[0] == schema_files[1]
+    assert (tmp_path / "retraining.schema.json").read_bytes() == schema_a
 
 
 def test_dataset_section_may_name_another_file(tmp_path: Path) -> None:
