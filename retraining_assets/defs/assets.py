@@ -7,6 +7,7 @@ Each body unpacks inputs, calls the core, and attaches metadata; the logic lives
 import base64
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,42 +60,63 @@ def raw_batches(
 ) -> dg.MaterializeResult:
     """One incoming batch file, checked against the dataset's Great Expectations suite.
 
-    A batch that fails validation is not materialized, so it never enters a training window; the
-    file stays where it is, to be fixed and re-materialized. A batch may arrive without its target
-    column (labels are delayed): it is then checked without label expectations, and its labels
-    are joined later from ``feedback/<batch_id>.parquet``.
+    A batch that cannot be read or fails validation is not materialized and is moved aside into
+    ``_quarantine/`` of the batch folder with a JSON reason file (md5, time, failed
+    expectations): it never enters a training window and is never read again, until a new file
+    is put back under its name (``new_batch_sensor`` then validates it again). Timestamps must
+    lie in the batch's own period. A batch may arrive without its target column (labels are
+    delayed): it is then checked without label expectations, and its labels are joined later
+    from ``feedback/<batch_id>.parquet``. The md5 recorded here is the only version of the
+    file that training will read.
     """
     from retraining_assets.core import batches as batch_io
-    from retraining_assets.core.validation import validate_frame
-    from retraining_assets.core.versioning import file_md5
+    from retraining_assets.core.validation import check_batch
 
-    schema = batch_source.dataset_schema()
-    path = batch_io.batch_path(batch_source.path(), context.partition_key)
-    frame = batch_io.read_batch(path)
-    labelled = schema.target in frame.columns
-    result = validate_frame(frame, schema, with_target=labelled)
-    if not result.success:
+    schema, frequency = batch_source.resolved()
+    store = batch_source.store()
+    batch_id = context.partition_key
+    try:
+        verdict = check_batch(store, batch_id, schema, frequency=frequency)
+    except batch_io.BatchNotFound as exc:
+        gone = [r for r in batch_io.quarantined(store) if r.get("batch_id") == batch_id]
+        where = f"; quarantined earlier as {gone[-1].get('quarantined_as')}" if gone else ""
+        raise dg.Failure(description=f"batch {batch_id} rejected: {exc}{where}") from None
+    except batch_io.InvalidBatchId as exc:
+        raise dg.Failure(description=f"batch {batch_id!r} rejected: {exc}") from None
+    if not verdict.ok:
+        moved = batch_io.quarantine(store, verdict.key, verdict.reason())
+        failures = len(verdict.result.failures()) if verdict.result else 0
         raise dg.Failure(
-            description=f"batch {context.partition_key} rejected: {result.summary()}",
-            metadata={"path": str(path), "failed_expectations": len(result.failures())},
+            description=f"batch {batch_id} rejected and quarantined as {moved}: "
+            f"{verdict.message()}",
+            metadata={
+                "file": verdict.key,
+                "quarantined_as": moved,
+                "md5": verdict.md5 or "unreadable",
+                "failed_expectations": failures,
+            },
         )
-    md5 = file_md5(path)
+    assert verdict.frame is not None and verdict.md5 is not None
+    frame = verdict.frame
     ts = frame[schema.timestamp]
+    period = verdict.period
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
-            "dvc/md5": md5,
+            "path": dg.MetadataValue.path(f"{store.location}/{verdict.key}"),
+            "file": verdict.key,
+            "dvc/md5": verdict.md5,
             "rows": dg.MetadataValue.int(len(frame)),
             "start": str(ts.min()),
             "end": str(ts.max()),
-            "labelled": labelled,
+            "period_start": str(period[0]) if period else str(ts.min()),
+            "labelled": verdict.labelled,
             **(
                 {"positive_rate": dg.MetadataValue.float(float(frame[schema.target].mean()))}
-                if labelled
+                if verdict.labelled
                 else {}
             ),
         },
-        data_version=dg.DataVersion(md5),
+        data_version=dg.DataVersion(verdict.md5),
     )
 
 
@@ -113,15 +135,17 @@ def training_dataset(
 ) -> dg.Output[DatasetRef]:
     """Rows of the labelled batches chosen by the training-data strategy, split by time.
 
-    The test split is always the most recent batch(es). The training split depends on
-    ``strategy``: ``rolling`` the ``window_batches`` before the test split, ``full`` all history,
-    ``weighted`` all history with weights halving every ``half_life_days``, ``incremental`` only
-    the batches newer than the production model's training data (the model then continues the
-    production booster). Only labelled batches count (labels in the batch file or in its
-    feedback file). Batches whose ``raw_batches`` partition failed validation are left out (and
-    listed); batches not ingested yet are taken as they are, since ``validated_dataset`` checks
-    every row before anything trains. The parquet file is tracked by DVC; its md5 is the data
-    version.
+    The test split is always the most recent batch(es), by each batch's period (never by file
+    name). The training split depends on ``strategy``: ``rolling`` the ``window_batches`` before
+    the test split, ``full`` all history, ``weighted`` all history with weights halving every
+    ``half_life_days``, ``incremental`` only the batches newer than the production model's
+    training data (the model then continues the production booster). Only batches that passed
+    ``raw_batches`` validation are read, and only if their bytes still have the md5 recorded
+    then; only labelled ones count (labels in the batch file or in its feedback file). A batch
+    that is refused (changed since validation, unreadable, an unusable feedback file, which is
+    quarantined, or rows that repeat another batch) is left out with its reason, and the window
+    is chosen again without it: one bad file never blocks retraining on the others. The parquet
+    file is tracked by DVC; its md5 is the data version.
     """
     import pyarrow as pa
 
@@ -133,33 +157,53 @@ def training_dataset(
     # dataset_memory.py: 4.7x -> 2.9x the frame for an 8-week window).
     pa.set_memory_pool(pa.system_memory_pool())
     schema = batch_source.dataset_schema()
-    directory = batch_source.path()
-    files = batch_io.list_batches(directory)
-    rejected = _rejected_batches(context, files)
-    unlabelled = {b for b in files if not batch_io.has_labels(directory, b, schema)}
-    available = [b for b in files if b not in rejected and b not in unlabelled]
+    source = batch_source.store()
+    files = batch_io.list_batches(source)
+    validated, failed = _validated_batches(context, files)
+    with_feedback = set(batch_io.list_feedback(source))
+    # Not validated: rejected (and quarantined, so no longer listed) or not ingested yet.
+    rejected = failed | {b for b in files if b not in validated}
+    unlabelled = {b for b in validated if not validated[b].labelled and b not in with_feedback}
+    available = [b for b in files if b in validated and b not in unlabelled]
+    times = {b: validated[b].start for b in available}
     current = production.store().current()
     trained = (current.extra.get("train_batches") or [None])[-1] if current else None
-    try:
-        plan = plan_training(
-            available,
-            config.strategy,
-            as_of=config.as_of_batch or None,
-            window_batches=config.window_batches,
-            test_batches=config.test_batches,
-            trained_through=trained,
-            half_life_days=config.half_life_days,
-        )
-    except ValueError as exc:  # BatchError and StrategyError: both say what is missing
-        raise dg.Failure(description=f"cannot build a training window: {exc}") from exc
-    window = plan.window
-    try:
-        frames = {
-            b: batch_io.read_labelled_batch(directory, b, schema, columns=schema.columns)
-            for b in window.all_batches
-        }
-    except batch_io.BatchError as exc:
-        raise dg.Failure(description=f"cannot read the window's batches: {exc}") from exc
+    refused: dict[str, str] = {}
+    frames: dict[str, Any] = {}
+    while True:
+        try:
+            plan = plan_training(
+                available,
+                config.strategy,
+                as_of=config.as_of_batch or None,
+                window_batches=config.window_batches,
+                test_batches=config.test_batches,
+                trained_through=trained,
+                half_life_days=config.half_life_days,
+                times=times,
+            )
+        except ValueError as exc:  # BatchError and StrategyError: both say what is missing
+            left_out = "; ".join(f"{b}: {why}" for b, why in sorted(refused.items()))
+            raise dg.Failure(
+                description=f"cannot build a training window: {exc}"
+                + (f" (refused: {left_out})" if left_out else "")
+            ) from exc
+        window = plan.window
+        newly = _read_window(context, source, window.all_batches, validated, schema, frames)
+        if not newly:
+            newly = batch_io.overlapping_batches(
+                frames,
+                sorted(window.all_batches, key=lambda b: validated[b].order),
+                schema,
+            )
+        if not newly:
+            break
+        for batch_id, why in newly.items():
+            context.log.warning("batch %s left out of training: %s", batch_id, why)
+            frames.pop(batch_id, None)
+        refused.update(newly)
+        available = [b for b in available if b not in newly]
+    frames = {b: frames[b] for b in window.all_batches}
     dataset = apply_weights(batch_io.collect_dataset(frames, window, schema), plan, schema)
     del frames  # the dataset holds the rows now; keep one copy through the write and DVC
     store = dvc.store()
@@ -198,20 +242,106 @@ def training_dataset(
                 else {}
             ),
             "excluded_rejected_batches": ", ".join(sorted(rejected)) or "none",
+            "excluded_refused_batches": dg.MetadataValue.md(
+                "\n".join(f"- {b}: {why}" for b, why in sorted(refused.items())) or "none"
+            ),
             "excluded_unlabelled_batches": ", ".join(sorted(unlabelled)) or "none",
             "positive_rate": dg.MetadataValue.float(float(dataset[schema.target].mean())),
         },
     )
 
 
-def _rejected_batches(context: dg.AssetExecutionContext, batch_ids: list[str]) -> set[str]:
-    """Batches whose latest ``raw_batches`` materialization attempt failed validation."""
-    known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
-    keys = [b for b in batch_ids if b in known]
-    if not keys:
-        return set()
-    status = context.instance.get_status_by_partition(raw_batches.key, keys, batch_partitions)
-    return {k for k, v in (status or {}).items() if v == dg.AssetPartitionStatus.FAILED}
+@dataclass(frozen=True)
+class _Validated:
+    """What ``raw_batches`` recorded about a batch that passed validation."""
+
+    md5: str
+    labelled: bool
+    start: str | None
+    order: int
+
+
+def _validated_batches(
+    context: dg.AssetExecutionContext, batch_ids: list[str]
+) -> tuple[dict[str, _Validated], set[str]]:
+    """Listed batches that passed ``raw_batches`` last time, and known ones that failed.
+
+    Returns:
+        The passed batches with the md5 of their validated bytes, and every known batch whose
+        latest attempt failed (quarantined files are no longer listed but still counted).
+    """
+    known = sorted(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
+    if not known:
+        return {}, set()
+    status = context.instance.get_status_by_partition(raw_batches.key, known, batch_partitions)
+    failed = {k for k, v in (status or {}).items() if v == dg.AssetPartitionStatus.FAILED}
+    listed = set(batch_ids)
+    status = {k: v for k, v in (status or {}).items() if k in listed}
+    passed = sorted(
+        k for k, v in (status or {}).items() if v == dg.AssetPartitionStatus.MATERIALIZED
+    )
+    out: dict[str, _Validated] = {}
+    cursor = None
+    while passed and len(out) < len(passed):
+        page = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=raw_batches.key, asset_partitions=passed),
+            limit=1000,
+            cursor=cursor,
+        )
+        for record in page.records:  # newest first: the first seen per partition is current
+            mat = record.asset_materialization
+            if mat is None or mat.partition is None or mat.partition in out:
+                continue
+            md = {k: v.value for k, v in mat.metadata.items()}
+            if "dvc/md5" not in md:
+                continue
+            start = md.get("period_start") or md.get("start")
+            out[mat.partition] = _Validated(
+                md5=str(md["dvc/md5"]),
+                labelled=bool(md.get("labelled", True)),
+                start=str(start) if start is not None else None,
+                order=record.storage_id,
+            )
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return out, failed
+
+
+def _read_window(
+    context: dg.AssetExecutionContext,
+    store: Any,
+    batch_ids: tuple[str, ...],
+    validated: dict[str, _Validated],
+    schema: Any,
+    frames: dict[str, Any],
+) -> dict[str, str]:
+    """Read the window's batches not read yet into ``frames``; return the refused ones and why.
+
+    An unusable feedback file is quarantined (with its reason) so it is not read again.
+    """
+    from retraining_assets.core import batches as batch_io
+
+    refused: dict[str, str] = {}
+    for batch_id in batch_ids:
+        if batch_id in frames:
+            continue
+        try:
+            frames[batch_id] = batch_io.read_validated_batch(
+                store, batch_id, validated[batch_id].md5, schema, columns=schema.columns
+            )
+        except batch_io.FeedbackError as exc:
+            key = batch_io.feedback_key(batch_id)
+            try:
+                moved = batch_io.quarantine(
+                    store, key, {"batch_id": batch_id, "reason": str(exc), "kind": "feedback"}
+                )
+                refused[batch_id] = f"feedback {key} quarantined as {moved}: {exc}"
+            except (OSError, ValueError) as move_error:
+                refused[batch_id] = f"feedback {key} unusable ({exc}); not moved: {move_error}"
+        except batch_io.BatchError as exc:
+            refused[batch_id] = str(exc)
+    return refused
 
 
 @dg.asset(

@@ -126,34 +126,65 @@ def new_batch_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """New batch files become partitions and are monitored; new feedback files are measured.
 
-    A new file ``<id>.parquet`` in the batch folder adds partition ``<id>`` and runs
-    ``monitoring_job`` on it (validation, drift, quality if labelled). A feedback file that is
-    newer than the cursor runs ``performance_job`` for its batch.
+    A new file ``<id>.parquet`` (or ``.csv``) in the batch folder adds partition ``<id>`` and runs
+    ``monitoring_job`` on it (validation, drift, quality if labelled). A file put back under the
+    name of a known batch (after its quarantine) or replaced in place is validated again: the
+    cursor keeps each file's size and modification time. A feedback file that is newer than the
+    cursor runs ``performance_job`` for its batch. Symbolic links and names that are not safe
+    batch ids are never partitions; the skip reason names them.
     """
-    from retraining_assets.core.batches import FEEDBACK_DIR, list_batches
+    from retraining_assets.core.batches import FEEDBACK_DIR, scan_batches
 
-    directory = batch_source.path()
-    files = list_batches(directory)
+    store = batch_source.store()
+    listing = scan_batches(store)
+    files = listing.ids
     known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
     new = [b for b in files if b not in known]
     cursor = json.loads(context.cursor) if context.cursor else {}
     seen_mtime = float(cursor.get("feedback_mtime", 0.0))
+    # Files seen by earlier ticks ("" once a file is gone, e.g. quarantined); absent from an
+    # older cursor: then nothing counts as replaced. A known partition whose file this sensor
+    # never saw (added by hand) is recorded, not re-run.
+    seen_files: dict[str, str] | None = cursor.get("files")
+    replaced = [
+        b
+        for b in files
+        if seen_files is not None
+        and b in known
+        and b in listing.signatures
+        and seen_files.get(b, listing.signatures[b]) != listing.signatures[b]
+    ]
+    signatures = dict(listing.signatures)
+    for batch_id in seen_files or {}:
+        if batch_id in known and batch_id not in signatures:
+            signatures[batch_id] = ""
     feedback = []
     newest = seen_mtime
-    fb_dir = directory / FEEDBACK_DIR
-    if fb_dir.exists():
-        for entry in fb_dir.iterdir():
-            if entry.suffix != ".parquet" or entry.name.startswith("."):
+    fb_dir = batch_source.path() / FEEDBACK_DIR
+    fb_listing = scan_batches(store, FEEDBACK_DIR)
+    if fb_dir.is_dir() and not fb_dir.is_symlink():
+        for stem in fb_listing.ids:
+            entry = fb_dir / f"{stem}.parquet"
+            if entry.is_symlink() or not entry.is_file():
                 continue
             mtime = entry.stat().st_mtime
-            if mtime > seen_mtime and (entry.stem in known or entry.stem in new):
-                feedback.append((entry.stem, mtime))
+            if mtime > seen_mtime and (stem in known or stem in new):
+                feedback.append((stem, mtime))
                 newest = max(newest, mtime)
     requests = [
         dg.RunRequest(job_name=monitoring_job.name, partition_key=b, run_key=f"batch:{b}")
         for b in new
     ]
-    # A batch that is new in this tick is measured by monitoring_job already.
+    requests += [
+        dg.RunRequest(
+            job_name=monitoring_job.name,
+            partition_key=b,
+            run_key=f"batch:{b}:{listing.signatures[b]}",
+            tags={"retraining/revalidate": b},
+        )
+        for b in replaced
+    ]
+    # A batch that is new (or revalidated) in this tick is measured by monitoring_job already.
     requests += [
         dg.RunRequest(
             job_name=performance_job.name,
@@ -162,16 +193,21 @@ def new_batch_sensor(
             tags={"retraining/feedback": b},
         )
         for b, mtime in sorted(feedback)
-        if b not in new
+        if b not in new and b not in replaced
     ]
+    new_cursor = json.dumps({"feedback_mtime": newest, "files": signatures})
+    refused = {**listing.refused, **{f"feedback/{k}": v for k, v in fb_listing.refused.items()}}
     if not requests:
-        return dg.SkipReason(
-            f"no new batch among {len(files)} files in {directory}; no new feedback"
+        ignored = "; ".join(f"{name}: {why}" for name, why in sorted(refused.items()))
+        return dg.SensorResult(
+            skip_reason=f"no new batch among {len(files)} files in {store.location}; no new "
+            "feedback" + (f"; ignored {ignored}" if ignored else ""),
+            cursor=new_cursor,
         )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[batch_partitions.build_add_request(new)] if new else [],
-        cursor=json.dumps({"feedback_mtime": newest}),
+        cursor=new_cursor,
     )
 
 
