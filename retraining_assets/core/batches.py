@@ -55,6 +55,7 @@ PERIODS: dict[str, pd.DateOffset] = {
     "weekly": pd.DateOffset(days=7),
     "monthly": pd.DateOffset(months=1),
 }
+_SAFE_STEM = re.compile(r"^[A-Za-z0-9_.=-]+$")
 _DATED_ID = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:$|[^0-9])")
 
 
@@ -106,11 +107,13 @@ class BatchListing:
         refused: File name -> why it is not a batch (symbolic link, unsafe name).
         signatures: Batch id -> ``size:mtime_ns`` of its file (local folders only), so a sensor
             notices a file replaced under the same name.
+        links: Batch ids (safe names) whose file is a symbolic link: refused, to be quarantined.
     """
 
     ids: list[str]
     refused: dict[str, str] = field(default_factory=dict)
     signatures: dict[str, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)
 
 
 def _is_candidate(name: str, suffixes: Sequence[str] = BATCH_SUFFIXES) -> bool:
@@ -128,6 +131,7 @@ def scan_batches(source: Path | str | ObjectStore, sub: str = "") -> BatchListin
     ids: set[str] = set()
     refused: dict[str, str] = {}
     signatures: dict[str, str] = {}
+    links: set[str] = set()
     if root is not None:
         folder = root / sub if sub else root
         if folder.is_symlink() or not folder.is_dir():
@@ -139,6 +143,8 @@ def scan_batches(source: Path | str | ObjectStore, sub: str = "") -> BatchListin
                 stem = entry.name.rsplit(".", 1)[0]
                 if entry.is_symlink():
                     refused[entry.name] = "symbolic link (refused: it could point anywhere)"
+                    if _SAFE_STEM.fullmatch(stem) and stem not in (".", ".."):
+                        links.add(stem)
                     continue
                 if not entry.is_file(follow_symlinks=False):
                     continue
@@ -165,7 +171,7 @@ def scan_batches(source: Path | str | ObjectStore, sub: str = "") -> BatchListin
                 ids.add(check_batch_id(stem))
             except InvalidBatchId as exc:
                 refused[name] = str(exc)
-    return BatchListing(sorted(ids), refused, signatures)
+    return BatchListing(sorted(ids), refused, signatures, sorted(links))
 
 
 def list_batches(source: Path | str | ObjectStore) -> list[str]:

@@ -603,6 +603,8 @@ def _describe(
     if name == "expect_column_max_to_be_between":
         latest = _num(result.get("observed_value"))
         bound = _num(kwargs.get("max_value"))
+        if not success and latest in ("None", "NaT", "'NaT'"):
+            return f"{col} has no value to compare with {bound} ({meta.get(EXPECTED_META_KEY, '')})"
         if success:
             return f"{col} is {meta.get(EXPECTED_META_KEY, f'at most {bound}')}"
         return f"{col} reaches {latest}, later than {bound} ({meta.get(EXPECTED_META_KEY, '')})"
@@ -885,7 +887,10 @@ def check_batch(
     if result.success:
         # Both must pass: the pandas rules are the same as the suite's, so this only speaks up
         # if GX ever reads a frame differently.
-        problems = quick_problems(frame, schema, **rules)
+        try:
+            problems = quick_problems(frame, schema, **rules)
+        except Exception as exc:  # a bug here must refuse the batch, clearly, not crash
+            problems = [f"the pandas rules could not run: {type(exc).__name__}: {exc}"]
         if problems:
             error = "; ".join(problems)
             return BatchCheck(batch_id, key, raw.md5, frame, result, error, period, labelled)

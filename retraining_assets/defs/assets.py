@@ -160,7 +160,9 @@ def training_dataset(
     source = batch_source.store()
     files = batch_io.list_batches(source)
     validated, failed = _validated_batches(context, files)
-    with_feedback = set(batch_io.list_feedback(source))
+    feedback = batch_io.scan_batches(source, batch_io.FEEDBACK_DIR)
+    # A linked feedback file counts as arrived: reading refuses it, which quarantines it.
+    with_feedback = {*feedback.ids, *feedback.links}
     # Not validated: rejected (and quarantined, so no longer listed) or not ingested yet.
     rejected = failed | {b for b in files if b not in validated}
     unlabelled = {b for b in validated if not validated[b].labelled and b not in with_feedback}
