@@ -191,6 +191,8 @@ def _corrupt(
 ) -> pd.DataFrame:
     frame = frame.copy()
     n = len(frame)
+    if n == 0:
+        return frame  # already below min_rows (>= 1): invalid whatever else is done
     rows = rng.choice(n, size=max(1, n // 10), replace=False)
     numeric = list(schema.numeric_features)
     column = numeric[int(rng.integers(0, len(numeric)))]
@@ -200,7 +202,10 @@ def _corrupt(
         return frame.drop(columns=[choices[int(rng.integers(0, len(choices)))]])
     if what in ("inf", "minus_inf", "huge"):
         value = {"inf": np.inf, "minus_inf": -np.inf, "huge": 1e308}[what]
-        values = frame[column].to_numpy(dtype="float64").copy()
+        try:
+            values = frame[column].to_numpy(dtype="float64").copy()
+        except (TypeError, ValueError):  # text already put there by another corruption
+            values = frame[column].to_numpy(dtype=object).copy()
         values[rows] = value
         frame[column] = values
         return frame
@@ -318,7 +323,15 @@ def make_file(spec: Spec) -> tuple[DatasetSchema, str, bytes]:
     schema = schema_of(spec)
     rng = np.random.default_rng(spec.seed + 1)
     frame = clean_frame(spec, schema)
-    for what in spec.corruptions:
+    corruptions = list(spec.corruptions)
+    if spec.fmt != "parquet":
+        # CSV has no types: integers in a categorical column are read back as text, and a
+        # timestamp with a UTC offset is converted to UTC; both are valid there.
+        swap = {"categorical_ints": "text_in_numeric", "ts_tz_aware": "ts_as_text"}
+        corruptions = list(dict.fromkeys(swap.get(c, c) for c in corruptions))
+    # Duplicating rows last: a later corruption could make the copies differ again.
+    corruptions.sort(key=lambda c: c == "duplicated_rows")
+    for what in corruptions:
         if what == "drop_column" or set(schema.columns) <= set(frame.columns):
             frame = _corrupt(frame, schema, what, rng)
     name, data = _serialize(frame, spec)
