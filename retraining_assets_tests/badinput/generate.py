@@ -186,6 +186,14 @@ def clean_frame(spec: Spec, schema: DatasetSchema) -> pd.DataFrame:
     return frame
 
 
+def _values(series: pd.Series) -> np.ndarray:
+    """The values as float64, or as objects if another corruption put text there."""
+    try:
+        return series.to_numpy(dtype="float64").copy()
+    except (TypeError, ValueError):
+        return series.to_numpy(dtype=object).copy()
+
+
 def _corrupt(
     frame: pd.DataFrame, schema: DatasetSchema, what: str, rng: np.random.Generator
 ) -> pd.DataFrame:
@@ -202,10 +210,7 @@ def _corrupt(
         return frame.drop(columns=[choices[int(rng.integers(0, len(choices)))]])
     if what in ("inf", "minus_inf", "huge"):
         value = {"inf": np.inf, "minus_inf": -np.inf, "huge": 1e308}[what]
-        try:
-            values = frame[column].to_numpy(dtype="float64").copy()
-        except (TypeError, ValueError):  # text already put there by another corruption
-            values = frame[column].to_numpy(dtype=object).copy()
+        values = _values(frame[column])
         values[rows] = value
         frame[column] = values
         return frame
@@ -229,13 +234,14 @@ def _corrupt(
             values = frame[name].astype("float64")
             values.iloc[rows] = np.nan
         else:
-            values = values.astype("float64") if name in numeric else values
+            if name in numeric:
+                values = pd.Series(_values(frame[name]), index=frame.index)
             values.iloc[rows] = None if name in schema.categorical_features else np.nan
         frame[name] = values
         return frame
     if what == "out_of_range":
         name = next(iter(schema.numeric_ranges)) if schema.numeric_ranges else column
-        values = frame[name].to_numpy(dtype="float64").copy()
+        values = _values(frame[name])
         values[rows] = 1e13 if name not in schema.numeric_ranges else 1000.0
         frame[name] = values
         return frame
