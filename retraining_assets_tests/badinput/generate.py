@@ -115,7 +115,7 @@ def specs(draw: st.DrawFn) -> Spec:
         with_id=draw(st.booleans()),
         ranged=draw(st.integers(0, n_numeric)),
         required=draw(st.integers(0, n_numeric + n_categorical)),
-        rows=draw(st.integers(2, 150)),
+        rows=draw(st.integers(2, 120)),
         min_rows=draw(st.integers(1, 20)),
         seed=draw(st.integers(0, 2**32 - 1)),
         fmt=fmt,
