@@ -153,7 +153,10 @@ class _Prefixed(ObjectStore):
     def __init__(self, parent: ObjectStore, prefix: str) -> None:
         self._parent = parent
         self._prefix = prefix
-        self.location = f"{parent.location.rstrip('/')}/{prefix}"
+        # "s3://bucket/state at http://endpoint" + "production" reads
+        # "s3://bucket/state/production at http://endpoint", so keys append to a real URL.
+        base, at, endpoint = parent.location.partition(" at ")
+        self.location = f"{base.rstrip('/')}/{prefix}{at}{endpoint}"
 
     def _k(self, key: str) -> str:
         return f"{self._prefix}/{check_key(key)}"

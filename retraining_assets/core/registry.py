@@ -192,8 +192,8 @@ class ProductionStore:
         self.current()
 
     def where(self, key: str) -> str:
-        """Human-readable location of one key (``<store>/<key>``)."""
-        return f"{self.location.rstrip('/')}/{key}"
+        """Location of one key, ``<folder or s3 URL>/<key>`` (the S3 endpoint left out)."""
+        return f"{self.location.partition(' at ')[0].rstrip('/')}/{key}"
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -83,6 +83,8 @@ def test_concurrent_creates_have_one_winner(store: ObjectStore) -> None:
 
 def test_child_store_is_scoped(store: ObjectStore) -> None:
     production = store.child("production")
+    base, at, endpoint = store.location.partition(" at ")
+    assert production.location == f"{base}/production{at}{endpoint}"  # still a URL, then where
     production.put("versions/000001.json", b"x")
     assert production.list() == ["versions/000001.json"]
     assert store.list() == ["production/versions/000001.json"]
