@@ -76,7 +76,7 @@ def build_dataset(batches: Path, out: Path, window: int) -> dict[str, Any]:
     }
 
 
-def child(trainer: str, dataset: Path, model_out: Path) -> dict[str, Any]:
+def child(trainer: str, dataset: Path, model_out: Path, seed: int | None) -> dict[str, Any]:
     """Train once with ``trainer`` in this (fresh) process and report times and memory."""
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -85,7 +85,7 @@ def child(trainer: str, dataset: Path, model_out: Path) -> dict[str, Any]:
 
     from retraining_assets.core.training import TrainParams, train_model
 
-    params = TrainParams()
+    params = TrainParams() if seed is None else TrainParams(seed=seed)
     report: dict[str, Any] = {"trainer": trainer}
     if trainer == "local":
         report["import_s"] = time.perf_counter() - started
@@ -156,9 +156,16 @@ def main() -> None:
     parser.add_argument("--batches", type=Path, default=Path("data/batches"))
     parser.add_argument("--window", type=int, default=51)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--local-seeds",
+        default="",
+        help="also train the local model with these seeds (e.g. 1,2,3): how far the test AUC"
+        " moves with the seed alone, for scale",
+    )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.dataset, args.model_out)))
+        print(json.dumps(child(args.child, args.dataset, args.model_out, args.seed)))
         return
 
     import pandas as pd
@@ -203,6 +210,17 @@ def main() -> None:
     test = pd.read_parquet(dataset, filters=[(SPLIT_COLUMN, "==", "test")])
     for r in runs:
         r["test_auc"] = _score(r["model"], test)
+    seeds = [int(x) for x in args.local_seeds.split(",") if x]
+    for seed in seeds:
+        model = work / f"local-seed{seed}.txt"
+        command = [sys.executable, __file__, "--child", "local", "--dataset", str(dataset)]
+        subprocess.run(
+            [*command, "--model-out", str(model), "--seed", str(seed)],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        print(f"local trainer, seed {seed}: test AUC {_score(model, test):.4f}")
     positives = int(test[SCHEMA.target].sum())
     print(f"\ntest week {info['test_batch']}: {len(test)} rows, {positives} delayed")
     header = (

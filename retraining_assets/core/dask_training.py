@@ -6,7 +6,8 @@ The same model as :func:`retraining_assets.core.training.train_model`, trained d
 - **Reading.** The workers read the training dataset's parquet file by partitions (one per row
   group, ``dask.dataframe.read_parquet``) and keep only its ``train`` rows; the driver reads the
   file's footer and receives per-partition row counts, time ranges and category levels, never
-  the rows. A file with fewer row groups than workers is split on the workers.
+  the rows. A file with fewer row groups than workers is split on the workers. Each worker then
+  trains on every k-th fit row of each partition (k workers), so each holds the whole window.
 - **Split.** The most recent ``valid_fraction`` of the train rows (by time, as
   :func:`~retraining_assets.core.training.split_train_valid`) is held out for early stopping:
   the file is sorted by time, so the split is a global row position, cut per partition.
@@ -77,8 +78,8 @@ def _partition_stats(part: pd.DataFrame, schema: DatasetSchema) -> PartitionStat
     )
 
 
-def _rows(part: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
-    return part.iloc[start:stop]
+def _rows(part: pd.DataFrame, start: int, stop: int, first: int = 0, step: int = 1) -> pd.DataFrame:
+    return part.iloc[start:stop].iloc[first::step]
 
 
 def _levels(part: pd.DataFrame, columns: Sequence[str]) -> dict[str, set[str]]:
@@ -319,26 +320,25 @@ def train_model_dask(
     n_valid = int(n_rows * params.valid_fraction)
     cut = n_rows - n_valid
 
-    # Every worker must hold fit rows, or LightGBM trains on fewer machines (a row group split on
-    # the worker that read it stays there): each slice goes to the worker that holds its
-    # partition unless that worker already has its share, then to the least loaded one.
-    holders = client.who_has(parts)
-    load = dict.fromkeys(client.scheduler_info(n_workers=-1)["workers"], 0)
-    share = -(-cut // len(load))
+    # Every worker gets every k-th fit row of every partition, not a contiguous stretch: the
+    # file is in time order, and in a data-parallel run each worker bins some of the features
+    # from its own rows only (LightGBM's distributed bin finding). With contiguous halves one
+    # worker would bin `month` from January-June alone; interleaved rows cover the whole window
+    # on every worker, so the bins match the local trainer's and no longer depend on which
+    # worker LightGBM ranks first.
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    load = dict.fromkeys(workers, 0)
     fit_parts: list[tuple[Any, str]] = []
     valid_parts: list[Any] = []
     offset = 0
     for part, s in zip(parts, stats, strict=True):
         stop = min(max(cut - offset, 0), s.n_rows)
-        if stop > 0:
-            held = [w for w in holders.get(part.key, ()) if w in load]
-            worker = (
-                held[0]
-                if held and load[held[0]] + stop <= share
-                else min(load, key=load.__getitem__)
-            )
-            load[worker] += stop
-            fit_parts.append((client.submit(_rows, part, 0, stop, workers=[worker]), worker))
+        for j, worker in enumerate(workers):
+            rows = len(range(j, stop, len(workers)))
+            if rows:
+                load[worker] += rows
+                piece = client.submit(_rows, part, 0, stop, j, len(workers), workers=[worker])
+                fit_parts.append((piece, worker))
         if stop < s.n_rows:
             valid_parts.append(client.submit(_rows, part, stop, s.n_rows))
         offset += s.n_rows
@@ -408,7 +408,7 @@ def train_model_dask(
     extra: dict[str, Any] = {
         "trainer": "dask",
         "dask_workers": n_workers,
-        "dask_partitions": len(fit_parts),
+        "dask_partitions": len(parts),
         "dask_machines": sum(1 for rows in load.values() if rows),
         "fit_seconds": fit_seconds,
     }
