@@ -19,27 +19,31 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from retraining_assets.defs.state import MonitoringStoreResource
+from retraining_assets.monitoring_store import MonitoringStore
+
 REPEATS = 15
 
 
-def _history(instance: dg.DagsterInstance, batches: Path, n: int) -> list[str]:
+def _history(
+    instance: dg.DagsterInstance, batches: Path, monitoring: MonitoringStore, n: int
+) -> list[str]:
     ids = [
         (pd.Timestamp("2020-01-06") + pd.Timedelta(weeks=i)).date().isoformat() for i in range(n)
     ]
     frame = pd.DataFrame({"x": [1.0]})
-    errors_dir = batches.parent / "errors"
-    errors_dir.mkdir(exist_ok=True)
     for batch_id in ids:
         frame.to_parquet(batches / f"{batch_id}.parquet")
     instance.add_dynamic_partitions("batches", ids)
     for batch_id in ids:
-        _report(instance, errors_dir, batch_id)
+        _report(instance, monitoring, batch_id)
     return ids
 
 
-def _report(instance: dg.DagsterInstance, errors_dir: Path, batch_id: str) -> None:
-    errors = errors_dir / f"{batch_id}.npy"
-    np.save(errors, np.random.default_rng(0).random(6000).astype("float32") * 0.2)
+def _report(instance: dg.DagsterInstance, monitoring: MonitoringStore, batch_id: str) -> None:
+    errors_key = monitoring.put_errors(
+        batch_id, 1, np.random.default_rng(0).random(6000).astype("float32") * 0.2
+    )
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="batch_drift",
@@ -63,7 +67,7 @@ def _report(instance: dg.DagsterInstance, errors_dir: Path, batch_id: str) -> No
                 "performance/verdict": "ok",
                 "performance/reason": "AUC 0.8000 >= floor 0.60",
                 "production_version": 1,
-                "errors_path": str(errors),
+                "errors_key": errors_key,
             },
         )
     )
@@ -81,7 +85,9 @@ def measure(n_past: int) -> dict[str, float]:
         batches.mkdir()
         os.environ["RETRAINING_HOME"] = str(root / "var")
         os.environ["RETRAINING_BATCHES_DIR"] = str(batches)
-        ids = _history(instance, batches, n_past)
+        # The monitoring store the definitions' resource resolves to (a folder under the home).
+        monitoring = MonitoringStoreResource().open()
+        ids = _history(instance, batches, monitoring, n_past)
         cursors: dict[str, str | None] = {}
         for name in ("data_drift_sensor", "performance_drift_sensor", "concept_drift_sensor"):
             # Catch up with the history once: steady state starts after it.
@@ -100,7 +106,7 @@ def measure(n_past: int) -> dict[str, float]:
         for i in range(REPEATS):
             new_id = (pd.Timestamp(ids[-1]) + pd.Timedelta(weeks=i + 1)).date().isoformat()
             pd.DataFrame({"x": [1.0]}).to_parquet(batches / f"{new_id}.parquet")
-            _report(instance, root / "errors", new_id)
+            _report(instance, monitoring, new_id)
             for name in cursors:
                 sensor = defs.resolve_sensor_def(name)
                 ctx = dg.build_sensor_context(

@@ -30,6 +30,7 @@ from retraining_assets.defs.sensors import (
     performance_drift_sensor,
     shadow_sensor,
 )
+from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.settings import load_trigger_policy
 
 # The cron is structure, not a run-time knob: it is read from the project configuration file
@@ -75,5 +76,6 @@ defs = dg.Definitions(
         "mlflow": MlflowResource(),
         "production": ProductionResource(),
         "triggers": TriggerPolicyResource(),
+        "monitoring_store": MonitoringStoreResource(),
     },
 )

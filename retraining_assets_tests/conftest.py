@@ -81,6 +81,8 @@ def project(
     batches.mkdir()
     monkeypatch.setenv("RETRAINING_HOME", str(home))
     monkeypatch.setenv("RETRAINING_BATCHES_DIR", str(batches))
+    # The state store defaults to the home folder; a URL from the shell would share state.
+    monkeypatch.delenv("RETRAINING_STATE_URL", raising=False)
     yield Project(home=home, batches=batches)
     import mlflow
 

@@ -51,6 +51,7 @@ No weighting by ``n_rows``: the change-point cost is unweighted, so periods with
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -789,13 +790,7 @@ def plot_degradation(
     title: str,
     events: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Line chart of AUC per period with the segments, the onset and the model changes (PNG).
-
-    Draws the AUC per period (gaps at skipped periods, which are marked with an ``x`` on the
-    bottom axis), each segment's mean as a horizontal line over the segment, a red dashed line
-    at the onset with its period and levels, a dotted line and the new version at every model
-    change (stints shaded alternately), and a dash-dot line with its label for each event.
-    Every k-th period id is shown, rotated, so that at most ~14 labels appear.
+    """Write the chart of :func:`render_degradation` to a PNG file at ``path``.
 
     Args:
         performance: The history given to :func:`analyze_degradation`.
@@ -806,6 +801,38 @@ def plot_degradation(
 
     Returns:
         ``path``.
+    """
+    png = render_degradation(performance, report, title=title, events=events)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    return path
+
+
+def render_degradation(
+    performance: Sequence[PeriodPerformance],
+    report: DegradationReport,
+    *,
+    title: str,
+    events: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    """Line chart of AUC per period with the segments, the onset and the model changes (PNG).
+
+    Draws the AUC per period (gaps at skipped periods, which are marked with an ``x`` on the
+    bottom axis), each segment's mean as a horizontal line over the segment, a red dashed line
+    at the onset with its period and levels, a dotted line and the new version at every model
+    change (stints shaded alternately), and a dash-dot line with its label for each event.
+    Every k-th period id is shown, rotated, so that at most ~14 labels appear.
+
+    Rendered in memory, for embedding in metadata without a file on the run worker's disk.
+
+    Args:
+        performance: The history given to :func:`analyze_degradation`.
+        report: Its report.
+        title: Chart title.
+        events: ``(period, label)`` pairs, e.g. retrainings; unknown periods are ignored.
+
+    Returns:
+        The PNG bytes.
     """
     import matplotlib
 
@@ -919,7 +946,7 @@ def plot_degradation(
     # Below the axes: inside, it would hide the data or the version labels.
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    return path
+    return buffer.getvalue()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,14 +102,19 @@ def performance_degraded(
     return False, f"AUC {auc:.4f} >= floor {auc_floor:.2f}{tail}"
 
 
-def plot_drift(result: Any, path: Path, *, title: str, psi_threshold: float) -> Path:
-    """Horizontal bar chart of PSI per feature (drifted ones highlighted) into a PNG at ``path``.
+def plot_drift(result: Any, *, title: str, psi_threshold: float) -> bytes:
+    """Horizontal bar chart of PSI per feature (drifted ones highlighted), as PNG bytes.
+
+    Rendered in memory: the chart travels as an image embedded in the asset's metadata, so no
+    file is left on the run worker's disk.
 
     Args:
         result: A ``core.drift.DriftResult``.
-        path: Where to write the PNG.
         title: Chart title.
         psi_threshold: Drawn as a vertical line.
+
+    Returns:
+        The PNG bytes.
     """
     import matplotlib
 
@@ -129,7 +134,7 @@ def plot_drift(result: Any, path: Path, *, title: str, psi_threshold: float) -> 
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    return path
+    return buffer.getvalue()

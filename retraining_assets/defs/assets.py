@@ -44,9 +44,14 @@ batch_partitions = dg.DynamicPartitionsDefinition(name=BATCH_PARTITIONS)
 VALIDATION_GROUPS = ("schema", "types", "nulls", "ranges", "label", "row_count")
 
 
-def _md_image(path: Path, alt: str) -> dg.MetadataValue:
-    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+def md_png(png: bytes, alt: str) -> dg.MetadataValue:
+    """PNG bytes as a markdown image embedded in metadata (the UI shows it; no file needed)."""
+    encoded = base64.b64encode(png).decode("ascii")
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
+
+
+def _md_image(path: Path, alt: str) -> dg.MetadataValue:
+    return md_png(path.read_bytes(), alt)
 
 
 @dg.asset(

@@ -5,16 +5,15 @@ the batch's labels arrive.
 """
 
 import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from retraining_assets.defs.assets import (
     OWNERS,
-    _md_image,
     _read_dataset_md5,
     batch_partitions,
+    md_png,
     raw_batches,
 )
 from retraining_assets.defs.resources import (
@@ -23,43 +22,47 @@ from retraining_assets.defs.resources import (
     ProductionResource,
     TriggerPolicyResource,
 )
+from retraining_assets.defs.state import MonitoringStoreResource
+from retraining_assets.monitoring_store import MonitoringDataError, MonitoringStore
 from retraining_assets.settings import SPLIT_COLUMN
+from retraining_assets.storage import check_name
 
 GROUP = "monitoring"
 
 
 def _reference_profile(
-    production: ProductionResource, dvc: DvcResource, numeric, categorical, record
+    context: dg.AssetExecutionContext,
+    monitoring: MonitoringStore,
+    dvc: DvcResource,
+    numeric: list[str],
+    categorical: list[str],
+    record,
 ):
-    """The drift reference of a production version, cached as ``profiles/<model md5>.npz``.
+    """The drift reference of a production version, cached in the monitoring store.
 
-    Built once from the training split of the data the model was trained on.
+    Built once from the training split of the data the model was trained on, and kept under
+    ``profiles/<model md5>-<feature-set key>.npz``; an unreadable cached copy is rebuilt.
     """
     import hashlib
 
-    from retraining_assets.core.drift import ReferenceProfile, build_reference
+    from retraining_assets.core.drift import build_reference
 
-    store = production.store()
     # One profile per model and monitored feature set (drift_exclude may change).
     key = hashlib.sha1(",".join([*numeric, "|", *categorical]).encode()).hexdigest()[:8]
-    path = store.root / "profiles" / f"{record.model_md5}-{key}.npz"
-    if path.exists():
-        return ReferenceProfile.from_npz(path)
+    try:
+        cached = monitoring.get_profile(record.model_md5, key)
+    except MonitoringDataError as exc:
+        context.log.warning("rebuilding the reference profile: %s", exc)
+        cached = None
+    if cached is not None:
+        return cached
     if not record.dataset_md5:
         raise dg.Failure(f"production v{record.version} records no training data md5")
     frame = _read_dataset_md5(dvc, record.dataset_md5)
     train = frame[frame[SPLIT_COLUMN] == "train"] if SPLIT_COLUMN in frame else frame
     profile = build_reference(train, numeric, categorical)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    profile.to_npz(tmp)
-    tmp.replace(path)
+    monitoring.put_profile(record.model_md5, key, profile)
     return profile
-
-
-def shadow_dir(triggers: TriggerPolicyResource, challenger_md5: str) -> Path:
-    """Where the live scores of one challenger (and of the champion beside it) are kept."""
-    return triggers.monitoring_dir() / "shadow" / challenger_md5
 
 
 def _feature_importance(booster, features: list[str]) -> dict[str, float]:
@@ -81,6 +84,7 @@ def batch_drift(
     production: ProductionResource,
     dvc: DvcResource,
     triggers: TriggerPolicyResource,
+    monitoring_store: MonitoringStoreResource,
 ) -> dg.MaterializeResult:
     """Data drift of one batch against the training data of the current production model.
 
@@ -103,7 +107,9 @@ def batch_drift(
     excluded = set(policy.drift_exclude)
     numeric = [f for f in schema.numeric_features if f not in excluded]
     categorical = [f for f in schema.categorical_features if f not in excluded]
-    profile = _reference_profile(production, dvc, numeric, categorical, record)
+    profile = _reference_profile(
+        context, monitoring_store.open(), dvc, numeric, categorical, record
+    )
     frame = batch_io.read_batch(
         batch_io.batch_path(batch_source.path(), context.partition_key),
         columns=[*numeric, *categorical],
@@ -128,7 +134,6 @@ def batch_drift(
     )
     chart = plot_drift(
         result,
-        triggers.monitoring_dir() / "drift" / f"{context.partition_key}.png",
         title=f"Drift of {context.partition_key} vs training data of v{record.version}",
         psi_threshold=policy.psi_threshold,
     )
@@ -166,7 +171,7 @@ def batch_drift(
             "production_version": dg.MetadataValue.int(record.version),
             "rows": dg.MetadataValue.int(result.n_current),
             "features": dg.MetadataValue.md(table),
-            "chart": _md_image(chart, "drift per feature"),
+            "chart": md_png(chart, "drift per feature"),
         }
     )
 
@@ -184,15 +189,16 @@ def batch_performance(
     batch_source: BatchSourceResource,
     production: ProductionResource,
     triggers: TriggerPolicyResource,
+    monitoring_store: MonitoringStoreResource,
 ):
     """The production model's quality on one batch once its labels are known.
 
     Labels come with the batch or later in ``feedback/<batch_id>.parquet``. Reports AUC, log loss,
-    positive rate, mean prediction and calibration error, and saves the per-row squared error
-    (the error stream of ``concept_drift_sensor``). Not materialized while labels are missing.
+    positive rate, mean prediction and calibration error, and stores the per-row squared error
+    (the error stream of ``concept_drift_sensor``) in the monitoring store under the key in
+    ``errors_key``; with a challenger in the shadow, both models' scores too. Not materialized
+    while labels are missing.
     """
-    import numpy as np
-
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.monitoring import batch_performance as measure
     from retraining_assets.core.monitoring import performance_degraded, row_errors
@@ -200,7 +206,8 @@ def batch_performance(
 
     schema = batch_source.dataset_schema()
     directory = batch_source.path()
-    batch_id = context.partition_key
+    batch_id = check_name(context.partition_key, "batch id")
+    monitoring = monitoring_store.open()
     if not batch_io.has_labels(directory, batch_id, schema):
         context.log.info("labels for batch %s have not arrived: nothing to measure yet", batch_id)
         return
@@ -236,21 +243,14 @@ def batch_performance(
     if challenger is not None and challenger.version == record.version:
         # Shadow evaluation: the challenger scores the same live rows as the champion.
         p_challenger = Scorer(load_model(store.model_path(challenger)), schema).predict(order)
-        shadow_file = shadow_dir(triggers, challenger.model_md5) / f"{batch_id}.npz"
-        shadow_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp_npz = shadow_file.with_name(f".{shadow_file.stem}.tmp.npz")
-        np.savez(tmp_npz, y=y, champion=p, challenger=p_challenger)
-        Path(tmp_npz).replace(shadow_file)
+        monitoring.put_shadow(
+            challenger.model_md5, batch_id, y=y, champion=p, challenger=p_challenger
+        )
         shadow_md = {
             "shadow/challenger_md5": challenger.model_md5,
             "shadow/challenger_auc": dg.MetadataValue.float(measure(y, p_challenger).auc),
         }
-    errors = row_errors(y, p)
-    errors_path = triggers.monitoring_dir() / "errors" / f"{batch_id}.v{record.version}.npy"
-    errors_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = errors_path.with_name(f".{errors_path.name}.tmp.npy")
-    np.save(tmp, errors.astype("float32"))
-    Path(tmp).replace(errors_path)
+    errors_key = monitoring.put_errors(batch_id, record.version, row_errors(y, p))
     yield dg.MaterializeResult(
         metadata={
             "auc": dg.MetadataValue.float(perf.auc),
@@ -266,7 +266,10 @@ def batch_performance(
             ),
             "performance/verdict": "degraded" if degraded else "ok",
             "performance/reason": why,
-            "errors_path": dg.MetadataValue.path(str(errors_path)),
+            # The sensor reads the stream through the monitoring store by this key; the
+            # location is for people (a folder path or an s3 URL).
+            "errors_key": errors_key,
+            "errors_location": monitoring.location_of(errors_key),
             "metrics": dg.MetadataValue.json(json.loads(json.dumps(perf.as_dict()))),
             **shadow_md,
         }
@@ -291,9 +294,7 @@ def _all_materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> lis
     owners=OWNERS,
     kinds={"numpy", "pandas"},
 )
-def degradation_analysis(
-    context: dg.AssetExecutionContext, triggers: TriggerPolicyResource
-) -> dg.MaterializeResult:
+def degradation_analysis(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """When did the production model start to degrade, and which features drifted around then?
 
     Takes the production model's AUC on every labelled batch (``batch_performance``) and the
@@ -304,7 +305,7 @@ def degradation_analysis(
     from retraining_assets.core.analysis import (
         PeriodPerformance,
         analyze_degradation,
-        plot_degradation,
+        render_degradation,
     )
 
     performance: dict[str, PeriodPerformance] = {}
@@ -331,10 +332,9 @@ def degradation_analysis(
             metadata={"summary": f"only {len(history)} labelled batches: too few to analyse"}
         )
     report = analyze_degradation(history, drift)
-    plot = plot_degradation(
+    plot = render_degradation(
         history,
         report,
-        triggers.monitoring_dir() / "degradation.png",
         title="Production AUC per batch: onset of degradation",
     )
     return dg.MaterializeResult(
@@ -345,7 +345,7 @@ def degradation_analysis(
             "drop": dg.MetadataValue.float(float(report.drop) if report.drop is not None else 0.0),
             "drifting_features": ", ".join(f[0] for f in report.drifting_features) or "none",
             "periods": dg.MetadataValue.int(len(history)),
-            "plot": _md_image(plot, "AUC per batch with the onset of degradation"),
+            "plot": md_png(plot, "AUC per batch with the onset of degradation"),
             "report": dg.MetadataValue.json(report.to_dict()),
         }
     )

@@ -15,11 +15,8 @@ from retraining_assets.core.registry import (
     RegistryError,
     reconcile_champion_alias,
 )
-from retraining_assets.defs.resources import (
-    MlflowResource,
-    ProductionResource,
-    TriggerPolicyResource,
-)
+from retraining_assets.defs.resources import MlflowResource, ProductionResource
+from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.settings import DEFAULT_POLICY
 from retraining_assets.storage import StoreError
 
@@ -191,10 +188,11 @@ def decide_challenger(
     config: ShadowDecisionConfig,
     production: ProductionResource,
     mlflow: MlflowResource,
-    triggers: TriggerPolicyResource,
+    monitoring_store: MonitoringStoreResource,
 ) -> None:
     """Promote the challenger if it held up on its shadow batches, else retire it with a reason.
 
+    The shadow scores come from the monitoring store, where ``batch_performance`` left them.
     Production changes only on promotion (a new version, materialization of
     ``production_model``); a retired challenger leaves production untouched and is recorded as an
     observation.
@@ -202,7 +200,6 @@ def decide_challenger(
     import numpy as np
 
     from retraining_assets.core.promotion import decide_shadow
-    from retraining_assets.defs.monitoring import shadow_dir
 
     reconcile_alias(production, mlflow, context.log)
     store = production.store()
@@ -213,19 +210,18 @@ def decide_challenger(
         raise dg.Failure(description=str(exc)) from None
     if challenger is None or current is None:
         raise dg.Failure(description="no challenger to decide on")
-    files = sorted(shadow_dir(triggers, challenger.model_md5).glob("*.npz"))
-    if not files:
+    parts = monitoring_store.open().all_shadow(challenger.model_md5)
+    if not parts:
         raise dg.Failure(description="the challenger has not been scored on any live batch yet")
-    parts = [np.load(f) for f in files]
-    y = np.concatenate([p["y"] for p in parts])
+    seen = [p.batch_id for p in parts]
     decision = decide_shadow(
-        y,
-        np.concatenate([p["champion"] for p in parts]),
-        np.concatenate([p["challenger"] for p in parts]),
+        np.concatenate([p.y for p in parts]),
+        np.concatenate([p.champion for p in parts]),
+        np.concatenate([p.challenger for p in parts]),
         min_relative_auc=config.min_relative_auc,
         min_positives=config.min_positives,
     )
-    batches = ", ".join(f.stem for f in files)
+    batches = ", ".join(seen)
     reason = f"shadow on {batches}: " + "; ".join(decision.reasons)
     if challenger.version != current.version:
         decision_promote = False
@@ -245,7 +241,7 @@ def decide_challenger(
                 registered_version=challenger.registered_version,
                 dataset_md5=challenger.dataset_md5,
                 metrics=dict(challenger.metrics),
-                extra={**challenger.extra, "shadow_batches_seen": [f.stem for f in files]},
+                extra={**challenger.extra, "shadow_batches_seen": seen},
                 changed_by=context.run_id,
             )
         except (RegistryError, StoreError) as exc:

@@ -467,7 +467,3 @@ class TriggerPolicyResource(dg.ConfigurableResource):
     def policy(self) -> settings.TriggerPolicy:
         """The effective trigger policy."""
         return settings.load_trigger_policy(Path(self.config_file) if self.config_file else None)
-
-    def monitoring_dir(self) -> Path:
-        """Folder for per-batch monitoring artifacts (error streams, drift charts)."""
-        return settings.state_dir() / "monitoring"

@@ -9,6 +9,7 @@ events after its cursor (at most ``_PAGE`` of them) and the latest retraining ru
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -20,6 +21,12 @@ from retraining_assets.defs.resources import (
     ProductionResource,
     TriggerPolicyResource,
 )
+from retraining_assets.defs.state import MonitoringStoreResource
+from retraining_assets.monitoring_store import MonitoringStore
+from retraining_assets.storage import KeyNotFound
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TRIGGER_TAG = "retraining/trigger"
 #: Replays stamp each run with its simulated start time (epoch seconds); cooldowns use it.
@@ -318,16 +325,16 @@ def concept_drift_sensor(
     context: dg.SensorEvaluationContext,
     triggers: TriggerPolicyResource,
     production: ProductionResource,
+    monitoring_store: MonitoringStoreResource,
 ) -> dg.SensorResult | dg.SkipReason:
     """Retrain when the production model's errors change while the features have not drifted.
 
     Feeds the per-row squared error of each newly labelled batch, in time order, to an error-stream
     change detector (ADWIN by default) whose state lives in the cursor and restarts with each new
     production version. A detected rise in error on batches whose feature drift verdict is
-    negative means P(y|x) moved: concept drift.
+    negative means P(y|x) moved: concept drift. The streams are read from the monitoring store
+    (key ``errors_key`` of each ``batch_performance`` event), wherever the run that wrote them ran.
     """
-    import numpy as np
-
     from retraining_assets.core.detectors import Adwin, PageHinkley
 
     policy = triggers.policy()
@@ -351,11 +358,12 @@ def concept_drift_sensor(
         detector = (Adwin if saved["kind"] == "adwin" else PageHinkley).from_dict(saved)
         rows_seen = int(state.get("rows", 0))
     change = None
+    monitoring = monitoring_store.open()
     for event in events:
-        if event.metadata.get("production_version") != version:
+        if version is None or event.metadata.get("production_version") != version:
             continue  # measured with another model: its errors say nothing about this one
-        errors = np.load(str(event.metadata["errors_path"]))
-        hits = detector.update_many(errors.astype("float64"))
+        errors = _error_stream(monitoring, event, version)
+        hits = detector.update_many(errors)
         rows_seen += len(errors)
         if hits and change is None:
             change = event
@@ -397,6 +405,25 @@ def concept_drift_sensor(
     )
 
 
+def _error_stream(monitoring: MonitoringStore, event: _Event, version: int) -> np.ndarray:
+    """The error stream behind one ``batch_performance`` event, read from the monitoring store.
+
+    A missing stream is an error, not a skip: it means this sensor does not see the store the run
+    wrote to (for example the daemon and the run worker were given different state URLs).
+    """
+    key = str(
+        event.metadata.get("errors_key") or MonitoringStore.errors_key(event.partition, version)
+    )
+    try:
+        return monitoring.errors_at(key)
+    except KeyNotFound:
+        raise KeyNotFound(
+            f"error stream of batch {event.partition} (v{version}) not found at "
+            f"{monitoring.location_of(key)}: the sensor must read the state store the run wrote "
+            "to (same RETRAINING_STATE_URL for daemon and run workers)"
+        ) from None
+
+
 def _drift_verdict(instance: dg.DagsterInstance, partition: str) -> str | None:
     """The latest ``batch_drift`` verdict of one batch, if it was measured."""
     records = instance.fetch_materializations(
@@ -416,16 +443,17 @@ def _drift_verdict(instance: dg.DagsterInstance, partition: str) -> str | None:
 def shadow_sensor(
     context: dg.SensorEvaluationContext,
     production: ProductionResource,
-    triggers: TriggerPolicyResource,
+    monitoring_store: MonitoringStoreResource,
 ) -> dg.RunRequest | dg.SkipReason:
-    """Ask for a decision on the challenger once it was scored on enough live labelled batches."""
-    from retraining_assets.defs.monitoring import shadow_dir
+    """Ask for a decision on the challenger once it was scored on enough live labelled batches.
 
+    Counts the batches whose shadow scores ``batch_performance`` left in the monitoring store.
+    """
     challenger = production.store().challenger()
     if challenger is None:
         return dg.SkipReason("no challenger in the shadow")
     wanted = int(challenger.extra.get("shadow_batches", 2))
-    seen = sorted(p.stem for p in shadow_dir(triggers, challenger.model_md5).glob("*.npz"))
+    seen = monitoring_store.open().shadow_batches(challenger.model_md5)
     if len(seen) < wanted:
         return dg.SkipReason(
             f"challenger {challenger.model_md5[:10]} scored on {len(seen)} of {wanted} live batches"

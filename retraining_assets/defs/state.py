@@ -8,6 +8,8 @@ import dagster as dg
 from pydantic import Field
 
 from retraining_assets import settings
+from retraining_assets.monitoring_store import AREA as MONITORING_AREA
+from retraining_assets.monitoring_store import MonitoringStore
 from retraining_assets.storage import ObjectStore, open_store
 
 #: Environment variable with the state URL (a folder or ``s3://bucket/prefix``).
@@ -40,3 +42,17 @@ class StateStoreResource(dg.ConfigurableResource):
         """The store, or its sub-area (``production``, ``monitoring``, ``io``)."""
         root = open_store(self.resolved_url(), endpoint_url=self.endpoint_url)
         return root.child(area) if area else root
+
+
+class MonitoringStoreResource(StateStoreResource):
+    """Where monitoring assets leave what sensors and the shadow decision read.
+
+    Reference profiles, per-row error streams and shadow scores, in the ``monitoring`` area of
+    the same state URL as :class:`StateStoreResource` (``$RETRAINING_STATE_URL``, else
+    ``$RETRAINING_HOME``), so a sensor on the daemon's host reads what a run worker wrote on
+    another host.
+    """
+
+    def open(self) -> MonitoringStore:
+        """The typed monitoring store (see ``retraining_assets.monitoring_store``)."""
+        return MonitoringStore(self.store(MONITORING_AREA))

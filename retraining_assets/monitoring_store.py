@@ -1,0 +1,268 @@
+"""What the monitoring assets write and the sensors read, behind one small typed interface.
+
+The run worker that measures a batch and the daemon whose sensors react to it may sit on different
+hosts, so nothing here is a local path: every artifact is bytes under a key of the ``monitoring``
+area of the run-time :class:`~retraining_assets.storage.ObjectStore` (a folder by default,
+``s3://bucket/prefix`` in a distributed deployment). Layout, relative to that area::
+
+    profiles/<model md5>-<profile key>.npz     drift reference of one production model
+    errors/<batch id>.v<version>.npy           per-row squared errors of production v<version>
+    shadow/<challenger md5>/<batch id>.npz     live labels + champion and challenger scores
+
+Arrays are written with ``np.save``/``np.savez`` into memory and read back with
+``allow_pickle=False``: a file in the store can hold numbers, never code. Every name that becomes
+part of a key (md5, profile key, batch id) is checked with :func:`storage.check_name`, so a
+partition key such as ``../../x`` cannot leave the area.
+
+No Dagster import: the resource in ``defs/state.py`` builds a :class:`MonitoringStore`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from retraining_assets.storage import ObjectStore, StoreError, check_key, check_name
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from retraining_assets.core.drift import ReferenceProfile
+
+#: The sub-area of the state store that holds monitoring artifacts.
+AREA = "monitoring"
+
+_PROFILES = "profiles"
+_ERRORS = "errors"
+_SHADOW = "shadow"
+
+
+class MonitoringDataError(StoreError):
+    """A monitoring artifact exists but cannot be read as what it should be (torn, foreign)."""
+
+
+@dataclass(frozen=True)
+class ShadowScores:
+    """One live batch scored by the champion and by the challenger beside it.
+
+    Attributes:
+        batch_id: The batch.
+        y: Labels, in the batch's time order.
+        champion: The serving model's probabilities for the same rows.
+        challenger: The challenger's probabilities for the same rows.
+    """
+
+    batch_id: str
+    y: np.ndarray
+    champion: np.ndarray
+    challenger: np.ndarray
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+class MonitoringStore:
+    """Reference profiles, error streams and shadow scores in the ``monitoring`` area.
+
+    Args:
+        store: The monitoring area itself (e.g. ``open_store(url).child("monitoring")``).
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    @property
+    def location(self) -> str:
+        """Where the area lives (folder or s3 URL), for messages and metadata."""
+        return self.store.location
+
+    def location_of(self, key: str) -> str:
+        """Human-readable location of one key (folder path or s3 URL)."""
+        return f"{self.location.rstrip('/')}/{check_key(key)}"
+
+    def _read_npz(self, key: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        data = self.store.get(key)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                missing = [name for name in names if name not in archive.files]
+                if missing:
+                    raise MonitoringDataError(
+                        f"{self.location_of(key)} lacks arrays {missing}: not a monitoring record"
+                    )
+                return {name: archive[name] for name in names}
+        except MonitoringDataError:
+            raise
+        except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile ...
+            raise MonitoringDataError(
+                f"{self.location_of(key)} is unreadable ({type(exc).__name__}: {exc})"
+            ) from None
+
+    # -- reference profiles ---------------------------------------------------------------------
+
+    @staticmethod
+    def profile_key(model_md5: str, profile_key: str) -> str:
+        """Key of the drift reference of one model and monitored feature set."""
+        return (
+            f"{_PROFILES}/{check_name(model_md5, 'model md5')}-"
+            f"{check_name(profile_key, 'profile key')}.npz"
+        )
+
+    def get_profile(self, model_md5: str, profile_key: str) -> ReferenceProfile | None:
+        """The cached reference profile, or ``None`` if none was built yet.
+
+        Raises:
+            MonitoringDataError: if a profile is stored but cannot be read.
+        """
+        from retraining_assets.core.drift import ReferenceProfile
+
+        key = self.profile_key(model_md5, profile_key)
+        data = self.store.get_or_none(key)
+        if data is None:
+            return None
+        try:
+            return ReferenceProfile.from_bytes(data)
+        except Exception as exc:  # a torn or foreign archive: say which one
+            raise MonitoringDataError(
+                f"{self.location_of(key)} is not a readable reference profile "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+
+    def put_profile(self, model_md5: str, profile_key: str, profile: ReferenceProfile) -> str:
+        """Store the reference profile of a model (replacing a previous one); return its key."""
+        key = self.profile_key(model_md5, profile_key)
+        self.store.put(key, profile.to_bytes())
+        return key
+
+    # -- error streams --------------------------------------------------------------------------
+
+    @staticmethod
+    def errors_key(batch_id: str, version: int) -> str:
+        """Key of the error stream of production ``version`` on one batch."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise StoreError(f"invalid production version {version!r}: a non-negative integer")
+        return f"{_ERRORS}/{check_name(batch_id, 'batch id')}.v{version}.npy"
+
+    def put_errors(self, batch_id: str, version: int, errors: np.ndarray) -> str:
+        """Store the per-row errors (time order) of production ``version`` on a batch.
+
+        Returns:
+            The key, to record in the asset's metadata.
+        """
+        import numpy as np
+
+        key = self.errors_key(batch_id, version)
+        self.store.put(key, _npy_bytes(np.asarray(errors, dtype="float32").ravel()))
+        return key
+
+    def get_errors(self, batch_id: str, version: int) -> np.ndarray:
+        """The error stream written by :meth:`put_errors` (float64).
+
+        Raises:
+            KeyNotFound: if none was written.
+            MonitoringDataError: if it cannot be read.
+        """
+        return self.errors_at(self.errors_key(batch_id, version))
+
+    def errors_at(self, key: str) -> np.ndarray:
+        """The error stream under ``key`` (as recorded in ``batch_performance``'s metadata).
+
+        Raises:
+            KeyNotFound: if the key does not exist.
+            MonitoringDataError: if the key is outside ``errors/`` or the bytes are not a 1-D array.
+        """
+        import numpy as np
+
+        if not check_key(key).startswith(f"{_ERRORS}/"):
+            raise MonitoringDataError(f"{key!r} is not an error-stream key (errors/...)")
+        data = self.store.get(key)
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except Exception as exc:
+            raise MonitoringDataError(
+                f"{self.location_of(key)} is unreadable ({type(exc).__name__}: {exc})"
+            ) from None
+        if not isinstance(array, np.ndarray) or array.ndim != 1 or array.dtype.kind != "f":
+            raise MonitoringDataError(f"{self.location_of(key)} is not a 1-D float error stream")
+        return array.astype("float64")
+
+    # -- shadow scores --------------------------------------------------------------------------
+
+    @staticmethod
+    def shadow_key(challenger_md5: str, batch_id: str) -> str:
+        """Key of one batch's shadow scores for one challenger."""
+        return (
+            f"{_SHADOW}/{check_name(challenger_md5, 'challenger md5')}/"
+            f"{check_name(batch_id, 'batch id')}.npz"
+        )
+
+    def put_shadow(
+        self,
+        challenger_md5: str,
+        batch_id: str,
+        *,
+        y: np.ndarray,
+        champion: np.ndarray,
+        challenger: np.ndarray,
+    ) -> str:
+        """Store the labels and both models' scores of one live batch; return the key.
+
+        Raises:
+            ValueError: if the three arrays do not have one value per row each.
+        """
+        import numpy as np
+
+        arrays = {
+            "y": np.asarray(y, dtype="float64").ravel(),
+            "champion": np.asarray(champion, dtype="float64").ravel(),
+            "challenger": np.asarray(challenger, dtype="float64").ravel(),
+        }
+        if len({len(a) for a in arrays.values()}) != 1:
+            raise ValueError(
+                "shadow scores need one label and two scores per row: lengths "
+                + ", ".join(f"{k}={len(v)}" for k, v in arrays.items())
+            )
+        key = self.shadow_key(challenger_md5, batch_id)
+        self.store.put(key, _npz_bytes(**arrays))
+        return key
+
+    def shadow_batches(self, challenger_md5: str) -> list[str]:
+        """Batch ids on which the challenger was scored, sorted."""
+        prefix = f"{_SHADOW}/{check_name(challenger_md5, 'challenger md5')}"
+        return sorted(
+            key.rsplit("/", 1)[1].removesuffix(".npz")
+            for key in self.store.list(prefix)
+            if key.endswith(".npz")
+        )
+
+    def get_shadow(self, challenger_md5: str, batch_id: str) -> ShadowScores:
+        """The shadow scores of one batch.
+
+        Raises:
+            KeyNotFound: if the challenger was not scored on that batch.
+            MonitoringDataError: if the record is unreadable or its arrays disagree in length.
+        """
+        key = self.shadow_key(challenger_md5, batch_id)
+        arrays = self._read_npz(key, ("y", "champion", "challenger"))
+        if len({a.shape for a in arrays.values()}) != 1 or arrays["y"].ndim != 1:
+            raise MonitoringDataError(f"{self.location_of(key)}: arrays differ in shape")
+        return ShadowScores(batch_id=batch_id, **arrays)
+
+    def all_shadow(self, challenger_md5: str) -> list[ShadowScores]:
+        """Every batch's shadow scores for one challenger, in batch order."""
+        return [self.get_shadow(challenger_md5, b) for b in self.shadow_batches(challenger_md5)]
