@@ -23,7 +23,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retraining_assets.storage import ObjectStore, StoreError, check_key, check_name
+from retraining_assets.storage import InvalidKey, ObjectStore, StoreError, check_key, check_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -91,8 +91,8 @@ class MonitoringStore:
         return self.store.location
 
     def location_of(self, key: str) -> str:
-        """Human-readable location of one key (folder path or s3 URL)."""
-        return f"{self.location.rstrip('/')}/{check_key(key)}"
+        """Human-readable location of one key (file path, or s3 URL and endpoint)."""
+        return self.store.location_of(key)
 
     def _read_npz(self, key: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         import numpy as np
@@ -103,14 +103,14 @@ class MonitoringStore:
                 missing = [name for name in names if name not in archive.files]
                 if missing:
                     raise MonitoringDataError(
-                        f"{self.location_of(key)} lacks arrays {missing}: not a monitoring record"
+                        f"{key} in {self.location} lacks arrays {missing}: not a monitoring record"
                     )
                 return {name: archive[name] for name in names}
         except MonitoringDataError:
             raise
         except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile ...
             raise MonitoringDataError(
-                f"{self.location_of(key)} is unreadable ({type(exc).__name__}: {exc})"
+                f"{key} in {self.location} is unreadable ({type(exc).__name__}: {exc})"
             ) from None
 
     # -- reference profiles ---------------------------------------------------------------------
@@ -139,7 +139,7 @@ class MonitoringStore:
             return ReferenceProfile.from_bytes(data)
         except Exception as exc:  # a torn or foreign archive: say which one
             raise MonitoringDataError(
-                f"{self.location_of(key)} is not a readable reference profile "
+                f"{key} in {self.location} is not a readable reference profile "
                 f"({type(exc).__name__}: {exc})"
             ) from None
 
@@ -155,7 +155,7 @@ class MonitoringStore:
     def errors_key(batch_id: str, version: int) -> str:
         """Key of the error stream of production ``version`` on one batch."""
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise StoreError(f"invalid production version {version!r}: a non-negative integer")
+            raise InvalidKey(f"invalid production version {version!r}: a non-negative integer")
         return f"{_ERRORS}/{check_name(batch_id, 'batch id')}.v{version}.npy"
 
     def put_errors(self, batch_id: str, version: int, errors: np.ndarray) -> str:
@@ -195,10 +195,10 @@ class MonitoringStore:
             array = np.load(io.BytesIO(data), allow_pickle=False)
         except Exception as exc:
             raise MonitoringDataError(
-                f"{self.location_of(key)} is unreadable ({type(exc).__name__}: {exc})"
+                f"{key} in {self.location} is unreadable ({type(exc).__name__}: {exc})"
             ) from None
         if not isinstance(array, np.ndarray) or array.ndim != 1 or array.dtype.kind != "f":
-            raise MonitoringDataError(f"{self.location_of(key)} is not a 1-D float error stream")
+            raise MonitoringDataError(f"{key} in {self.location} is not a 1-D float error stream")
         return array.astype("float64")
 
     # -- shadow scores --------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class MonitoringStore:
         key = self.shadow_key(challenger_md5, batch_id)
         arrays = self._read_npz(key, ("y", "champion", "challenger"))
         if len({a.shape for a in arrays.values()}) != 1 or arrays["y"].ndim != 1:
-            raise MonitoringDataError(f"{self.location_of(key)}: arrays differ in shape")
+            raise MonitoringDataError(f"{key} in {self.location}: arrays differ in shape")
         return ShadowScores(batch_id=batch_id, **arrays)
 
     def all_shadow(self, challenger_md5: str) -> list[ShadowScores]:

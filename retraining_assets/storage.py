@@ -124,6 +124,10 @@ class ObjectStore(ABC):
     def check(self) -> None:
         """Raise :class:`StoreError` with one clear line if the store is unreachable."""
 
+    def location_of(self, key: str) -> str:
+        """Human-readable location of one key (a file path, or an s3 URL with its endpoint)."""
+        return f"{self.location.rstrip('/')}/{check_key(key)}"
+
     def get_or_none(self, key: str) -> bytes | None:
         """The bytes under ``key``, or ``None`` if it does not exist."""
         try:
@@ -160,6 +164,9 @@ class _Prefixed(ObjectStore):
 
     def _k(self, key: str) -> str:
         return f"{self._prefix}/{check_key(key)}"
+
+    def location_of(self, key: str) -> str:
+        return self._parent.location_of(self._k(key))
 
     def get(self, key: str) -> bytes:
         return self._parent.get(self._k(key))
@@ -339,6 +346,11 @@ class S3Store(ObjectStore):
     def _k(self, key: str) -> str:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
+
+    def location_of(self, key: str) -> str:
+        """``s3://bucket/prefix/key``, followed by `` at <endpoint>`` when one is set."""
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"s3://{self.bucket}/{self._k(key)}{where}"
 
     def _fail(self, exc: Exception, what: str) -> StoreError:
         code = ""

@@ -405,7 +405,7 @@ def concept_drift_sensor(
     )
 
 
-def _error_stream(monitoring: MonitoringStore, event: _Event, version: int) -> np.ndarray:
+def _error_stream(monitoring: MonitoringStore, event: _Event, version: int) -> "np.ndarray":
     """The error stream behind one ``batch_performance`` event, read from the monitoring store.
 
     A missing stream is an error, not a skip: it means this sensor does not see the store the run
