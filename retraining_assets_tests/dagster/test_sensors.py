@@ -174,16 +174,18 @@ def test_weekly_schedule_fires_and_skips_in_cooldown(instance) -> None:
     assert schedule.cron_schedule == "0 3 * * 1"
     assert schedule.execution_timezone == "UTC"
     when = dt.datetime.now(dt.UTC)
-    context = dg.build_schedule_context(
+    # Contexts with resources enter the instance: closing them restores Dagster's current
+    # state storage, which would otherwise point later tests at this test's deleted instance.
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, resources=RESOURCES
-    )
-    data = schedule.evaluate_tick(context)
+    ) as context:
+        data = schedule.evaluate_tick(context)
     assert data.run_requests and data.run_requests[0].tags["retraining/trigger"] == "weekly"
     add_retraining_run(instance)
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, resources=RESOURCES
-    )
-    skipped = schedule.evaluate_tick(context)
+    ) as context:
+        skipped = schedule.evaluate_tick(context)
     assert not skipped.run_requests
     assert "cooldown 72 h" in (skipped.skip_message or "")
 
