@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 
+from retraining_assets.core.registry import ProductionRecord, ProductionStore, RegistryError
 from retraining_assets.defs.assets import (
     OWNERS,
     _read_dataset_md5,
@@ -65,6 +66,14 @@ def _reference_profile(
     return profile
 
 
+def _booster(store: ProductionStore, record: ProductionRecord, role: str) -> Any:
+    """The booster of ``record`` from md5-verified bytes; a damaged model fails the run."""
+    try:
+        return store.booster(record)
+    except RegistryError as exc:
+        raise dg.Failure(description=f"{role} model v{record.version} unusable: {exc}") from None
+
+
 def _feature_importance(booster, features: list[str]) -> dict[str, float]:
     gains = booster.feature_importance(importance_type="gain")
     total = float(sum(gains)) or 1.0
@@ -95,7 +104,6 @@ def batch_drift(
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.drift import DriftPolicy, compute_drift
     from retraining_assets.core.monitoring import plot_drift
-    from retraining_assets.core.training import load_model
 
     schema = batch_source.dataset_schema()
     policy = triggers.policy()
@@ -114,7 +122,7 @@ def batch_drift(
         batch_io.batch_path(batch_source.path(), context.partition_key),
         columns=[*numeric, *categorical],
     )
-    booster = load_model(production.store().model_path(record))
+    booster = _booster(production.store(), record, "production")
     result = compute_drift(
         profile,
         frame,
@@ -202,7 +210,7 @@ def batch_performance(
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.monitoring import batch_performance as measure
     from retraining_assets.core.monitoring import performance_degraded, row_errors
-    from retraining_assets.core.training import Scorer, load_model
+    from retraining_assets.core.training import Scorer
 
     schema = batch_source.dataset_schema()
     directory = batch_source.path()
@@ -226,7 +234,7 @@ def batch_performance(
         return
     order = labelled.sort_values(schema.timestamp, kind="stable")
     y = order[schema.target].to_numpy(dtype="float64")
-    p = Scorer(load_model(store.model_path(record)), schema).predict(order)
+    p = Scorer(_booster(store, record, "production"), schema).predict(order)
     perf = measure(y, p)
     policy = triggers.policy()
     at_promotion = record.metrics.get("auc")
@@ -242,7 +250,7 @@ def batch_performance(
     challenger = store.challenger()
     if challenger is not None and challenger.version == record.version:
         # Shadow evaluation: the challenger scores the same live rows as the champion.
-        p_challenger = Scorer(load_model(store.model_path(challenger)), schema).predict(order)
+        p_challenger = Scorer(_booster(store, challenger, "challenger"), schema).predict(order)
         monitoring.put_shadow(
             challenger.model_md5, batch_id, y=y, champion=p, challenger=p_challenger
         )
