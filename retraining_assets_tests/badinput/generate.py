@@ -279,6 +279,8 @@ def _corrupt(
         frame["y"] = values
         return frame
     if what == "duplicate_ids":
+        if n < 2:
+            return frame  # only after too_few_rows (clean batches have 2 rows or more)
         if schema.id_column:
             values = frame["id"].copy()
             values.iloc[1] = values.iloc[0]
