@@ -154,6 +154,19 @@ def test_fast_smirnov_branch_matches_scipy(n: int, z2: float) -> None:
     assert drift._smirnov_sf(n, d) == pytest.approx(float(special.smirnov(n, d)), rel=1e-10)
 
 
+@pytest.mark.parametrize("n", [300_000, 1_000_000])
+@pytest.mark.parametrize("z2", [2.2, 8.0, 60.0, 360.0])
+def test_smirnov_sum_on_a_step_matches_every_term(
+    n: int, z2: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = math.sqrt(z2 / n)
+    assert drift._smirnov_step(n, d) > 50  # the shortcut is really taken
+    fast = drift._smirnov_sf(n, d)
+    monkeypatch.setattr(drift, "_SMIRNOV_WIDTH_PER_STEP", math.inf)  # step 1: every term
+    assert drift._smirnov_step(n, d) == 1
+    assert fast == pytest.approx(drift._smirnov_sf(n, d), rel=1e-12)
+
+
 # --- PSI ---------------------------------------------------------------------------------------
 
 
@@ -259,6 +272,66 @@ def test_unseen_category_counts_as_drift(
     assert c1.drifted and any(reason.startswith("PSI") for reason in c1.reasons)
     assert c1.tvd == pytest.approx(0.3, abs=0.01)
     assert result.drifted
+
+
+def test_category_dtype_counts_like_strings(reference: pd.DataFrame) -> None:
+    prof = build_reference(reference.astype({"c0": "category"}), NUMERIC, CATEGORICAL)
+    plain = build_reference(reference, NUMERIC, CATEGORICAL)
+    assert [dict(c.counts) for c in prof.categorical] == [dict(c.counts) for c in plain.categorical]
+    batch = make_batch(4000, START, seed=12)
+    batch.loc[batch.index[:300], "c0"] = "never-seen"
+    batch.loc[batch.index[300:350], "c0"] = None
+    as_category = batch.astype({"c0": "category"})
+    # An unused category (no rows) is not counted, as value_counts of the strings would not.
+    as_category["c0"] = as_category["c0"].cat.add_categories(["unused"])
+    counts = drift.category_counts(as_category["c0"])
+    assert counts == drift.category_counts(batch["c0"])
+    assert counts["never-seen"] == 300 and counts[MISSING_CATEGORY] == 50 and "unused" not in counts
+    expected, got = compute_drift(prof, batch), compute_drift(prof, as_category)
+    assert got.drifted == expected.drifted and got.drifted_features() == expected.drifted_features()
+    # Categories may be listed in another order, so sums may differ in the last bits.
+    for name in ("chi2", "chi2_pvalue", "psi", "tvd", "missing_rate_cur"):
+        assert getattr(_feature(got, "c0"), name) == pytest.approx(
+            getattr(_feature(expected, "c0"), name), rel=1e-12, abs=1e-300
+        )
+
+
+def test_nan_inf_constant_and_all_missing_numeric_columns() -> None:
+    rng = np.random.default_rng(13)
+    ref = pd.DataFrame(
+        {
+            "with_inf": np.concatenate([rng.normal(size=990), [np.inf] * 5, [-np.inf] * 5]),
+            "constant": np.full(1000, 2.0),
+            "all_nan": np.full(1000, np.nan),
+        }
+    )
+    ref.loc[::7, "with_inf"] = np.nan
+    prof = build_reference(ref, list(ref.columns), [])
+    assert [num.n_missing for num in prof.numeric] == [ref["with_inf"].isna().sum(), 0, 1000]
+    cur = pd.DataFrame(
+        {
+            "with_inf": np.concatenate([rng.normal(0.3, size=1490), [np.inf] * 10]),
+            "constant": np.full(1500, 2.0),
+            "all_nan": np.concatenate([[np.nan] * 1400, rng.normal(size=100)]),
+        }
+    )
+    cur.loc[::3, "with_inf"] = np.nan
+    cur.loc[::5, "constant"] = np.nan
+    result = compute_drift(prof, cur)
+    with_inf, constant, all_nan = (_feature(result, name) for name in cur.columns)
+    a, b = ref["with_inf"].dropna().to_numpy(), cur["with_inf"].dropna().to_numpy()
+    expected = stats.ks_2samp(a, b)
+    assert with_inf.ks_d == pytest.approx(expected.statistic, abs=1e-15)
+    assert with_inf.ks_pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert with_inf.n_current == b.size
+    assert with_inf.missing_rate_cur == pytest.approx(1 - b.size / 1500)
+    assert constant.ks_d == 0.0 and constant.psi == pytest.approx(0.0, abs=1e-12)
+    assert constant.n_current == 1200 and constant.missing_rate_cur == pytest.approx(0.2)
+    # No reference value: nothing to compare, but the missing rate is still reported.
+    assert all_nan.n_reference == 0 and all_nan.ks_d is None and all_nan.psi is None
+    assert all_nan.n_current == 100 and all_nan.missing_rate_cur == pytest.approx(1400 / 1500)
+    with pytest.raises(ValueError, match="no rows"):
+        compute_drift(prof, cur.iloc[:0])
 
 
 # --- multiple testing --------------------------------------------------------------------------
