@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/drift_quick.py [--rows 100000] [--repeats 5]
+    .venv/bin/python benchmarks/drift_quick.py [--rows 100000] [--repeats 5] [--baseline REF]
 
 Reference and batch both have ``rows`` rows of 20 numeric columns (normal, exponential,
 integer-valued and 5%-missing ones; four drift slightly, two clearly) and 5 categorical string
@@ -12,14 +12,31 @@ columns (5 to 50 levels). Each timing is the best of ``repeats`` runs, all in th
 * ``compute_drift``: the full per-batch work (KS D and p-value, PSI, chi-square, missing rates,
   corrections, verdict) against a profile built once, with 1 and 2 worker threads;
 * ``scipy ks_2samp loop``: ``scipy.stats.ks_2samp`` per numeric column (statistic and p-value,
-  no PSI, no categoricals), as a per-column scipy approach would do.
+  no PSI, no categoricals), as a per-column scipy approach would do;
+* ``baseline compute_drift``: the same calls on ``retraining_assets/core/drift.py`` as it was at
+  git ``--baseline`` (``git show REF:...``, loaded as a separate module), for a before/after
+  measured side by side. Pass ``--baseline ''`` to skip it.
+
+The contenders run in turn within every repeat (sort, ours, baseline, ...), so a load spike from
+other jobs hits all of them alike. The output starts with the CPU's SIMD flags and numpy's runtime
+SIMD report, because ``np.sort`` of float64 is SIMD-accelerated (AVX-512 / AVX2), which sets the
+floor the other work is compared with.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from contextlib import redirect_stdout
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -29,6 +46,9 @@ from retraining_assets.core.drift import build_reference, compute_drift
 
 N_NUMERIC = 20
 N_CATEGORICAL = 5
+# drift.py before issue 15 part 3 (the non-sort work made cheap).
+DEFAULT_BASELINE = "0bd516c"
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl")
 
 
 def make_frame(rows: int, seed: int, *, drifted: bool) -> pd.DataFrame:
@@ -68,21 +88,80 @@ def make_frame(rows: int, seed: int, *, drifted: bool) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def best_of(repeats: int, func: Callable[[], object]) -> float:
-    """Smallest wall time of ``repeats`` calls, in seconds.
-
-    Args:
-        repeats: Number of calls.
-        func: The work to time.
+def cpu_report() -> str:
+    """The CPU model, its SIMD flags and numpy's runtime SIMD dispatch, as a few lines.
 
     Returns:
-        The best time.
+        Text to print before the timings.
     """
-    best = float("inf")
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:  # not Linux
+        pass
+    present = [flag for flag in SIMD_FLAGS if flag in flags]
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        np.show_runtime()
+    # np.show_runtime pretty-prints a list of dicts over several lines: keep the SIMD entry.
+    found = re.search(r"'simd_extensions': \{.*?\}\}", buffer.getvalue(), re.S)
+    simd = " ".join(found.group(0).split()) if found else ""
+    return "\n".join(
+        [
+            f"cpu: {model}",
+            f"cpu SIMD flags: {' '.join(present) or 'none found'}",
+            f"numpy {np.__version__} runtime: {simd}".rstrip(),
+        ]
+    )
+
+
+def load_baseline(ref: str) -> ModuleType:
+    """Import ``retraining_assets/core/drift.py`` as of git ``ref`` under another module name.
+
+    Args:
+        ref: A git revision of this repository.
+
+    Returns:
+        The module (its ``build_reference`` and ``compute_drift`` are the old code).
+    """
+    source = subprocess.run(
+        ["git", "show", f"{ref}:retraining_assets/core/drift.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="drift-baseline-")) / "drift_baseline.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("drift_baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["drift_baseline"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def best_of_alternating(repeats: int, funcs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Smallest wall time of each function over ``repeats`` rounds, taking turns in each round.
+
+    Args:
+        repeats: Number of rounds.
+        funcs: The work to time, by label.
+
+    Returns:
+        The best time of each label, in seconds.
+    """
+    best = dict.fromkeys(funcs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
+        for label, func in funcs.items():
+            start = time.perf_counter()
+            func()
+            best[label] = min(best[label], time.perf_counter() - start)
     return best
 
 
@@ -91,6 +170,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--baseline", default=DEFAULT_BASELINE, help="git revision of the old drift.py ('' = none)"
+    )
     args = parser.parse_args()
 
     numeric = [f"n{i}" for i in range(N_NUMERIC)]
@@ -113,25 +195,53 @@ def main() -> None:
             cur = batch_values[name]
             stats.ks_2samp(ref_values[name], cur[~np.isnan(cur)])
 
-    timings = {
-        "np.sort, 20 numeric columns": best_of(args.repeats, bare_sort),
-        "compute_drift, workers=1": best_of(
-            args.repeats, lambda: compute_drift(profile, batch, workers=1)
-        ),
-        "compute_drift, workers=2": best_of(
-            args.repeats, lambda: compute_drift(profile, batch, workers=2)
-        ),
-        "scipy ks_2samp loop, 20 numeric": best_of(args.repeats, scipy_loop),
+    funcs: dict[str, Callable[[], object]] = {
+        "np.sort, 20 numeric columns": bare_sort,
+        "compute_drift, workers=1": lambda: compute_drift(profile, batch, workers=1),
+        "compute_drift, workers=2": lambda: compute_drift(profile, batch, workers=2),
     }
+    old_result = None
+    if args.baseline:
+        old = load_baseline(args.baseline)
+        old_profile = old.build_reference(reference, numeric, categorical)
+        funcs[f"baseline {args.baseline}, workers=1"] = lambda: old.compute_drift(
+            old_profile, batch, workers=1
+        )
+        funcs[f"baseline {args.baseline}, workers=2"] = lambda: old.compute_drift(
+            old_profile, batch, workers=2
+        )
+        old_result = old.compute_drift(old_profile, batch)
+    timings = best_of_alternating(args.repeats, funcs)
+    timings["scipy ks_2samp loop, 20 numeric"] = best_of_alternating(
+        min(args.repeats, 2), {"scipy": scipy_loop}
+    )["scipy"]
     baseline = timings["np.sort, 20 numeric columns"]
     result = compute_drift(profile, batch)
 
+    print(cpu_report())
     print(f"rows: {args.rows:,} reference + {args.rows:,} batch, {N_NUMERIC} numeric + "
-          f"{N_CATEGORICAL} categorical, best of {args.repeats}")  # fmt: skip
+          f"{N_CATEGORICAL} categorical, best of {args.repeats} (alternating)")  # fmt: skip
     print(f"build_reference (once per model): {build_time * 1e3:8.1f} ms")
-    print(f"{'approach':<34}{'ms':>10}{'x np.sort':>12}")
+    print(f"{'approach':<36}{'ms':>10}{'x np.sort':>11}{'non-sort x':>12}")
     for label, seconds in timings.items():
-        print(f"{label:<34}{seconds * 1e3:>10.1f}{seconds / baseline:>12.2f}")
+        extra = ""
+        if label.startswith(("compute_drift", "baseline")):
+            # Everything but the sort (workers=1: the sort is part of the same thread's work).
+            extra = f"{(seconds - baseline) / baseline:>12.2f}" if label.endswith("=1") else ""
+        print(f"{label:<36}{seconds * 1e3:>10.1f}{seconds / baseline:>11.2f}{extra}")
+    if old_result is not None:
+        same = [
+            (new.name, new.ks_d == prev.ks_d, new.ks_pvalue, prev.ks_pvalue)
+            for new, prev in zip(result.features, old_result.features, strict=True)
+        ]
+        d_equal = all(equal for _, equal, _, _ in same)
+        worst = max(
+            (abs(a - b) / max(abs(b), 1e-300) for _, _, a, b in same if a is not None and b),
+            default=0.0,
+        )
+        same_verdict = result.drifted_features() == old_result.drifted_features()
+        print(f"same KS D as baseline: {d_equal}; largest relative p-value change: {worst:.1e}; "
+              f"same verdict: {same_verdict}")  # fmt: skip
     print(result.summary())
 
 
