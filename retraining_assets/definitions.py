@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from retraining_assets.defs.alerts import AlertResource, alert_on_run_failure, health_alert_sensor
 from retraining_assets.defs.assets import (
     candidate_model,
     evaluation_report,
@@ -64,9 +65,12 @@ defs = dg.Definitions(
         performance_drift_sensor,
         concept_drift_sensor,
         shadow_sensor,
+        alert_on_run_failure,
+        health_alert_sensor,
     ],
     schedules=[weekly_retraining_schedule],
     resources={
+        "alerts": AlertResource(),
         "batch_source": BatchSourceResource(),
         "dask": DaskResource(),
         "dvc": DvcResource(),

@@ -15,6 +15,7 @@ import dagster as dg
 
 from retraining_assets.core.artifacts import DatasetRef, EvaluationReport, ModelRef
 from retraining_assets.core.registry import RegistryError, md5_hex
+from retraining_assets.defs.alerts import AlertResource
 from retraining_assets.defs.config import (
     CandidateModelConfig,
     GateConfig,
@@ -780,6 +781,7 @@ def production_model(
     dvc: DvcResource,
     production: ProductionResource,
     mlflow: MlflowResource,
+    alerts: AlertResource,
 ):
     """The model that serves: changed only when the gate in ``evaluation_report`` says promote.
 
@@ -811,6 +813,7 @@ def production_model(
             },
         )
         mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "rejected"})
+        alerts.gate_rejected(context, evaluation_report.reasons, candidate_model.mlflow_run_id)
         return
     model_bytes = dvc.store().cache_path(candidate_model.md5).read_bytes()
     if md5_hex(model_bytes) != candidate_model.md5:

@@ -15,6 +15,7 @@ from retraining_assets.core.registry import (
     RegistryError,
     reconcile_champion_alias,
 )
+from retraining_assets.defs.alerts import AlertResource
 from retraining_assets.defs.resources import MlflowResource, ProductionResource
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.settings import DEFAULT_POLICY
@@ -139,6 +140,7 @@ def rollback_production(
     config: RollbackConfig,
     production: ProductionResource,
     mlflow: MlflowResource,
+    alerts: AlertResource,
 ) -> None:
     """Serve an earlier production version again, in one atomic step, as a new version.
 
@@ -160,6 +162,7 @@ def rollback_production(
             tags={"dagster/data_version": record.model_md5},
         )
     )
+    alerts.rollback(context, record.version, int(record.extra["restores_version"]), record.reason)
 
 
 @dg.job(

@@ -93,6 +93,8 @@ def test_automation_names_and_targets() -> None:
         "performance_drift_sensor",
         "concept_drift_sensor",
         "shadow_sensor",
+        "alert_on_run_failure",
+        "health_alert_sensor",
     }
     assert sensors["shadow_sensor"].job_name == "shadow_decision_job"
     for name in ("data_drift_sensor", "performance_drift_sensor", "concept_drift_sensor"):
