@@ -8,19 +8,30 @@ export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 # LightGBM's OpenMP threads spin: keep every process to an explicit, small thread count.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test test-fast test-stack lint format dev mlflow-ui clean-state
+.PHONY: install lock demo test test-fast test-stack lint format dev mlflow-ui clean-state
 
 # constraints.txt pins antlr4-python3-runtime 4.13.2 against DVC's 4.9 (breaks Dagster's string
 # selections). Bytecode is compiled up front: where PYTHONDONTWRITEBYTECODE is set, every process
 # (Dagster runs, daemon, tests) would otherwise compile its imports again (cold cycle 16.9 -> 8.9 s).
-$(BIN)/.installed: pyproject.toml constraints.txt
+# requirements.lock pins every package with its hashes: installs are reproducible, and a changed
+# or substituted file fails the install. The project itself goes in editable, without dependencies.
+$(BIN)/.installed: pyproject.toml constraints.txt requirements.lock
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	$(BIN)/uv pip install -q --python $(BIN)/python --require-hashes -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib retraining_assets > /dev/null || true
 	touch $@
 
 install: $(BIN)/.installed  ## create .venv with the project and its dev tools
+
+# Re-resolve the lock after changing pyproject.toml or constraints.txt; keeps existing pins unless
+# UPGRADE=1 (then every package moves to the newest version the specifiers allow). Commit the result.
+lock:
+	test -x $(BIN)/uv || { test -x $(BIN)/python || python3 -m venv $(VENV); $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; }
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev -c constraints.txt --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		$(if $(UPGRADE),--upgrade,) -o requirements.lock
 
 demo: install  ## prepare the flights data (dvc repro), train a first model, retrain on a later week
 	$(BIN)/retraining demo
