@@ -639,6 +639,32 @@ def read_labelled_batch(
     return frame
 
 
+def read_labelled(
+    source: Path | str | ObjectStore, batch_id: str, schema: DatasetSchema
+) -> pd.DataFrame | None:
+    """``batch_id`` with its labels (in the file or its feedback file), or ``None`` without labels.
+
+    Works on any batch source (a folder or an S3 prefix): the bytes come through the store.
+
+    Raises:
+        FeedbackError: if the feedback file is unusable.
+        BatchError: if the batch file is missing or unreadable.
+    """
+    store = batch_store(source)
+    raw = read_raw(store, batch_id)
+    fb = read_raw_feedback(store, batch_id)
+    frame = parse_batch(raw.data, raw.key, schema)
+    feedback = None
+    if fb is not None:
+        try:
+            feedback = parse_batch(fb.data, fb.key)
+        except BatchError as exc:
+            raise FeedbackError(f"feedback of {batch_id}: {exc}") from None
+    elif schema.target not in frame.columns:
+        return None
+    return attach_labels(frame, feedback, schema)
+
+
 def read_validated_batch(
     source: Path | str | ObjectStore,
     batch_id: str,

@@ -118,10 +118,8 @@ def batch_drift(
     profile = _reference_profile(
         context, monitoring_store.open(), dvc, numeric, categorical, record
     )
-    frame = batch_io.read_batch(
-        batch_io.batch_path(batch_source.path(), context.partition_key),
-        columns=[*numeric, *categorical],
-    )
+    raw = batch_io.read_raw(batch_source.store(), context.partition_key)
+    frame = batch_io.parse_batch(raw.data, raw.key, schema, columns=[*numeric, *categorical])
     booster = _booster(production.store(), record, "production")
     result = compute_drift(
         profile,
@@ -213,21 +211,20 @@ def batch_performance(
     from retraining_assets.core.training import Scorer
 
     schema = batch_source.dataset_schema()
-    directory = batch_source.path()
     batch_id = check_name(context.partition_key, "batch id")
     monitoring = monitoring_store.open()
-    if not batch_io.has_labels(directory, batch_id, schema):
-        context.log.info("labels for batch %s have not arrived: nothing to measure yet", batch_id)
-        return
     store = production.store()
     record = store.current()
     if record is None:
         context.log.info("no production model yet: nothing to measure")
         return
     try:
-        frame = batch_io.read_labelled_batch(directory, batch_id, schema)
+        frame = batch_io.read_labelled(batch_source.store(), batch_id, schema)
     except batch_io.BatchError as exc:
         raise dg.Failure(description=f"labels of batch {batch_id} unusable: {exc}") from exc
+    if frame is None:
+        context.log.info("labels for batch %s have not arrived: nothing to measure yet", batch_id)
+        return
     labelled = frame[frame[schema.target].notna()]
     if labelled.empty:
         context.log.info("batch %s has no labelled rows yet", batch_id)

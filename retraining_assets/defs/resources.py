@@ -54,9 +54,14 @@ class BatchSourceResource(dg.ConfigurableResource):
         return Path(self.directory).resolve() if self.directory else settings.batches_dir()
 
     def store(self) -> ObjectStore:
-        """The batch source as an object store: the folder, or an S3 prefix."""
-        if self.directory and self.directory.startswith("s3://"):
-            return open_store(self.directory)
+        """The batch source as an object store: the folder, or an S3 prefix.
+
+        ``directory`` wins; else ``$RETRAINING_BATCHES_DIR``, which may also be an ``s3://`` prefix
+        (a deployment sets it once for the daemon and every run worker).
+        """
+        configured = self.directory or os.environ.get(settings.BATCHES_ENV, "")
+        if configured.startswith("s3://"):
+            return open_store(configured)
         return open_store(self.path())
 
     def dataset_schema(self) -> settings.DatasetSchema:
