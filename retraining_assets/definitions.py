@@ -69,6 +69,10 @@ defs = dg.Definitions(
         health_alert_sensor,
     ],
     schedules=[weekly_retraining_schedule],
+    # Every launch path (the UI's "Materialize all", the CLI, sensors) runs the chain's steps in
+    # the run process: they run one after another anyway, and a process per step paid the
+    # LightGBM, MLflow and GE imports again at each step (44 s against 9.6 s for the chain).
+    executor=dg.in_process_executor,
     resources={
         "alerts": AlertResource(),
         "batch_source": BatchSourceResource(),

@@ -8,12 +8,15 @@ import base64
 import json
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from retraining_assets.code_version import asset_code_version, code_commit, config_defaults
 from retraining_assets.core.artifacts import DatasetRef, EvaluationReport, ModelRef
+from retraining_assets.core.model_card import build_model_card, render_model_card
 from retraining_assets.core.registry import RegistryError, md5_hex
 from retraining_assets.defs.alerts import AlertResource
 from retraining_assets.defs.config import (
@@ -41,8 +44,21 @@ OWNERS = ["team:ml-platform"]
 BATCH_PARTITIONS = "batches"
 batch_partitions = dg.DynamicPartitionsDefinition(name=BATCH_PARTITIONS)
 
+#: Dagster pool of the retraining chain: at most one of its steps runs at a time in the whole
+#: instance, whatever launched the run (UI, sensor, schedule, CLI). The limit is the instance's
+#: ``concurrency: pools: default_limit`` (1 in var/dagster/dagster.yaml and deploy/*/dagster.yaml).
+RETRAINING_POOL = "retraining"
+#: Run tag with the gate's verdict (``promote`` / ``reject``), set by ``evaluation_report``.
+GATE_TAG = "retraining/gate"
+
 #: One blocking asset check per group of expectations in the GE suite.
 VALIDATION_GROUPS = ("schema", "types", "nulls", "ranges", "label", "row_count")
+
+
+def _code_metadata(context: dg.AssetExecutionContext) -> dict[str, Any]:
+    """``code/version`` (this asset's) and ``code/commit`` (the checkout's) of a run."""
+    version = context.assets_def.code_versions_by_key.get(context.asset_key)
+    return {"code/version": version or "none", "code/commit": code_commit()}
 
 
 def md_png(png: bytes, alt: str) -> dg.MetadataValue:
@@ -56,6 +72,7 @@ def _md_image(path: Path, alt: str) -> dg.MetadataValue:
 
 
 @dg.asset(
+    code_version=asset_code_version("raw_batches"),
     partitions_def=batch_partitions,
     group_name=GROUP,
     owners=OWNERS,
@@ -111,6 +128,7 @@ def raw_batches(
             "path": dg.MetadataValue.path(f"{store.location}/{verdict.key}"),
             "file": verdict.key,
             "dvc/md5": verdict.md5,
+            **_code_metadata(context),
             "rows": dg.MetadataValue.int(len(frame)),
             "start": str(ts.min()),
             "end": str(ts.max()),
@@ -127,6 +145,8 @@ def raw_batches(
 
 
 @dg.asset(
+    code_version=asset_code_version("training_dataset", config_defaults(TrainingDatasetConfig)),
+    pool=RETRAINING_POOL,
     deps=[raw_batches],
     group_name=GROUP,
     owners=OWNERS,
@@ -238,6 +258,7 @@ def training_dataset(
         metadata={
             "dvc/md5": tracked.md5,
             "dvc/path": dg.MetadataValue.path(str(path)),
+            **_code_metadata(context),
             "rows": dg.MetadataValue.int(ref.n_rows),
             "train_rows": dg.MetadataValue.int(ref.n_train),
             "test_rows": dg.MetadataValue.int(ref.n_test),
@@ -353,6 +374,8 @@ def _read_window(
 
 
 @dg.asset(
+    code_version=asset_code_version("validated_dataset"),
+    pool=RETRAINING_POOL,
     group_name=GROUP,
     owners=OWNERS,
     kinds={"pandas", "dvc"},
@@ -385,10 +408,8 @@ def validated_dataset(
         frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN, WEIGHT_COLUMN)
     )
     groups = result.by_group()
-    for group in VALIDATION_GROUPS:
-        outcomes = groups.get(group, [])
-        failed = [o for o in outcomes if not o.success]
-        yield dg.AssetCheckResult(
+    checks = [
+        dg.AssetCheckResult(
             check_name=f"ge_{group}",
             asset_key="validated_dataset",
             passed=not failed,
@@ -401,7 +422,14 @@ def validated_dataset(
                 ),
             },
         )
+        for group in VALIDATION_GROUPS
+        for outcomes in [groups.get(group, [])]
+        for failed in [[o for o in outcomes if not o.success]]
+    ]
     if not result.success:
+        # No materialization: the failed results are recorded (against no new materialization)
+        # and the run stops here.
+        yield from checks
         culprits = _failing_batches(frame, schema) if BATCH_COLUMN in frame else []
         raise dg.Failure(
             description=f"training dataset {training_dataset.md5} failed validation"
@@ -410,16 +438,21 @@ def validated_dataset(
             metadata={"bad_batches": ", ".join(culprits) or "unknown"},
         )
     ref = DatasetRef(**{**training_dataset.__dict__, "validated": True})
+    # The output first, then the check results: Dagster ties a check result to the latest
+    # materialization of its asset when the result is recorded, so results yielded before the
+    # output were shown against the previous run's materialization.
     yield dg.Output(
         ref,
         data_version=dg.DataVersion(ref.md5),
         metadata={
             "dvc/md5": ref.md5,
+            **_code_metadata(context),
             "rows": dg.MetadataValue.int(ref.n_rows),
             "expectations": dg.MetadataValue.int(len(result.outcomes)),
             "validation_seconds": dg.MetadataValue.float(round(result.duration_s, 3)),
         },
     )
+    yield from checks
 
 
 def _failing_batches(frame, schema) -> list[str]:
@@ -470,6 +503,8 @@ def _read_dataset_md5(dvc: DvcResource, md5: str):
 
 
 @dg.asset(
+    code_version=asset_code_version("candidate_model", config_defaults(CandidateModelConfig)),
+    pool=RETRAINING_POOL,
     group_name=GROUP,
     owners=OWNERS,
     kinds={"lightgbm", "mlflow", "dvc"},
@@ -524,6 +559,9 @@ def candidate_model(
         "dagster/run_id": context.run_id,
         "dvc/dataset_md5": validated_dataset.md5,
         "dvc/model_md5": tracked.md5,
+        "dagster/run_url": mlflow.dagster_run_url(context.run_id),
+        "code/version": _code_metadata(context)["code/version"],
+        "code/commit": code_commit(),
     }
     with mlflow.start_run(run_name=f"cycle-{context.run_id[:8]}", tags=tags) as run:
         mlflow_lib.log_params(
@@ -592,14 +630,25 @@ def candidate_model(
             "best_iteration": dg.MetadataValue.int(trained.best_iteration),
             "valid_auc": dg.MetadataValue.float(trained.valid_auc or float("nan")),
             "trainer": config.trainer,
+            **_code_metadata(context),
         },
     )
 
 
 @dg.asset(
+    code_version=asset_code_version("evaluation_report", config_defaults(GateConfig)),
+    pool=RETRAINING_POOL,
     group_name=GROUP,
     owners=OWNERS,
     kinds={"lightgbm", "mlflow"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            name="gate_passed",
+            asset="evaluation_report",
+            description="The gate promotes the candidate. A rejection is a warning, not a failed"
+            " run: production is untouched, and the reasons are in the check's metadata.",
+        )
+    ],
 )
 def evaluation_report(
     context: dg.AssetExecutionContext,
@@ -610,7 +659,7 @@ def evaluation_report(
     dvc: DvcResource,
     production: ProductionResource,
     mlflow: MlflowResource,
-) -> dg.Output[EvaluationReport]:
+):
     """Candidate vs current production model on the same held-out test set, with the gate verdict.
 
     Reports AUC, log loss and p95 single-row latency for both, the paired DeLong test of their AUC
@@ -741,8 +790,12 @@ def evaluation_report(
     mlflow_lib.MlflowClient(mlflow.uri()).log_artifact(
         candidate_model.mlflow_run_id, str(plot), artifact_path="evaluation"
     )
+    # The verdict on the run itself (filterable in the runs list), not only in its event log.
+    context.instance.add_run_tags(context.run_id, {GATE_TAG: decision.verdict})
+    if not decision.promote:
+        context.log.warning("GATE REJECTED the candidate: %s", "; ".join(decision.reasons))
     nan = float("nan")
-    return dg.Output(
+    yield dg.Output(
         report,
         metadata={
             "auc": dg.MetadataValue.float(cand_eval.metrics.auc),
@@ -763,12 +816,31 @@ def evaluation_report(
             "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
             "roc": _md_image(plot, "ROC"),
             "mlflow/run_id": candidate_model.mlflow_run_id,
+            **_code_metadata(context),
             "report": dg.MetadataValue.json(json.loads(json.dumps(report.__dict__, default=str))),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="gate_passed",
+        asset_key="evaluation_report",
+        passed=decision.promote,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "verdict": decision.verdict,
+            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
         },
     )
 
 
 @dg.asset(
+    code_version=asset_code_version("production_model"),
+    pool=RETRAINING_POOL,
+    # Weekly cycles: no new model promoted for 8 days warns, for 15 days (two cycles rejected or
+    # not run) fails. Evaluated by Dagster's freshness daemon (``freshness: enabled`` in
+    # dagster.yaml); rejections (observations) do not refresh it, promotions do.
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(days=15), warn_window=timedelta(days=8)
+    ),
     group_name=GROUP,
     owners=OWNERS,
     kinds={"lightgbm", "mlflow", "dvc"},
@@ -814,6 +886,7 @@ def production_model(
         )
         mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "rejected"})
         alerts.gate_rejected(context, evaluation_report.reasons, candidate_model.mlflow_run_id)
+        _tag_model_version(mlflow, candidate_model, "rejected", evaluation_report.reasons)
         return
     model_bytes = dvc.store().cache_path(candidate_model.md5).read_bytes()
     if md5_hex(model_bytes) != candidate_model.md5:
@@ -828,6 +901,8 @@ def production_model(
         "train_batches": list(candidate_model.train_batches),
         "test_batches": list(candidate_model.test_batches),
         "init_from_version": candidate_model.init_from_version,
+        "code_versions": _chain_code_versions(context),
+        "code_commit": code_commit(),
     }
     if evaluation_report.mode == "shadow" and current is not None:
         try:
@@ -849,6 +924,7 @@ def production_model(
             candidate_model.registered_name, "challenger", candidate_model.registered_version
         )
         mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "challenger"})
+        _tag_model_version(mlflow, candidate_model, "challenger", ())
         yield dg.AssetObservation(
             asset_key=context.asset_key,
             metadata={
@@ -880,10 +956,72 @@ def production_model(
     except (RegistryError, StoreError) as exc:
         raise dg.Failure(description=f"not promoted: {exc}") from None
     alias = move_champion_alias(mlflow, record)
+    _tag_model_version(mlflow, candidate_model, f"production v{record.version}", ())
+    card = build_model_card(
+        version=record.version,
+        model_md5=record.model_md5,
+        dataset_md5=candidate_model.dataset_md5,
+        strategy=candidate_model.strategy,
+        train_batches=candidate_model.train_batches,
+        test_batches=candidate_model.test_batches,
+        params=candidate_model.params,
+        candidate_metrics=_flat_metrics(evaluation_report.candidate),
+        production_metrics=(
+            _flat_metrics(evaluation_report.production) if evaluation_report.production else None
+        ),
+        production_version=evaluation_report.production_version,
+        delong=evaluation_report.delong,
+        reasons=evaluation_report.reasons,
+        trigger={k: v for k, v in context.run.tags.items() if k.startswith("retraining/")},
+        code_versions=lineage["code_versions"],
+        code_commit=code_commit(),
+        mlflow_run_id=candidate_model.mlflow_run_id,
+        dagster_run_id=context.run_id,
+    )
+    card_md = render_model_card(card)
+    client = mlflow.client()
+    client.log_text(candidate_model.mlflow_run_id, card_md, "model_card/model_card.md")
+    client.log_dict(candidate_model.mlflow_run_id, card, "model_card/model_card.json")
     mlflow.log_to_run(
         candidate_model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"}
     )
     metadata = production_metadata(store, record, mlflow)
     metadata["mlflow/champion_alias"] = alias
+    metadata.update(_code_metadata(context))
+    metadata["model_card"] = dg.MetadataValue.md(card_md)
+    metadata["model_card/json"] = dg.MetadataValue.json(card)
     metadata["promotion_seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 3))
     yield dg.Output(record, data_version=dg.DataVersion(record.model_md5), metadata=metadata)
+
+
+def _flat_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Test metrics and p95 latency of one model of an evaluation report, in one flat dict."""
+    return {**evaluation["metrics"], "p95_latency_ms": evaluation["latency"]["p95_ms"]}
+
+
+def _chain_code_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """The code version of each asset of the repository (the chain that produced this model)."""
+    graph = context.repository_def.asset_graph
+    return {
+        key.to_user_string(): graph.get(key).code_version or "none"
+        for key in graph.materializable_asset_keys
+        if graph.get(key).group_name == GROUP
+    }
+
+
+def _tag_model_version(
+    mlflow: MlflowResource, model: ModelRef, outcome: str, reasons: tuple[str, ...]
+) -> None:
+    """Tag the candidate's registered MLflow version with the gate's outcome.
+
+    Every candidate stays registered (shadow mode needs its version for the ``challenger``
+    alias, and a rejected one stays comparable), so the version says what became of it.
+    """
+    client = mlflow.client()
+    client.set_model_version_tag(model.registered_name, model.registered_version, "gate", outcome)
+    if reasons:
+        client.update_model_version(
+            model.registered_name,
+            model.registered_version,
+            description=f"Rejected by the gate: {'; '.join(reasons)}",
+        )

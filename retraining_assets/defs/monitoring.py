@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 
+from retraining_assets.code_version import asset_code_version
 from retraining_assets.core.registry import ProductionRecord, ProductionStore, RegistryError
 from retraining_assets.defs.assets import (
     OWNERS,
@@ -81,6 +82,7 @@ def _feature_importance(booster, features: list[str]) -> dict[str, float]:
 
 
 @dg.asset(
+    code_version=asset_code_version("batch_drift"),
     partitions_def=batch_partitions,
     deps=[raw_batches],
     group_name=GROUP,
@@ -183,6 +185,7 @@ def batch_drift(
 
 
 @dg.asset(
+    code_version=asset_code_version("batch_performance"),
     partitions_def=batch_partitions,
     deps=[raw_batches],
     group_name=GROUP,
@@ -294,6 +297,7 @@ def _all_materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> lis
 
 
 @dg.asset(
+    code_version=asset_code_version("degradation_analysis"),
     deps=[batch_drift, batch_performance],
     group_name=GROUP,
     owners=OWNERS,

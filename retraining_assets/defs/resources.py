@@ -231,6 +231,8 @@ _MLFLOW_READY: set[tuple[str, str]] = set()
 
 #: Where ``make mlflow-ui`` serves the MLflow UI; ``$RETRAINING_MLFLOW_UI_URL`` overrides it.
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
+#: Where ``make dev`` serves the Dagster UI; ``$RETRAINING_DAGSTER_UI_URL`` overrides it.
+DEFAULT_DAGSTER_UI = "http://127.0.0.1:3000"
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -261,6 +263,12 @@ class MlflowResource(dg.ConfigurableResource):
         default=None,
         description=f"Base URL of the MLflow UI for run links; default $RETRAINING_MLFLOW_UI_URL,"
         f" else {DEFAULT_MLFLOW_UI}.",
+    )
+    dagster_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the Dagster UI, for the link from each MLflow run back to its"
+        f" Dagster run (tag dagster/run_url); default $RETRAINING_DAGSTER_UI_URL, else"
+        f" {DEFAULT_DAGSTER_UI}.",
     )
     experiment_name: str = "retraining_assets"
     registered_model_name: str = "retraining_model"
@@ -376,6 +384,13 @@ class MlflowResource(dg.ConfigurableResource):
         """Where a run shows in the MLflow UI (``ui_url``; default that of ``make mlflow-ui``)."""
         base = self.ui_url or os.environ.get("RETRAINING_MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI
         return f"{base.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    def dagster_run_url(self, run_id: str) -> str:
+        """Where a Dagster run shows in its UI (``dagster_ui_url``; default ``make dev``)."""
+        base = (
+            self.dagster_ui_url or os.environ.get("RETRAINING_DAGSTER_UI_URL") or DEFAULT_DAGSTER_UI
+        )
+        return f"{base.rstrip('/')}/runs/{run_id}"
 
     def check(self) -> None:
         """Reach the tracking store and, for an S3 artifact root, its bucket (creating nothing).

@@ -59,11 +59,31 @@ def test_lineage_is_a_chain() -> None:
 def test_validation_checks_are_blocking() -> None:
     graph = _graph()
     checks = {c.name: graph.get_check_spec(c) for c in graph.asset_check_keys}
+    gate = checks.pop("gate_passed")
     assert set(checks) == {
         f"ge_{g}" for g in ("schema", "types", "nulls", "ranges", "label", "row_count")
     }
     assert all(spec.blocking for spec in checks.values())
     assert {spec.asset_key.to_user_string() for spec in checks.values()} == {"validated_dataset"}
+    # The gate's verdict as a check: a rejection warns, it does not block or fail the run.
+    assert gate.asset_key.to_user_string() == "evaluation_report"
+    assert not gate.blocking
+
+
+def test_code_version_on_every_asset_and_pool_on_the_chain() -> None:
+    graph = _graph()
+    for key in graph.get_all_asset_keys():
+        version = graph.get(key).code_version
+        assert version and len(version) == 12, key
+    for key in CHAIN:
+        assert graph.get(dg.AssetKey(key)).pools == {"retraining"}, key
+    policy = graph.get(dg.AssetKey("production_model")).freshness_policy
+    assert policy is not None and policy.fail_window.to_timedelta().days == 15
+
+
+def test_every_launch_path_runs_in_process() -> None:
+    # "Materialize all" in the UI builds an implicit job from the Definitions' executor.
+    assert defs.executor is dg.in_process_executor
 
 
 def test_jobs() -> None:
@@ -117,8 +137,10 @@ def test_instance_allows_one_retraining_at_a_time() -> None:
     from retraining_assets.settings import project_root
 
     config = yaml.safe_load((project_root() / "var" / "dagster" / "dagster.yaml").read_text())
-    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {"key": "retraining", "value": "true", "limit": 1} in limits
+    # Every launch path: the chain's steps share a pool of one slot.
+    assert config["concurrency"]["pools"]["default_limit"] == 1
 
 
 def test_string_asset_selection_regression() -> None:

@@ -64,8 +64,9 @@ def test_instance_config_is_valid_for_dagster(
             # Resuming a run needs a launcher that can do it.
             assert cls.supports_resume_run.fget(None) is True
 
-    limits = raw["run_coordinator"]["config"]["tag_concurrency_limits"]
+    limits = raw["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {"key": "retraining", "value": "true", "limit": 1} in limits
+    assert raw["concurrency"]["pools"]["default_limit"] == 1
 
 
 @pytest.mark.parametrize("path", INSTANCE_FILES, ids=lambda p: p.parent.name)
