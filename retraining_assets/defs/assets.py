@@ -1000,13 +1000,16 @@ def _flat_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:
 
 
 def _chain_code_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
-    """The code version of each asset of the repository (the chain that produced this model)."""
-    graph = context.repository_def.asset_graph
-    return {
-        key.to_user_string(): graph.get(key).code_version or "none"
-        for key in graph.materializable_asset_keys
-        if graph.get(key).group_name == GROUP
-    }
+    """The code version of each asset of the chain that produced this model."""
+    chain = (
+        raw_batches,
+        training_dataset,
+        validated_dataset,
+        candidate_model,
+        evaluation_report,
+        production_model,
+    )
+    return {a.key.to_user_string(): a.code_versions_by_key[a.key] or "none" for a in chain}
 
 
 def _tag_model_version(
