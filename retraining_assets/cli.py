@@ -208,6 +208,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"   MLflow store: {MlflowResource().uri()}  (UI: make mlflow-ui -> http://127.0.0.1:5000)"
     )
     print(f"   Dagster home: {os.environ['DAGSTER_HOME']}  (UI: make dev -> http://127.0.0.1:3000)")
+    if later + 1 < len(batches):
+        # Left empty, as_of_batch means the newest batch file: months past what the demo ingested.
+        print(
+            f"   next week: in the UI launch retraining_job with training_dataset config"
+            f" as_of_batch: {batches[later + 1]!r} (empty = the newest file, {batches[-1]})"
+        )
     print(f"   demo wall time {time.perf_counter() - started:.1f}s")
     return 0
 
@@ -285,6 +291,14 @@ def lineage_text(version: int | None) -> str:
         f"  train batches: {', '.join(extra.get('train_batches', [])) or '?'}",
         f"  test batches:  {', '.join(extra.get('test_batches', [])) or '?'}",
         f"  dagster run:   {extra.get('dagster_run_id', '?')}",
+        # Versions promoted before code versions were recorded show "not recorded".
+        f"  code commit:   {extra.get('code_commit', 'not recorded')}",
+        "  code versions: "
+        + (
+            ", ".join(f"{k} {v}" for k, v in sorted(extra["code_versions"].items()))
+            if extra.get("code_versions")
+            else "not recorded"
+        ),
     ]
     if extra.get("init_from_version") is not None:
         lines.append(f"  continued from production v{extra['init_from_version']} (init_model)")

@@ -86,6 +86,6 @@ def test_two_launches_at_once_one_waits(project, tmp_path) -> None:
     for sa, (s0, s1) in intervals["a"].items():
         for sb, (t0, t1) in intervals["b"].items():
             assert s1 <= t0 or t1 <= s0, (sa, (s0, s1), sb, (t0, t1))
-    for role, out in outputs.items():
+    for out in outputs.values():
         # A run may lose the promotion race (compare-and-set), never crash on the pool.
         assert "success=True" in out or "production" in out, out

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from retraining_assets.cli import lineage_text
 from retraining_assets.code_version import code_commit
 from retraining_assets.defs.assets import GATE_TAG, VALIDATION_GROUPS
 from retraining_assets.defs.resources import MlflowResource
@@ -82,6 +83,9 @@ def test_cycle_is_visible_to_a_dagster_user(project, monkeypatch) -> None:
         path = client.download_artifacts(run.info.run_id, "model_card/model_card.json")
         logged = json.loads(Path(path).read_text())
         assert logged == card
+        lineage = lineage_text(1)
+        assert f"code commit:   {code_commit()}" in lineage
+        assert f"candidate_model {card['code']['versions']['candidate_model']}" in lineage
         champion = client.get_model_version_by_alias("retraining_model", "champion")
         assert champion.tags["gate"] == "production v1"
 
