@@ -46,7 +46,7 @@ def _write_instance_yaml(home: Path) -> None:
     """The project's dagster.yaml, with monitoring and the queue polled every second."""
     config = yaml.safe_load((project_root() / "var" / "dagster" / "dagster.yaml").read_text())
     config["run_monitoring"].update(poll_interval_seconds=1, start_timeout_seconds=30)
-    config["run_coordinator"]["config"]["dequeue_interval_seconds"] = 1
+    config["run_coordinator"].setdefault("config", {})["dequeue_interval_seconds"] = 1
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
