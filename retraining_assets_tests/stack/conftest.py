@@ -24,6 +24,10 @@ NEEDED = (
     "AWS_ENDPOINT_URL",
     "RETRAINING_STATE_URL",
 )
+# The shell's environment as `make test-stack` set it, taken before any fixture runs: the
+# `project` fixture removes RETRAINING_STATE_URL from the process (so ordinary tests never share
+# state through a URL from the shell), and a stack test may ask for `project` first.
+SHELL_ENV = {k: v for k, v in os.environ.items() if k.isupper()}
 
 
 @dataclass
@@ -69,13 +73,13 @@ class Stack:
 @pytest.fixture
 def stack() -> Stack:
     """The stack's environment; skip (or fail under ``make test-stack``) when it is not up."""
-    missing = [name for name in NEEDED if not os.environ.get(name)]
+    missing = [name for name in NEEDED if not SHELL_ENV.get(name)]
     if missing:
         message = f"stack environment missing ({', '.join(missing)}): run `make test-stack`"
         if os.environ.get("RETRAINING_STACK_REQUIRED") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    return Stack(env={k: v for k, v in os.environ.items() if k.isupper()})
+    return Stack(env=dict(SHELL_ENV))
 
 
 @pytest.fixture
