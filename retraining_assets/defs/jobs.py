@@ -13,6 +13,7 @@ from retraining_assets.defs.assets import (
     training_dataset,
     validated_dataset,
 )
+from retraining_assets.defs.executor import local_in_process_executor
 
 RETRAINING_ASSETS = [
     training_dataset,
@@ -27,7 +28,7 @@ RETRAINING_ASSETS = [
 retraining_job = dg.define_asset_job(
     "retraining_job",
     selection=dg.AssetSelection.assets(*RETRAINING_ASSETS),
-    executor_def=dg.in_process_executor,
+    executor_def=local_in_process_executor,
     description="Collect, validate, train, evaluate and (if the gate agrees) promote a model.",
     tags={"retraining": "true"},
 )
@@ -36,7 +37,7 @@ ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(raw_batches),
     partitions_def=batch_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=local_in_process_executor,
     description="Validate and register one incoming batch file (one partition).",
 )
 
@@ -57,7 +58,7 @@ monitoring_job = dg.define_asset_job(
     "monitoring_job",
     selection=_monitoring_selection(),
     partitions_def=batch_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=local_in_process_executor,
     description="Ingest one new batch: validate it, measure its drift (and quality if labelled).",
 )
 
@@ -65,6 +66,6 @@ performance_job = dg.define_asset_job(
     "performance_job",
     selection=_performance_selection(),
     partitions_def=batch_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=local_in_process_executor,
     description="Measure the production model on a batch whose labels just arrived.",
 )

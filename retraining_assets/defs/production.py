@@ -16,6 +16,7 @@ from retraining_assets.core.registry import (
     reconcile_champion_alias,
 )
 from retraining_assets.defs.alerts import AlertResource
+from retraining_assets.defs.executor import local_in_process_executor
 from retraining_assets.defs.resources import MlflowResource, ProductionResource
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.settings import DEFAULT_POLICY
@@ -166,7 +167,7 @@ def rollback_production(
 
 
 @dg.job(
-    executor_def=dg.in_process_executor,
+    executor_def=local_in_process_executor,
     description="Move production back to an earlier version (launchpad: to_version, reason).",
     tags={"retraining": "true"},
 )
@@ -294,7 +295,7 @@ def decide_challenger(
 
 
 @dg.job(
-    executor_def=dg.in_process_executor,
+    executor_def=local_in_process_executor,
     description="Promote or retire the challenger after its shadow period.",
     tags={"retraining": "true"},
 )
