@@ -82,8 +82,15 @@ def test_code_version_on_every_asset_and_pool_on_the_chain() -> None:
 
 
 def test_every_launch_path_runs_in_process() -> None:
-    # "Materialize all" in the UI builds an implicit job from the Definitions' executor.
-    assert defs.executor is dg.in_process_executor
+    # "Materialize all" in the UI builds an implicit job from the Definitions' executor; every
+    # job uses the same in-process executor (which first frees dead runs' pool slots).
+    from retraining_assets.defs.executor import local_in_process_executor
+
+    assert defs.executor is local_in_process_executor
+    assert local_in_process_executor.name == dg.in_process_executor.name
+    for job in defs.resolve_all_job_defs():
+        if not job.name.startswith("__"):
+            assert job.executor_def is local_in_process_executor, job.name
 
 
 def test_jobs() -> None:
