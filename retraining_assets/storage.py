@@ -116,6 +116,13 @@ class ObjectStore(ABC):
     def list(self, prefix: str = "") -> list[str]:
         """Keys under ``prefix`` (a folder-like prefix without trailing ``/``), sorted."""
 
+    def signatures(self, prefix: str = "") -> dict[str, str]:
+        """Key -> a token that changes when the object is rewritten (size, time, tag), under prefix.
+
+        Lets a poller (the batch sensor) notice a new or replaced object without reading it.
+        """
+        return dict.fromkeys(self.list(prefix), "")
+
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` (no error if it is missing)."""
@@ -184,6 +191,11 @@ class _Prefixed(ObjectStore):
         full = f"{self._prefix}/{check_key(prefix)}" if prefix else self._prefix
         cut = len(self._prefix) + 1
         return [key[cut:] for key in self._parent.list(full)]
+
+    def signatures(self, prefix: str = "") -> dict[str, str]:
+        full = f"{self._prefix}/{check_key(prefix)}" if prefix else self._prefix
+        cut = len(self._prefix) + 1
+        return {key[cut:]: sig for key, sig in self._parent.signatures(full).items()}
 
     def delete(self, key: str) -> None:
         self._parent.delete(self._k(key))
@@ -288,6 +300,17 @@ class LocalStore(ObjectStore):
                     continue
                 keys.append(full.relative_to(self.root).as_posix())
         return sorted(keys)
+
+    def signatures(self, prefix: str = "") -> dict[str, str]:
+        """``size:mtime_ns`` of each file under ``prefix`` (see :meth:`ObjectStore.signatures`)."""
+        out = {}
+        for key in self.list(prefix):
+            try:
+                info = (self.root / key).stat(follow_symlinks=False)
+            except OSError:
+                continue  # removed since listing
+            out[key] = f"{info.st_size}:{info.st_mtime_ns}"
+        return out
 
     def delete(self, key: str) -> None:
         """See :meth:`ObjectStore.delete`."""
@@ -407,23 +430,38 @@ class S3Store(ObjectStore):
         except KeyNotFound:
             return False
 
-    def list(self, prefix: str = "") -> list[str]:
-        """See :meth:`ObjectStore.list`."""
+    def _objects(self, prefix: str) -> list[dict[str, Any]]:
+        """``list_objects_v2`` entries under ``prefix`` (all pages)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         full = self._k(prefix) if prefix else self.prefix
         start = f"{full}/" if full else ""
-        keys: list[str] = []
+        items: list[dict[str, Any]] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=start
             )
             for page in pages:
-                keys.extend(item["Key"] for item in page.get("Contents", []))
+                items.extend(page.get("Contents", []))
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, f"list {prefix or '/'}") from None
+        return items
+
+    def list(self, prefix: str = "") -> list[str]:
+        """See :meth:`ObjectStore.list`."""
         cut = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(key[cut:] for key in keys)
+        return sorted(item["Key"][cut:] for item in self._objects(prefix))
+
+    def signatures(self, prefix: str = "") -> dict[str, str]:
+        """``size:mtime_ns:etag`` of each object under ``prefix`` (one listing, no reads)."""
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        return {
+            item["Key"][cut:]: (
+                f"{item.get('Size', 0)}:{int(item['LastModified'].timestamp() * 1e9)}"
+                f":{str(item.get('ETag', '')).strip(chr(34))}"
+            )
+            for item in self._objects(prefix)
+        }
 
     def delete(self, key: str) -> None:
         """See :meth:`ObjectStore.delete`."""

@@ -105,8 +105,8 @@ class BatchListing:
     Attributes:
         ids: Usable batch ids, sorted.
         refused: File name -> why it is not a batch (symbolic link, unsafe name).
-        signatures: Batch id -> ``size:mtime_ns`` of its file (local folders only), so a sensor
-            notices a file replaced under the same name.
+        signatures: Batch id -> ``size:mtime_ns`` of its file (``size:mtime_ns:etag`` on S3), so
+            a sensor notices a new file, or one replaced under the same name.
         links: Batch ids (safe names) whose file is a symbolic link: refused, to be quarantined.
     """
 
@@ -159,10 +159,10 @@ def scan_batches(source: Path | str | ObjectStore, sub: str = "") -> BatchListin
     else:
         prefix = f"{sub}/" if sub else ""
         try:
-            keys = store.list(sub) if sub else store.list()
+            keys = store.signatures(sub) if sub else store.signatures()
         except StoreError as exc:
             raise BatchError(f"cannot list batches in {store.location}: {exc}") from None
-        for key in keys:
+        for key, signature in keys.items():
             name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
             if "/" in name or not _is_candidate(name):
                 continue
@@ -171,6 +171,8 @@ def scan_batches(source: Path | str | ObjectStore, sub: str = "") -> BatchListin
                 ids.add(check_batch_id(stem))
             except InvalidBatchId as exc:
                 refused[name] = str(exc)
+                continue
+            signatures[stem] = signature
     return BatchListing(sorted(ids), refused, signatures, sorted(links))
 
 

@@ -123,6 +123,14 @@ def _retraining(
     )
 
 
+def _signature_seconds(signature: str) -> float:
+    """The modification time (seconds) in a batch listing signature ``size:mtime_ns[:etag]``."""
+    try:
+        return int(signature.split(":")[1]) / 1e9
+    except (IndexError, ValueError):
+        return float("inf")  # no time known: count it as new once
+
+
 @dg.sensor(
     jobs=[monitoring_job, performance_job],
     minimum_interval_seconds=15,
@@ -136,9 +144,10 @@ def new_batch_sensor(
     A new file ``<id>.parquet`` (or ``.csv``) in the batch folder adds partition ``<id>`` and runs
     ``monitoring_job`` on it (validation, drift, quality if labelled). A file put back under the
     name of a known batch (after its quarantine) or replaced in place is validated again: the
-    cursor keeps each file's size and modification time. A feedback file that is newer than the
-    cursor runs ``performance_job`` for its batch. Symbolic links and names that are not safe
-    batch ids are never partitions; the skip reason names them.
+    cursor keeps each file's size and modification time. A new or rewritten feedback file (its
+    size, time or S3 ETag changed) runs ``performance_job`` for its batch, on a folder or S3 alike.
+    Symbolic links and names that are not safe batch ids are never partitions; the skip reason
+    names them.
     """
     from retraining_assets.core.batches import FEEDBACK_DIR, scan_batches
 
@@ -148,7 +157,7 @@ def new_batch_sensor(
     known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
     new = [b for b in files if b not in known]
     cursor = json.loads(context.cursor) if context.cursor else {}
-    seen_mtime = float(cursor.get("feedback_mtime", 0.0))
+    seen_mtime = float(cursor.get("feedback_mtime", 0.0))  # cursors before feedback_files
     # Files seen by earlier ticks ("" once a file is gone, e.g. quarantined); absent from an
     # older cursor: then nothing counts as replaced. A known partition whose file this sensor
     # never saw (added by hand) is recorded, not re-run.
@@ -165,19 +174,21 @@ def new_batch_sensor(
     for batch_id in seen_files or {}:
         if batch_id in known and batch_id not in signatures:
             signatures[batch_id] = ""
-    feedback = []
-    newest = seen_mtime
-    fb_dir = batch_source.path() / FEEDBACK_DIR
+    # Feedback files are new when their signature (size, time; the ETag on S3) differs from the
+    # one the cursor saw. An older cursor knew only the newest modification time: then a file
+    # counts as new when it is newer than that.
     fb_listing = scan_batches(store, FEEDBACK_DIR)
-    if fb_dir.is_dir() and not fb_dir.is_symlink():
-        for stem in fb_listing.ids:
-            entry = fb_dir / f"{stem}.parquet"
-            if entry.is_symlink() or not entry.is_file():
-                continue
-            mtime = entry.stat().st_mtime
-            if mtime > seen_mtime and (stem in known or stem in new):
-                feedback.append((stem, mtime))
-                newest = max(newest, mtime)
+    seen_feedback: dict[str, str] | None = cursor.get("feedback_files")
+    feedback = []
+    for stem, signature in fb_listing.signatures.items():
+        if stem not in known and stem not in new:
+            continue
+        if seen_feedback is not None:
+            changed = seen_feedback.get(stem) != signature
+        else:
+            changed = _signature_seconds(signature) > seen_mtime
+        if changed:
+            feedback.append((stem, signature))
     requests = [
         dg.RunRequest(job_name=monitoring_job.name, partition_key=b, run_key=f"batch:{b}")
         for b in new
@@ -196,13 +207,13 @@ def new_batch_sensor(
         dg.RunRequest(
             job_name=performance_job.name,
             partition_key=b,
-            run_key=f"feedback:{b}:{mtime:.3f}",
+            run_key=f"feedback:{b}:{signature}",
             tags={"retraining/feedback": b},
         )
-        for b, mtime in sorted(feedback)
+        for b, signature in sorted(feedback)
         if b not in new and b not in replaced
     ]
-    new_cursor = json.dumps({"feedback_mtime": newest, "files": signatures})
+    new_cursor = json.dumps({"feedback_files": fb_listing.signatures, "files": signatures})
     refused = {**listing.refused, **{f"feedback/{k}": v for k, v in fb_listing.refused.items()}}
     if not requests:
         ignored = "; ".join(f"{name}: {why}" for name, why in sorted(refused.items()))

@@ -58,3 +58,43 @@ def test_s3_prefix_is_a_batch_source(s3_env: str, tmp_path: Path) -> None:
         batch_io.read_validated_batch(store, "2024-03-04", md5, SCHEMA)
     with pytest.raises(batch_io.InvalidBatchId):
         check_batch(store, "../incoming/2024-03-04", SCHEMA)
+
+
+def test_feedback_under_an_s3_prefix_is_sensed_once_and_again_when_rewritten(
+    s3_env: str, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from retraining_assets.defs.sensors import new_batch_sensor
+
+    bucket = f"feedback{abs(hash(str(tmp_path))) % 10**9}"
+    source = BatchSourceResource(directory=f"s3://{bucket}/incoming", dataset="synthetic")
+    store = source.store()
+    store.client.create_bucket(Bucket=bucket)
+    good = clean()
+    store.put("2024-03-04.parquet", _parquet(good.drop(columns=["label"])))
+
+    def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"batch_source": source}
+        )
+        result = new_batch_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("batches", ["2024-03-04"])
+        quiet = tick(instance, None)
+        assert not quiet.run_requests
+        store.put("feedback/2024-03-04.parquet", _parquet(good[["row_id", "label"]]))
+        fed = tick(instance, quiet.cursor)
+        assert [(r.job_name, r.partition_key) for r in fed.run_requests] == [
+            ("performance_job", "2024-03-04")
+        ]
+        assert not tick(instance, fed.cursor).run_requests
+        # Corrected labels replace the file: measured again (new ETag and size).
+        fixed = good[["row_id", "label"]].assign(label=1 - good["label"]).head(len(good) - 1)
+        store.put("feedback/2024-03-04.parquet", _parquet(fixed))
+        again = tick(instance, fed.cursor)
+        assert [r.partition_key for r in again.run_requests] == ["2024-03-04"]
+        assert again.run_requests[0].run_key != fed.run_requests[0].run_key

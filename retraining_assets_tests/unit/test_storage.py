@@ -55,6 +55,22 @@ def test_put_get_list_delete(store: ObjectStore) -> None:
     assert store.get_or_none("nope") is None
 
 
+def test_signatures_change_when_an_object_is_rewritten(store: ObjectStore) -> None:
+    store.put("f/one.parquet", b"1")
+    store.put("f/two.parquet", b"2")
+    before = store.signatures("f")
+    assert sorted(before) == ["f/one.parquet", "f/two.parquet"]
+    assert all(before.values())
+    store.put("f/one.parquet", b"one, corrected")
+    after = store.signatures("f")
+    assert after["f/one.parquet"] != before["f/one.parquet"]
+    assert after["f/two.parquet"] == before["f/two.parquet"]
+    assert store.child("f").signatures() == {
+        "one.parquet": after["f/one.parquet"],
+        "two.parquet": after["f/two.parquet"],
+    }
+
+
 def test_create_is_exclusive(store: ObjectStore) -> None:
     assert store.create("v/000001.json", b"first")
     assert not store.create("v/000001.json", b"second")
