@@ -212,13 +212,16 @@ def test_unvalidated_data_never_reaches_training(project) -> None:
         assert bad not in set(dataset["__batch__"])
 
 
-def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys) -> None:
+def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys, monkeypatch) -> None:
     from retraining_assets.cli import main
     from retraining_assets.definitions import defs
+    from retraining_assets_tests.alert_sink import http_sink
     from retraining_assets_tests.dagster.helpers import RESOURCES
 
     batch_ids = write_batches(project)
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test() as instance, http_sink() as sink:
+        # The project's own alert resource, configured by the environment only.
+        monkeypatch.setenv("RETRAINING_ALERT_WEBHOOK", sink.url)
         ingest(instance, batch_ids)
         assert run_chain(instance, model=WEAK).success
         assert run_chain(instance).success
@@ -243,6 +246,10 @@ def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys) -> N
             MlflowResource().client().get_model_version_by_alias("retraining_model", "champion")
         )
         assert str(champion.version) == v1["registered_version"]
+        # The rollback is alerted once, with the versions and the reason.
+        assert sink.kinds() == ["rollback"]
+        assert "v3" in sink.bodies[0]["text"] and "v1" in sink.bodies[0]["text"]
+        assert "v2 misbehaves" in str(sink.bodies[0])
 
         # A refused rollback (unknown version) fails clearly and changes nothing.
         before = production_versions()
