@@ -1,0 +1,344 @@
+"""Label-free performance estimation (CBPE-style): the production model's AUC before labels arrive.
+
+Labels come late; the model's scores come with every batch. If the scores are calibrated, each
+row's calibrated probability ``p_i`` is the chance that its label is 1, so the labels of a new
+batch can be treated as independent Bernoulli draws and any metric has an *expected* value under
+them. This is NannyML's confidence-based performance estimation (CBPE); for ROC AUC::
+
+    E[AUC] ~= sum_{s_i > s_j} p_i (1 - p_j)  +  1/2 sum_{s_i = s_j, i != j} p_i (1 - p_j)
+              ---------------------------------------------------------------------------
+                            sum_{i != j} p_i (1 - p_j)
+
+(the ratio of the expected concordant pairs to the expected positive-negative pairs), with rows
+ranked by the model's raw score ``s`` and weighted by their calibrated probability ``p``.
+
+The calibration is an isotonic regression of the labels on the raw scores of reference data with
+known labels (the production model's held-out test split), kept as two plain arrays (the
+breakpoints of the monotone step-and-ramp function) so it can be stored as ``.npz`` and applied
+with ``np.interp``: never a pickled estimator.
+
+What this can and cannot see: the estimate moves when the *population* moves (covariate shift:
+more rows where the model is unsure, fewer where it is confident, or scores squeezed together),
+assuming P(y | x) is unchanged. A change of P(y | x) itself (concept drift) leaves the scores, and
+so the estimate, where they were: only labels reveal it (``batch_performance``,
+``concept_drift_sensor``).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Version of the stored calibrator's layout (checked on read).
+CALIBRATOR_FORMAT = 1
+
+
+class CalibratorError(ValueError):
+    """Stored calibrator bytes are unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ScoreCalibrator:
+    """A monotone map from the model's raw score to a calibrated probability, as plain data.
+
+    Attributes:
+        thresholds: Increasing raw-score breakpoints.
+        probabilities: Non-decreasing calibrated probabilities at the breakpoints (in [0, 1]);
+            between breakpoints the map is linear, outside it is clipped (as scikit-learn's
+            ``IsotonicRegression(out_of_bounds="clip")`` predicts).
+        reference_auc: The model's realised AUC on the reference rows the map was fitted on.
+        reference_rows: Number of reference rows.
+        reference_positive_rate: Share of positives among them.
+    """
+
+    thresholds: np.ndarray
+    probabilities: np.ndarray
+    reference_auc: float
+    reference_rows: int
+    reference_positive_rate: float
+
+    def __post_init__(self) -> None:
+        """Reject breakpoints that are not a monotone map into [0, 1]."""
+        x = np.asarray(self.thresholds, dtype="float64")
+        y = np.asarray(self.probabilities, dtype="float64")
+        if x.ndim != 1 or y.shape != x.shape or len(x) == 0:
+            raise CalibratorError(f"calibrator needs 1-D arrays of equal length, got {x.shape}")
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+            raise CalibratorError("calibrator breakpoints must be finite")
+        if np.any(np.diff(x) < 0) or np.any(np.diff(y) < -1e-12):
+            raise CalibratorError("calibrator breakpoints must be non-decreasing")
+        if y.min() < 0.0 or y.max() > 1.0:
+            raise CalibratorError("calibrated probabilities must lie in [0, 1]")
+
+    def calibrate(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of raw ``scores`` (linear between breakpoints, clipped)."""
+        s = np.asarray(scores, dtype="float64")
+        return np.interp(s, self.thresholds, self.probabilities)
+
+    def to_bytes(self) -> bytes:
+        """The calibrator as an ``.npz`` archive of numbers (no pickle)."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            allow_pickle=False,
+            format=np.array(CALIBRATOR_FORMAT, dtype="int64"),
+            thresholds=np.asarray(self.thresholds, dtype="float64"),
+            probabilities=np.asarray(self.probabilities, dtype="float64"),
+            reference=np.array(
+                [self.reference_auc, self.reference_rows, self.reference_positive_rate],
+                dtype="float64",
+            ),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ScoreCalibrator:
+        """Read a calibrator written by :meth:`to_bytes`.
+
+        Raises:
+            CalibratorError: if the bytes are not such an archive or fail the checks.
+        """
+        names = ("format", "thresholds", "probabilities", "reference")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                missing = [n for n in names if n not in archive.files]
+                if missing:
+                    raise CalibratorError(f"not a calibrator: arrays {missing} missing")
+                arrays = {n: archive[n] for n in names}
+        except CalibratorError:
+            raise
+        except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile ...
+            raise CalibratorError(f"unreadable calibrator ({type(exc).__name__}: {exc})") from None
+        if int(arrays["format"]) != CALIBRATOR_FORMAT:
+            raise CalibratorError(
+                f"calibrator format {int(arrays['format'])}, expected {CALIBRATOR_FORMAT}"
+            )
+        reference = arrays["reference"]
+        if reference.shape != (3,):
+            raise CalibratorError("calibrator reference must hold 3 numbers")
+        return cls(
+            thresholds=arrays["thresholds"].astype("float64"),
+            probabilities=arrays["probabilities"].astype("float64"),
+            reference_auc=float(reference[0]),
+            reference_rows=int(reference[1]),
+            reference_positive_rate=float(reference[2]),
+        )
+
+
+def fit_calibrator(y: np.ndarray, scores: np.ndarray) -> ScoreCalibrator:
+    """Fit the isotonic calibration of ``scores`` to labels ``y`` on reference data.
+
+    Args:
+        y: 0/1 labels of the reference rows (the production model's held-out test split).
+        scores: The model's raw scores (probabilities) of the same rows.
+
+    Returns:
+        The calibrator, with the realised AUC of ``scores`` on the reference rows.
+
+    Raises:
+        ValueError: if there are no rows, lengths differ, or the labels are of a single class.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    from retraining_assets.core.evaluation import roc_auc
+
+    y = np.asarray(y, dtype="float64").ravel()
+    s = np.asarray(scores, dtype="float64").ravel()
+    if len(y) == 0 or len(y) != len(s):
+        raise ValueError(f"need one score per label, got {len(y)} labels and {len(s)} scores")
+    if y.min() == y.max():
+        raise ValueError("reference labels are of a single class: nothing to calibrate on")
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    iso.fit(s, y)
+    return ScoreCalibrator(
+        thresholds=np.asarray(iso.X_thresholds_, dtype="float64"),
+        probabilities=np.clip(np.asarray(iso.y_thresholds_, dtype="float64"), 0.0, 1.0),
+        reference_auc=roc_auc(y, s),
+        reference_rows=len(y),
+        reference_positive_rate=float(y.mean()),
+    )
+
+
+def expected_auc(scores: np.ndarray, probabilities: np.ndarray) -> float:
+    """Expected ROC AUC of ``scores`` if each row's label is 1 with its calibrated probability.
+
+    Rows are ranked by ``scores`` (ties count half, as in the realised AUC), and each pair
+    ``(i, j)`` is weighted by the chance ``p_i (1 - p_j)`` that ``i`` is a positive and ``j`` a
+    negative. O(n log n).
+
+    Args:
+        scores: The model's raw scores (the ranking the realised AUC uses).
+        probabilities: Calibrated probabilities of the same rows.
+
+    Returns:
+        The expected AUC, or NaN when no row could be of either class (all p in {0, 1} alike,
+        or fewer than two rows).
+    """
+    s = np.asarray(scores, dtype="float64").ravel()
+    p = np.clip(np.asarray(probabilities, dtype="float64").ravel(), 0.0, 1.0)
+    if len(s) != len(p):
+        raise ValueError(f"need one probability per score, got {len(s)} and {len(p)}")
+    if len(s) < 2:
+        return float("nan")
+    q = 1.0 - p
+    self_pairs = float(np.sum(p * q))
+    denominator = float(p.sum() * q.sum()) - self_pairs
+    if denominator <= 1e-12:
+        return float("nan")
+    # Group rows by distinct score: within a group the order is a coin flip (half credit).
+    unique, inverse = np.unique(s, return_inverse=True)
+    pos = np.bincount(inverse, weights=p, minlength=len(unique))
+    neg = np.bincount(inverse, weights=q, minlength=len(unique))
+    pq = np.bincount(inverse, weights=p * q, minlength=len(unique))
+    neg_below = np.concatenate(([0.0], np.cumsum(neg)[:-1]))
+    concordant = float(np.sum(pos * neg_below))
+    tied = float(np.sum(pos * neg - pq))
+    return (concordant + 0.5 * tied) / denominator
+
+
+@dataclass(frozen=True)
+class PerformanceEstimate:
+    """The estimated (label-free) quality of the production model on one batch.
+
+    Attributes:
+        estimated_auc: Expected ROC AUC under the calibrated probabilities (NaN if undefined).
+        reference_auc: Realised AUC on the reference rows the calibration was fitted on.
+        expected_positive_rate: Mean calibrated probability: the expected share of positives.
+        reference_positive_rate: Share of positives on the reference rows.
+        n_rows: Rows scored.
+    """
+
+    estimated_auc: float
+    reference_auc: float
+    expected_positive_rate: float
+    reference_positive_rate: float
+    n_rows: int
+
+    @property
+    def relative_auc(self) -> float:
+        """Estimated AUC as a share of the reference AUC."""
+        return self.estimated_auc / self.reference_auc if self.reference_auc else float("nan")
+
+    def as_dict(self) -> dict[str, float]:
+        """Flat dict for metadata and JSON."""
+        return {
+            "estimated_auc": self.estimated_auc,
+            "reference_auc": self.reference_auc,
+            "relative_auc": self.relative_auc,
+            "expected_positive_rate": self.expected_positive_rate,
+            "reference_positive_rate": self.reference_positive_rate,
+            "n_rows": self.n_rows,
+        }
+
+
+def estimate_performance(calibrator: ScoreCalibrator, scores: np.ndarray) -> PerformanceEstimate:
+    """Estimate the model's AUC on an unlabelled batch from its raw ``scores``.
+
+    Args:
+        calibrator: Fitted on the model's reference data (:func:`fit_calibrator`).
+        scores: The model's raw scores on the new batch.
+
+    Returns:
+        The estimate and its reference.
+    """
+    s = np.asarray(scores, dtype="float64").ravel()
+    p = calibrator.calibrate(s)
+    return PerformanceEstimate(
+        estimated_auc=expected_auc(s, p),
+        reference_auc=calibrator.reference_auc,
+        expected_positive_rate=float(p.mean()) if len(p) else float("nan"),
+        reference_positive_rate=calibrator.reference_positive_rate,
+        n_rows=len(s),
+    )
+
+
+def estimated_performance_degraded(
+    estimate: PerformanceEstimate,
+    *,
+    relative_floor: float,
+    min_rows: int,
+) -> tuple[bool, str]:
+    """Whether the estimated AUC says the model degraded, and the sentence saying why.
+
+    Args:
+        estimate: The batch's estimate.
+        relative_floor: Degraded if the estimated AUC < this x the reference AUC.
+        min_rows: Fewer rows than this: no verdict (the estimate is too noisy).
+
+    Returns:
+        ``(degraded, reason)``, the reason with the numbers.
+    """
+    est, ref = estimate.estimated_auc, estimate.reference_auc
+    if estimate.n_rows < min_rows:
+        return False, f"only {estimate.n_rows} rows < {min_rows}: no estimate verdict"
+    if est != est:
+        return False, "estimated AUC undefined on this batch (all scores alike)"
+    floor = relative_floor * ref
+    if est < floor:
+        return True, (
+            f"estimated AUC {est:.4f} < {relative_floor:g} x reference AUC {ref:.4f} = {floor:.4f}"
+        )
+    return False, (
+        f"estimated AUC {est:.4f} >= {relative_floor:g} x reference AUC {ref:.4f} = {floor:.4f}"
+    )
+
+
+def plot_estimated_history(
+    periods: list[str],
+    estimated: list[float],
+    realised: list[float | None],
+    *,
+    reference_auc: float,
+    floor: float,
+    title: str,
+) -> bytes:
+    """Estimated AUC per batch over time (realised AUC where labels arrived), as PNG bytes.
+
+    Rendered in memory: the chart travels as an image embedded in the asset's metadata.
+
+    Args:
+        periods: Batch ids in time order.
+        estimated: Estimated AUC of each batch.
+        realised: Realised AUC of each batch, ``None`` while its labels are missing.
+        reference_auc: Drawn as a horizontal line.
+        floor: The sensor's threshold, drawn as a dashed line.
+        title: Chart title.
+
+    Returns:
+        The PNG bytes.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(periods))
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    ax.plot(x, estimated, marker="o", markersize=3, label="estimated AUC (no labels)")
+    known = [(i, r) for i, r in enumerate(realised) if r is not None and r == r]
+    if known:
+        ax.plot(
+            [i for i, _ in known],
+            [r for _, r in known],
+            marker="x",
+            markersize=4,
+            linestyle=":",
+            color="black",
+            label="realised AUC (labels)",
+        )
+    ax.axhline(reference_auc, color="grey", linewidth=1, label=f"reference {reference_auc:.3f}")
+    ax.axhline(floor, color="tab:red", linestyle="--", linewidth=1, label=f"floor {floor:.3f}")
+    step = max(1, len(periods) // 8)
+    ax.set_xticks(x[::step])
+    ax.set_xticklabels([periods[i] for i in range(0, len(periods), step)], fontsize=7)
+    ax.set_ylabel("ROC AUC")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
