@@ -30,6 +30,7 @@ ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
     "batch_drift": ("drift", "monitoring", "validation", "batches"),
     "batch_performance": ("monitoring", "evaluation", "detectors", "batches"),
     "degradation_analysis": ("analysis", "detectors", "monitoring"),
+    "batch_estimated_performance": ("performance_estimation", "training", "batches"),
 }
 
 

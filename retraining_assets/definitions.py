@@ -12,6 +12,10 @@ from retraining_assets.defs.assets import (
     validated_dataset,
 )
 from retraining_assets.defs.dask_resource import DaskResource
+from retraining_assets.defs.estimated import (
+    batch_estimated_performance,
+    estimated_performance_sensor,
+)
 from retraining_assets.defs.executor import local_in_process_executor
 from retraining_assets.defs.io import StateJsonIOManager
 from retraining_assets.defs.jobs import ingest_job, monitoring_job, performance_job, retraining_job
@@ -50,6 +54,7 @@ defs = dg.Definitions(
         production_model,
         batch_drift,
         batch_performance,
+        batch_estimated_performance,
         degradation_analysis,
     ],
     jobs=[
@@ -65,6 +70,7 @@ defs = dg.Definitions(
         data_drift_sensor,
         performance_drift_sensor,
         concept_drift_sensor,
+        estimated_performance_sensor,
         shadow_sensor,
         alert_on_run_failure,
         health_alert_sensor,

@@ -8,6 +8,7 @@ area of the run-time :class:`~retraining_assets.storage.ObjectStore` (a folder b
     profiles/<model md5>-<profile key>.npz     drift reference of one production model
     errors/<batch id>.v<version>.npy           per-row squared errors of production v<version>
     shadow/<challenger md5>/<batch id>.npz     live labels + champion and challenger scores
+    calibrators/<model md5>.npz                score calibration of one production model (CBPE)
 
 Arrays are written with ``np.save``/``np.savez`` into memory and read back with
 ``allow_pickle=False``: a file in the store can hold numbers, never code. Every name that becomes
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from retraining_assets.core.drift import ReferenceProfile
+    from retraining_assets.core.performance_estimation import ScoreCalibrator
 
 #: The sub-area of the state store that holds monitoring artifacts.
 AREA = "monitoring"
@@ -36,6 +38,7 @@ AREA = "monitoring"
 _PROFILES = "profiles"
 _ERRORS = "errors"
 _SHADOW = "shadow"
+_CALIBRATORS = "calibrators"
 
 
 class MonitoringDataError(StoreError):
@@ -266,3 +269,33 @@ class MonitoringStore:
     def all_shadow(self, challenger_md5: str) -> list[ShadowScores]:
         """Every batch's shadow scores for one challenger, in batch order."""
         return [self.get_shadow(challenger_md5, b) for b in self.shadow_batches(challenger_md5)]
+
+    # -- score calibrators (label-free performance estimation) ----------------------------------
+
+    @staticmethod
+    def calibrator_key(model_md5: str) -> str:
+        """Key of the score calibrator of one production model."""
+        return f"{_CALIBRATORS}/{check_name(model_md5, 'model md5')}.npz"
+
+    def get_calibrator(self, model_md5: str) -> ScoreCalibrator | None:
+        """The stored calibrator of a model, or ``None`` if none was fitted yet.
+
+        Raises:
+            MonitoringDataError: if one is stored but cannot be read.
+        """
+        from retraining_assets.core.performance_estimation import ScoreCalibrator
+
+        key = self.calibrator_key(model_md5)
+        data = self.store.get_or_none(key)
+        if data is None:
+            return None
+        try:
+            return ScoreCalibrator.from_bytes(data)
+        except ValueError as exc:
+            raise MonitoringDataError(f"{key} in {self.location}: {exc}") from None
+
+    def put_calibrator(self, model_md5: str, calibrator: ScoreCalibrator) -> str:
+        """Store a model's calibrator (plain arrays in an ``.npz``); return its key."""
+        key = self.calibrator_key(model_md5)
+        self.store.put(key, calibrator.to_bytes())
+        return key

@@ -96,6 +96,9 @@ class TriggerPolicy:
         auc_floor: Absolute AUC on labelled feedback below which the model is degraded.
         relative_auc_floor: Degraded also if AUC < this x the AUC it had at promotion.
         min_labelled_rows: Fewer labelled rows than this: no performance verdict.
+        estimated_relative_auc_floor: Label-free early warning: degraded if the AUC estimated
+            from calibrated scores (CBPE) < this x the AUC on the model's reference test data.
+        estimated_min_rows: Fewer rows in a batch than this: no estimated-performance verdict.
         concept_detector: Error-stream change detector: adwin or page_hinkley.
         concept_delta: ADWIN confidence (smaller: fewer false alarms, later detection).
         cooldown_hours: Soft triggers do not start a retraining within this many hours of one.
@@ -113,6 +116,8 @@ class TriggerPolicy:
     auc_floor: float = 0.60
     relative_auc_floor: float = 0.95
     min_labelled_rows: int = 200
+    estimated_relative_auc_floor: float = 0.95
+    estimated_min_rows: int = 200
     concept_detector: str = "adwin"
     concept_delta: float = 0.002
     cooldown_hours: float = 24.0

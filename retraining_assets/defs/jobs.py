@@ -43,9 +43,12 @@ ingest_job = dg.define_asset_job(
 
 
 def _monitoring_selection() -> dg.AssetSelection:
+    from retraining_assets.defs.estimated import batch_estimated_performance
     from retraining_assets.defs.monitoring import batch_drift, batch_performance
 
-    return dg.AssetSelection.assets(raw_batches, batch_drift, batch_performance)
+    return dg.AssetSelection.assets(
+        raw_batches, batch_drift, batch_performance, batch_estimated_performance
+    )
 
 
 def _performance_selection() -> dg.AssetSelection:
@@ -59,7 +62,8 @@ monitoring_job = dg.define_asset_job(
     selection=_monitoring_selection(),
     partitions_def=batch_partitions,
     executor_def=local_in_process_executor,
-    description="Ingest one new batch: validate it, measure its drift (and quality if labelled).",
+    description="Ingest one new batch: validate it, measure its drift, estimate the production"
+    " model's AUC without labels (and measure it if labelled).",
 )
 
 performance_job = dg.define_asset_job(

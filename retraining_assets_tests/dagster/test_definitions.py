@@ -20,7 +20,7 @@ CHAIN = [
 ]
 
 
-MONITORING = ["batch_drift", "batch_performance"]
+MONITORING = ["batch_drift", "batch_performance", "batch_estimated_performance"]
 ANALYSIS = ["degradation_analysis"]
 
 
@@ -119,12 +119,18 @@ def test_automation_names_and_targets() -> None:
         "data_drift_sensor",
         "performance_drift_sensor",
         "concept_drift_sensor",
+        "estimated_performance_sensor",
         "shadow_sensor",
         "alert_on_run_failure",
         "health_alert_sensor",
     }
     assert sensors["shadow_sensor"].job_name == "shadow_decision_job"
-    for name in ("data_drift_sensor", "performance_drift_sensor", "concept_drift_sensor"):
+    for name in (
+        "data_drift_sensor",
+        "performance_drift_sensor",
+        "concept_drift_sensor",
+        "estimated_performance_sensor",
+    ):
         assert sensors[name].job_name == "retraining_job"
     assert {j.name for j in sensors["new_batch_sensor"].jobs} == {
         "monitoring_job",

@@ -1,0 +1,147 @@
+"""Label-free early warning: the estimated-AUC asset on a real model, and its sensor."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from retraining_assets.core import synthetic
+from retraining_assets.definitions import defs
+from retraining_assets.defs.assets import raw_batches
+from retraining_assets.defs.estimated import batch_estimated_performance
+from retraining_assets.defs.monitoring import batch_performance
+from retraining_assets.defs.state import MonitoringStoreResource
+from retraining_assets_tests.dagster.helpers import (
+    RESOURCES,
+    ingest,
+    latest_metadata,
+    production_store,
+    run_chain,
+    write_batches,
+    write_frame,
+)
+
+SENSOR = "estimated_performance_sensor"
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None = None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=RESOURCES, definitions=defs
+    )
+    return defs.resolve_sensor_def(SENSOR).evaluate_tick(context)
+
+
+def report(instance, batch: str, estimated: float, degraded: bool, version: int = 1) -> None:
+    reason = f"estimated AUC {estimated:.4f} {'<' if degraded else '>='} 0.95 x 0.8200"
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key="batch_estimated_performance",
+            partition=batch,
+            metadata={
+                "estimated/auc": estimated,
+                "estimated/verdict": "degraded" if degraded else "ok",
+                "estimated/reason": reason,
+                "production_version": version,
+            },
+        )
+    )
+
+
+@pytest.fixture
+def instance(project):
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def test_sensor_fires_once_per_cause_and_skips_with_the_numbers(instance) -> None:
+    assert tick(instance).skip_message == "no new estimated-performance measurements"
+    report(instance, "2024-01-01", 0.81, degraded=False)
+    report(instance, "2024-01-08", 0.80, degraded=False)
+    quiet = tick(instance)
+    assert not quiet.run_requests
+    assert "estimated quality holds on 2 new batch(es): lowest estimated AUC 0.8000" in (
+        quiet.skip_message or ""
+    )
+    assert "(2024-01-08)" in (quiet.skip_message or "")
+    report(instance, "2024-01-15", 0.70, degraded=True)
+    fired = tick(instance, cursor=quiet.cursor)
+    request = fired.run_requests[0]
+    assert request.run_key == "estimated_performance:2024-01-15:v1"
+    assert request.tags["retraining/trigger"] == "estimated_performance"
+    assert request.tags["retraining/cause_batch"] == "2024-01-15"
+    assert "0.7000 < 0.95" in request.tags["retraining/cause"]
+    assert not tick(instance, cursor=fired.cursor).run_requests
+    # A lost cursor cannot start a second run for the same cause: same run key.
+    assert tick(instance).run_requests[0].run_key == request.run_key
+
+
+def test_sensor_respects_the_cooldown(instance, project, monkeypatch) -> None:
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="retraining_job", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.SUCCESS
+        )
+    )
+    report(instance, "2024-01-15", 0.70, degraded=True)
+    held = tick(instance)
+    assert not held.run_requests
+    assert "estimated degradation on 2024-01-15 but cooldown: last retraining 0.0 h ago < 24 h" in (
+        held.skip_message or ""
+    )
+    config = project.home / "retraining.yaml"
+    config.write_text("triggers:\n  cooldown_hours: 0\n")
+    monkeypatch.setenv("RETRAINING_CONFIG", str(config))
+    assert len(tick(instance).run_requests) == 1
+
+
+def narrowed(start: str, seed: int) -> pd.DataFrame:
+    """A covariate shift that hurts: only rows with x0 near 0, the model's strongest feature.
+
+    Selecting rows by their features keeps P(y | x) (the labels stay right) while the model is
+    left with less to separate them by, so its AUC falls.
+    """
+    frame = synthetic.make_batch(6000, pd.Timestamp(start), seed=seed)
+    return frame[frame["x0"].abs() < 0.3].reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_estimated_auc_on_a_real_model_warns_on_a_harmful_shift(instance, project) -> None:
+    ids = write_batches(project, n_batches=5, rows=800, seed=31)
+    ingest(instance, ids)
+    assert run_chain(instance, window=4).success
+    clean = synthetic.make_history(1, 1500, seed=32, start="2024-03-04")
+    batches = {**clean, "2024-03-11": narrowed("2024-03-11", 33)}
+    for batch_id, frame in batches.items():
+        write_frame(project, batch_id, frame)
+    instance.add_dynamic_partitions("batches", sorted(batches))
+    for batch_id in sorted(batches):
+        result = dg.materialize(
+            [raw_batches, batch_estimated_performance, batch_performance],
+            instance=instance,
+            partition_key=batch_id,
+            resources=RESOURCES,
+        )
+        assert result.success
+    ok = latest_metadata(instance, "batch_estimated_performance", "2024-03-04")
+    shifted = latest_metadata(instance, "batch_estimated_performance", "2024-03-11")
+    realised_ok = latest_metadata(instance, "batch_performance", "2024-03-04")["auc"]
+    realised_shifted = latest_metadata(instance, "batch_performance", "2024-03-11")["auc"]
+    assert ok["estimated/verdict"] == "ok", ok["estimated/reason"]
+    assert abs(ok["estimated/auc"] - realised_ok) < 0.05
+    assert realised_shifted < 0.9 * realised_ok
+    assert abs(shifted["estimated/auc"] - realised_shifted) < 0.06
+    assert shifted["estimated/verdict"] == "degraded", shifted["estimated/reason"]
+    assert shifted["chart"].startswith("![estimated AUC per batch](data:image/png;base64,")
+    # The calibrator is plain numbers in the monitoring store, keyed by the model's md5.
+    record = production_store().current()
+    assert record is not None
+    assert shifted["calibrator_key"] == f"calibrators/{record.model_md5}.npz"
+    data = MonitoringStoreResource().open().store.get(shifted["calibrator_key"])
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        assert set(archive.files) == {"format", "thresholds", "probabilities", "reference"}
+    fired = tick(instance)
+    assert fired.run_requests[0].run_key == "estimated_performance:2024-03-11:v1"
