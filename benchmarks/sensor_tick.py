@@ -44,33 +44,33 @@ def _report(instance: dg.DagsterInstance, monitoring: MonitoringStore, batch_id:
     errors_key = monitoring.put_errors(
         batch_id, 1, np.random.default_rng(0).random(6000).astype("float32") * 0.2
     )
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(
-            asset_key="batch_drift",
-            partition=batch_id,
-            metadata={
-                "drift/verdict": "no_drift",
-                "max_psi": 0.05,
-                "max_psi_feature": "x",
-                "drifted_features": "none",
-                "summary": "no drift",
-                "production_version": 1,
-            },
-        )
+    from retraining_assets.core.verdicts import (
+        DriftVerdict,
+        PerformanceVerdict,
+        verdict_metadata,
     )
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(
-            asset_key="batch_performance",
-            partition=batch_id,
-            metadata={
-                "auc": 0.8,
-                "performance/verdict": "ok",
-                "performance/reason": "AUC 0.8000 >= floor 0.60",
-                "production_version": 1,
-                "errors_key": errors_key,
-            },
-        )
+
+    drift = DriftVerdict(
+        status="no_drift",
+        rule="any_psi",
+        max_psi=0.05,
+        max_psi_feature="x",
+        summary="no drift",
+        production_version=1,
     )
+    perf = PerformanceVerdict(
+        status="ok",
+        reason="AUC 0.8000 >= floor 0.60",
+        auc=0.8,
+        production_version=1,
+        errors_key=errors_key,
+    )
+    for key, record in (("batch_drift", drift), ("batch_performance", perf)):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=key, partition=batch_id, metadata=verdict_metadata(record)
+            )
+        )
 
 
 def measure(n_past: int) -> dict[str, float]:

@@ -152,6 +152,7 @@ def replay_policy(
     import dagster as dg
 
     from retraining_assets.core.batches import list_batches
+    from retraining_assets.core.verdicts import DriftVerdict, PerformanceVerdict, read_verdict
     from retraining_assets.defs.resources import TriggerPolicyResource
     from retraining_assets.defs.sensors import CLOCK_TAG, TRIGGER_TAG
 
@@ -291,18 +292,20 @@ def replay_policy(
             served = _current_version(home)
             arrive(batch_id)
             observe(batch_id)
-            perf = _metadata(instance, "batch_performance", batch_id)
-            drift = _metadata(instance, "batch_drift", batch_id)
+            perf = read_verdict(
+                _metadata(instance, "batch_performance", batch_id), PerformanceVerdict
+            )
+            drift = read_verdict(_metadata(instance, "batch_drift", batch_id), DriftVerdict)
             record = PeriodRecord(
                 period=batch_id,
                 start=batch_id,
-                rows=int(perf.get("rows", 0)),
+                rows=perf.rows if perf else 0,
                 served_version=served,
-                auc=perf.get("auc"),
-                log_loss=perf.get("log_loss"),
-                drift=drift.get("drift/verdict"),
-                max_psi=drift.get("max_psi"),
-                psi=dict(drift.get("psi") or {}),
+                auc=perf.auc if perf else None,
+                log_loss=perf.log_loss if perf else None,
+                drift=drift.status if drift else None,
+                max_psi=drift.max_psi if drift and drift.measured else None,
+                psi=dict(drift.psi) if drift else {},
             )
             tick_resources = {
                 **resources,

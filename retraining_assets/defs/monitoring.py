@@ -11,6 +11,12 @@ import dagster as dg
 
 from retraining_assets.code_version import asset_code_version
 from retraining_assets.core.registry import ProductionRecord, ProductionStore, RegistryError
+from retraining_assets.core.verdicts import (
+    DriftVerdict,
+    PerformanceVerdict,
+    read_verdict,
+    verdict_metadata,
+)
 from retraining_assets.defs.assets import (
     OWNERS,
     _read_dataset_md5,
@@ -67,6 +73,11 @@ def _reference_profile(
     return profile
 
 
+def _verdict_md(record: DriftVerdict | PerformanceVerdict) -> dict[str, Any]:
+    """The typed verdict as the one JSON metadata entry that sensors and replay read."""
+    return {k: dg.MetadataValue.json(v) for k, v in verdict_metadata(record).items()}
+
+
 def _booster(store: ProductionStore, record: ProductionRecord, role: str) -> Any:
     """The booster of ``record`` from md5-verified bytes; a damaged model fails the run."""
     try:
@@ -112,7 +123,13 @@ def batch_drift(
     record = production.store().current()
     if record is None:
         return dg.MaterializeResult(
-            metadata={"drift/verdict": "no_reference", "summary": "no production model yet"}
+            metadata={
+                "drift/verdict": "no_reference",
+                "summary": "no production model yet",
+                **_verdict_md(
+                    DriftVerdict(status="no_reference", summary="no production model yet")
+                ),
+            }
         )
     excluded = set(policy.drift_exclude)
     numeric = [f for f in schema.numeric_features if f not in excluded]
@@ -154,6 +171,19 @@ def batch_drift(
         return float("inf") if feature.psi is None else feature.psi
 
     top = max(result.features, key=psi_of)
+    verdict = DriftVerdict(
+        status="drift" if result.drifted else "no_drift",
+        rule=result.rule,
+        score=float(result.score),
+        threshold=float(result.threshold),
+        max_psi=psi_of(top),
+        max_psi_feature=top.name,
+        drifted_features=result.drifted_features(),
+        psi={f.name: (None if f.psi is None else round(float(f.psi), 6)) for f in result.features},
+        production_version=record.version,
+        rows=result.n_current,
+        summary=result.summary(),
+    )
     table = "| feature | PSI | KS D | p (adj.) | drifted |\n|---|---|---|---|---|\n" + "\n".join(
         f"| {f.name} | {fmt(f.psi, '.3f')} | {fmt(f.ks_d, '.3f')} | "
         f"{fmt(f.p_value_adjusted, '.2g')} | {'; '.join(f.reasons) if f.drifted else ''} |"
@@ -161,7 +191,8 @@ def batch_drift(
     )
     return dg.MaterializeResult(
         metadata={
-            "drift/verdict": "drift" if result.drifted else "no_drift",
+            **_verdict_md(verdict),
+            "drift/verdict": verdict.status,
             "drift/score": dg.MetadataValue.float(float(result.score)),
             "drift/rule": result.rule,
             "max_psi": dg.MetadataValue.float(psi_of(top)),
@@ -170,12 +201,7 @@ def batch_drift(
             "n_drifted": dg.MetadataValue.int(len(result.drifted_features())),
             "summary": result.summary(),
             "excluded_features": ", ".join(sorted(excluded)) or "none",
-            "psi": dg.MetadataValue.json(
-                {
-                    f.name: (None if f.psi is None else round(float(f.psi), 6))
-                    for f in result.features
-                }
-            ),
+            "psi": dg.MetadataValue.json(verdict.psi),
             "production_version": dg.MetadataValue.int(record.version),
             "rows": dg.MetadataValue.int(result.n_current),
             "features": dg.MetadataValue.md(table),
@@ -259,8 +285,19 @@ def batch_performance(
             "shadow/challenger_auc": dg.MetadataValue.float(measure(y, p_challenger).auc),
         }
     errors_key = monitoring.put_errors(batch_id, record.version, row_errors(y, p))
+    verdict = PerformanceVerdict(
+        status="degraded" if degraded else "ok",
+        reason=why,
+        auc=float(perf.auc),
+        log_loss=float(perf.log_loss),
+        rows=perf.n_rows,
+        production_version=record.version,
+        auc_at_promotion=None if at_promotion is None else float(at_promotion),
+        errors_key=errors_key,
+    )
     yield dg.MaterializeResult(
         metadata={
+            **_verdict_md(verdict),
             "auc": dg.MetadataValue.float(perf.auc),
             "log_loss": dg.MetadataValue.float(perf.log_loss),
             "brier": dg.MetadataValue.float(perf.brier),
@@ -272,8 +309,8 @@ def batch_performance(
             "production_auc_at_promotion": dg.MetadataValue.float(
                 at_promotion if at_promotion is not None else float("nan")
             ),
-            "performance/verdict": "degraded" if degraded else "ok",
-            "performance/reason": why,
+            "performance/verdict": verdict.status,
+            "performance/reason": verdict.reason,
             # The sensor reads the stream through the monitoring store by this key; the
             # location is for people (a folder path or an s3 URL).
             "errors_key": errors_key,
@@ -325,16 +362,22 @@ def degradation_analysis(context: dg.AssetExecutionContext) -> dg.MaterializeRes
             if mat is None or not mat.partition:
                 continue
             md = {k: v.value for k, v in mat.metadata.items()}
-            if sink == "perf" and "auc" in md:
-                performance[mat.partition] = PeriodPerformance(
-                    period=mat.partition,
-                    auc=float(md["auc"]),
-                    n_rows=int(md.get("rows", 0)),
-                    log_loss=float(md["log_loss"]) if "log_loss" in md else None,
-                    model_version=int(md["production_version"]),
-                )
-            elif sink == "drift" and isinstance(md.get("psi"), dict):
-                drift[mat.partition] = {k: float(v) for k, v in md["psi"].items() if v is not None}
+            if sink == "perf":
+                perf = read_verdict(md, PerformanceVerdict)
+                if perf is not None and perf.production_version is not None:
+                    performance[mat.partition] = PeriodPerformance(
+                        period=mat.partition,
+                        auc=perf.auc,
+                        n_rows=perf.rows,
+                        log_loss=perf.log_loss,
+                        model_version=perf.production_version,
+                    )
+            else:
+                measured = read_verdict(md, DriftVerdict)
+                if measured is not None and measured.measured:
+                    drift[mat.partition] = {
+                        k: float(v) for k, v in measured.psi.items() if v is not None
+                    }
     history = [performance[p] for p in sorted(performance)]
     if len(history) < 4:
         return dg.MaterializeResult(

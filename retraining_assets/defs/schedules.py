@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from retraining_assets.core.triggers import Skip, decide_schedule
 from retraining_assets.defs.jobs import retraining_job
 from retraining_assets.defs.resources import TriggerPolicyResource
 from retraining_assets.defs.sensors import TRIGGER_TAG, hours_since_last_retraining
@@ -27,11 +28,9 @@ def build_weekly_schedule(cron: str = DEFAULT_TRIGGERS.cron) -> dg.ScheduleDefin
         """Weekly fallback retraining; skips if a retraining ran within the schedule cooldown."""
         policy = triggers.policy()
         now = context.scheduled_execution_time.timestamp()
-        age = hours_since_last_retraining(context.instance, now=now)
-        if age is not None and age < policy.schedule_cooldown_hours:
-            return dg.SkipReason(
-                f"last retraining {age:.1f} h ago < cooldown {policy.schedule_cooldown_hours:g} h"
-            )
+        decision = decide_schedule(hours_since_last_retraining(context.instance, now=now), policy)
+        if isinstance(decision, Skip):
+            return dg.SkipReason(decision.reason)
         tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
         return dg.RunRequest(run_key=f"weekly:{tick}", tags={TRIGGER_TAG: "weekly"})
 

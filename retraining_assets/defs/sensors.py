@@ -6,13 +6,31 @@ run however many ticks see it. Tick cost does not grow with history: each tick r
 events after its cursor (at most ``_PAGE`` of them) and the latest retraining run.
 """
 
+import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from retraining_assets.core.triggers import (
+    Decision,
+    Skip,
+    decide_concept_drift,
+    decide_data_drift,
+    decide_performance,
+    new_error_detector,
+    watch_errors,
+)
+from retraining_assets.core.verdicts import (
+    ConceptDriftVerdict,
+    DriftVerdict,
+    PerformanceVerdict,
+    V,
+    read_verdict,
+)
 from retraining_assets.defs.assets import BATCH_PARTITIONS, batch_partitions
 from retraining_assets.defs.jobs import monitoring_job, performance_job, retraining_job
 from retraining_assets.defs.monitoring import batch_drift, batch_performance
@@ -23,6 +41,7 @@ from retraining_assets.defs.resources import (
 )
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.monitoring_store import MonitoringStore
+from retraining_assets.settings import TriggerPolicy
 from retraining_assets.storage import KeyNotFound
 
 if TYPE_CHECKING:
@@ -55,15 +74,6 @@ def hours_since_last_retraining(
     simulated = record.dagster_run.tags.get(CLOCK_TAG)
     created = float(simulated) if simulated else record.create_timestamp.timestamp()
     return ((now if now is not None else time.time()) - created) / 3600.0
-
-
-def _cooldown_reason(
-    instance: dg.DagsterInstance, cooldown_hours: float, now: float | None = None
-) -> str | None:
-    age = hours_since_last_retraining(instance, now=now)
-    if age is not None and age < cooldown_hours:
-        return f"cooldown: last retraining {age:.1f} h ago < {cooldown_hours:g} h"
-    return None
 
 
 @dataclass
@@ -104,18 +114,24 @@ _RUN_KEY_PREFIX = {
 }
 
 
-def _retraining(
-    trigger: str, event: _Event, version: object, cursor: str, **tags: object
-) -> dg.SensorResult:
-    """One retraining request for ``event``, keyed by the batch and the production version."""
+def _result(decision: Decision, cursor: str) -> dg.SensorResult:
+    """A decide function's answer as a sensor result.
+
+    A ``Fire`` becomes one retraining request keyed by the batch and the production version
+    (one cause, one run, however many ticks see it); a ``Skip`` keeps its reason.
+    """
+    if isinstance(decision, Skip):
+        return dg.SensorResult(skip_reason=decision.reason, cursor=cursor)
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
-                run_key=f"{_RUN_KEY_PREFIX[trigger]}:{event.partition}:v{version}",
+                run_key=(
+                    f"{_RUN_KEY_PREFIX[decision.trigger]}:{decision.partition}:v{decision.version}"
+                ),
                 tags={
-                    TRIGGER_TAG: trigger,
-                    "retraining/cause_batch": event.partition,
-                    **{f"retraining/{k}": str(v)[:200] for k, v in tags.items()},
+                    TRIGGER_TAG: decision.trigger,
+                    "retraining/cause_batch": decision.partition,
+                    **{f"retraining/{k}": str(v)[:200] for k, v in decision.evidence.items()},
                 },
             )
         ],
@@ -229,102 +245,67 @@ def new_batch_sensor(
     )
 
 
-@dg.sensor(
-    job=retraining_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-)
-def data_drift_sensor(
-    context: dg.SensorEvaluationContext,
-    triggers: TriggerPolicyResource,
-) -> dg.SensorResult | dg.SkipReason:
-    """Retrain when a new batch's drift verdict (``batch_drift``) is positive.
+def _verdicts(events: list[_Event], cls: type[V]) -> list[tuple[str, V | None]]:
+    """Each event's typed verdict (the one reader; a wrong schema fails the tick loudly)."""
+    return [(e.partition, read_verdict(e.metadata, cls)) for e in events]
 
-    The run is tagged with the cause and the drifted features; its run key names the batch and
-    the production version the drift was measured against, so one cause gives one run.
+
+def _verdict_sensor(
+    name: str,
+    asset_key: dg.AssetKey,
+    cls: type[V],
+    decide: Callable[[list[tuple[str, V | None]], TriggerPolicy, float | None], Decision],
+    description: str,
+) -> dg.SensorDefinition:
+    """A sensor that reads the new verdicts of one monitoring asset and asks ``decide``.
+
+    The cursor is the storage id of the last materialization seen; each tick reads at most
+    ``_PAGE`` newer ones.
     """
-    policy = triggers.policy()
-    events = _new_events(context, batch_drift.key, int(context.cursor) if context.cursor else None)
-    if not events:
-        return dg.SkipReason("no new drift measurements")
-    cursor = str(events[-1].storage_id)
-    measured = [e for e in events if e.metadata.get("drift/verdict") in ("drift", "no_drift")]
-    drifted = [e for e in measured if e.metadata["drift/verdict"] == "drift"]
-    if not drifted:
-        if not measured:
-            return dg.SensorResult(
-                skip_reason="no production model to compare against yet", cursor=cursor
-            )
-        top = max(measured, key=lambda e: e.metadata.get("max_psi", 0.0))
-        return dg.SensorResult(
-            skip_reason=(
-                f"no drift in {len(measured)} new batch(es): max PSI "
-                f"{top.metadata['max_psi']:.3f} < {policy.psi_threshold:.2f} "
-                f"({top.metadata.get('max_psi_feature')} in {top.partition})"
-            ),
-            cursor=cursor,
-        )
-    cause = drifted[-1]
-    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours, triggers.now())
-    if cooldown:
-        return dg.SensorResult(
-            skip_reason=f"drift in {cause.partition} ({cause.metadata['summary']}) but {cooldown}",
-            cursor=cursor,
-        )
-    return _retraining(
-        "data_drift",
-        cause,
-        cause.metadata.get("production_version"),
-        cursor,
-        cause=cause.metadata["summary"],
-        drifted_features=cause.metadata["drifted_features"],
+
+    @dg.sensor(
+        name=name,
+        job=retraining_job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description=description,
     )
+    def _sensor(
+        context: dg.SensorEvaluationContext,
+        triggers: TriggerPolicyResource,
+    ) -> dg.SensorResult | dg.SkipReason:
+        policy = triggers.policy()
+        events = _new_events(context, asset_key, int(context.cursor) if context.cursor else None)
+        decision = decide(
+            _verdicts(events, cls),
+            policy,
+            hours_since_last_retraining(context.instance, now=triggers.now()),
+        )
+        if not events:
+            assert isinstance(decision, Skip)
+            return dg.SkipReason(decision.reason)
+        return _result(decision, str(events[-1].storage_id))
+
+    return _sensor
 
 
-@dg.sensor(
-    job=retraining_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+data_drift_sensor = _verdict_sensor(
+    "data_drift_sensor",
+    batch_drift.key,
+    DriftVerdict,
+    decide_data_drift,
+    "Retrain when a new batch's drift verdict (batch_drift) is positive under the configured "
+    "drift rule; the run is tagged with the cause and the drifted features.",
 )
-def performance_drift_sensor(
-    context: dg.SensorEvaluationContext,
-    triggers: TriggerPolicyResource,
-) -> dg.SensorResult | dg.SkipReason:
-    """Retrain when the production model's AUC on labelled feedback falls below its floors.
 
-    Floors: an absolute AUC, and a share of the AUC the model had when it was promoted (both in
-    the trigger policy); ``batch_performance`` computes the verdict.
-    """
-    policy = triggers.policy()
-    events = _new_events(
-        context, batch_performance.key, int(context.cursor) if context.cursor else None
-    )
-    if not events:
-        return dg.SkipReason("no new labelled batches measured")
-    cursor = str(events[-1].storage_id)
-    degraded = [e for e in events if e.metadata.get("performance/verdict") == "degraded"]
-    if not degraded:
-        worst = min(events, key=lambda e: e.metadata.get("auc", 1.0))
-        return dg.SensorResult(
-            skip_reason=(
-                f"quality holds on {len(events)} new labelled batch(es): lowest "
-                f"{worst.metadata.get('performance/reason')} ({worst.partition})"
-            ),
-            cursor=cursor,
-        )
-    cause = degraded[-1]
-    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours, triggers.now())
-    if cooldown:
-        return dg.SensorResult(
-            skip_reason=f"degraded on {cause.partition} but {cooldown}", cursor=cursor
-        )
-    return _retraining(
-        "performance_drift",
-        cause,
-        cause.metadata.get("production_version"),
-        cursor,
-        cause=cause.metadata["performance/reason"],
-    )
+performance_drift_sensor = _verdict_sensor(
+    "performance_drift_sensor",
+    batch_performance.key,
+    PerformanceVerdict,
+    decide_performance,
+    "Retrain when the production model's AUC on labelled feedback falls below its floors "
+    "(absolute, and relative to its AUC at promotion); batch_performance computes the verdict.",
+)
 
 
 @dg.sensor(
@@ -338,13 +319,14 @@ def concept_drift_sensor(
     production: ProductionResource,
     monitoring_store: MonitoringStoreResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    """Retrain when the production model's errors change while the features have not drifted.
+    """Retrain when the production model's errors rise while the features have not drifted.
 
     Feeds the per-row squared error of each newly labelled batch, in time order, to an error-stream
     change detector (ADWIN by default) whose state lives in the cursor and restarts with each new
-    production version. A detected rise in error on batches whose feature drift verdict is
-    negative means P(y|x) moved: concept drift. The streams are read from the monitoring store
-    (key ``errors_key`` of each ``batch_performance`` event), wherever the run that wrote them ran.
+    production version. Only a rise counts (ADWIN also signals falls, which mean an improving
+    model): a rise on batches whose feature drift verdict is negative means P(y|x) moved. The
+    streams are read from the monitoring store (``errors_key`` of each ``batch_performance``
+    verdict), wherever the run that wrote them ran.
     """
     from retraining_assets.core.detectors import Adwin, PageHinkley
 
@@ -358,92 +340,87 @@ def concept_drift_sensor(
     detector: Adwin | PageHinkley
     if state.get("version") != version or "detector" not in state:
         # Squared error per row lies in [0, 1], the range ADWIN's bound assumes.
-        detector = (
-            Adwin(delta=policy.concept_delta)
-            if policy.concept_detector == "adwin"
-            else PageHinkley(delta=0.01, threshold=50.0)
-        )
+        detector = new_error_detector(policy)
         rows_seen = 0
     else:
         saved = state["detector"]
         detector = (Adwin if saved["kind"] == "adwin" else PageHinkley).from_dict(saved)
         rows_seen = int(state.get("rows", 0))
-    change = None
-    monitoring = monitoring_store.open()
-    for event in events:
-        if version is None or event.metadata.get("production_version") != version:
-            continue  # measured with another model: its errors say nothing about this one
-        errors = _error_stream(monitoring, event, version)
-        hits = detector.update_many(errors)
-        rows_seen += len(errors)
-        if hits and change is None:
-            change = event
-    new_state = {
-        "storage_id": events[-1].storage_id,
-        "version": version,
-        "detector": detector.to_dict(),
-        "rows": rows_seen,
-    }
-    cursor = json.dumps(new_state)
-    if change is None:
-        return dg.SensorResult(
-            skip_reason=(
-                f"no change in the error stream of v{version} after {rows_seen} labelled rows "
-                f"({policy.concept_detector})"
-            ),
-            cursor=cursor,
-        )
-    drift = _drift_verdict(context.instance, change.partition)
-    if drift == "drift":
-        return dg.SensorResult(
-            skip_reason=(
-                f"errors changed on {change.partition} but its features drifted too: "
-                "left to data_drift_sensor"
-            ),
-            cursor=cursor,
-        )
-    cooldown = _cooldown_reason(context.instance, policy.cooldown_hours, triggers.now())
-    if cooldown:
-        return dg.SensorResult(
-            skip_reason=f"concept drift on {change.partition} but {cooldown}", cursor=cursor
-        )
-    return _retraining(
-        "concept_drift",
-        change,
-        version,
-        cursor,
-        cause=f"error stream changed ({policy.concept_detector}) without feature drift",
+    change = ConceptDriftVerdict(
+        detected=False, rising=False, detector=policy.concept_detector, production_version=version
     )
+    monitoring = monitoring_store.open()
+    for partition, verdict in _verdicts(events, PerformanceVerdict):
+        if verdict is None or version is None or verdict.production_version != version:
+            continue  # measured with another model: its errors say nothing about this one
+        errors = _error_stream(monitoring, partition, verdict, version)
+        seen = watch_errors(detector, errors)
+        rows_seen += len(errors)
+        if seen.rising and not change.rising:
+            change = ConceptDriftVerdict(
+                detected=True,
+                rising=True,
+                partition=partition,
+                before_mean=seen.before_mean,
+                after_mean=seen.after_mean,
+                detector=policy.concept_detector,
+                production_version=version,
+            )
+        elif seen.falling and not change.detected:
+            change = ConceptDriftVerdict(
+                detected=True,
+                rising=False,
+                partition=partition,
+                detector=policy.concept_detector,
+                production_version=version,
+            )
+    change = dataclasses.replace(change, rows_seen=rows_seen)
+    cursor = json.dumps(
+        {
+            "storage_id": events[-1].storage_id,
+            "version": version,
+            "detector": detector.to_dict(),
+            "rows": rows_seen,
+        }
+    )
+    drift = _drift_verdict(context.instance, change.partition) if change.rising else None
+    decision = decide_concept_drift(
+        change,
+        drift,
+        policy,
+        hours_since_last_retraining(context.instance, now=triggers.now()),
+    )
+    return _result(decision, cursor)
 
 
-def _error_stream(monitoring: MonitoringStore, event: _Event, version: int) -> "np.ndarray":
-    """The error stream behind one ``batch_performance`` event, read from the monitoring store.
+def _error_stream(
+    monitoring: MonitoringStore, partition: str, verdict: PerformanceVerdict, version: int
+) -> "np.ndarray":
+    """The error stream behind one ``batch_performance`` verdict, read from the monitoring store.
 
     A missing stream is an error, not a skip: it means this sensor does not see the store the run
     wrote to (for example the daemon and the run worker were given different state URLs).
     """
-    key = str(
-        event.metadata.get("errors_key") or MonitoringStore.errors_key(event.partition, version)
-    )
+    key = verdict.errors_key or MonitoringStore.errors_key(partition, version)
     try:
         return monitoring.errors_at(key)
     except KeyNotFound:
         raise KeyNotFound(
-            f"error stream of batch {event.partition} (v{version}) not found at "
+            f"error stream of batch {partition} (v{version}) not found at "
             f"{monitoring.location_of(key)}: the sensor must read the state store the run wrote "
             "to (same RETRAINING_STATE_URL for daemon and run workers)"
         ) from None
 
 
-def _drift_verdict(instance: dg.DagsterInstance, partition: str) -> str | None:
+def _drift_verdict(instance: dg.DagsterInstance, partition: str) -> DriftVerdict | None:
     """The latest ``batch_drift`` verdict of one batch, if it was measured."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=batch_drift.key, asset_partitions=[partition]), limit=1
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    value = records[0].asset_materialization.metadata.get("drift/verdict")
-    return None if value is None else str(value.value)
+    metadata = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    return read_verdict(metadata, DriftVerdict)
 
 
 @dg.sensor(

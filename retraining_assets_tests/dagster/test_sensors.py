@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 
 import dagster as dg
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from retraining_assets.core import synthetic
+from retraining_assets.core.verdicts import DriftVerdict, PerformanceVerdict, verdict_metadata
 from retraining_assets.definitions import defs
 from retraining_assets.defs.resources import BatchSourceResource, ProductionResource
 from retraining_assets_tests.dagster.helpers import (
@@ -48,33 +50,38 @@ def call(instance: dg.DagsterInstance, name: str, cursor: str | None = None):
 
 
 def report_drift(instance, batch: str, verdict: str, max_psi: float, version: int = 1) -> None:
+    record = DriftVerdict(
+        status=verdict,
+        rule="any_psi",
+        score=max_psi,
+        threshold=0.2,
+        max_psi=max_psi,
+        max_psi_feature="x0",
+        drifted_features=("x0", "x1") if verdict == "drift" else (),
+        summary=f"max PSI {max_psi:.2f}",
+        production_version=version,
+    )
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="batch_drift",
             partition=batch,
-            metadata={
-                "drift/verdict": verdict,
-                "max_psi": max_psi,
-                "max_psi_feature": "x0",
-                "drifted_features": "x0, x1" if verdict == "drift" else "none",
-                "summary": f"max PSI {max_psi:.2f}",
-                "production_version": version,
-            },
+            metadata={"drift/verdict": verdict, **verdict_metadata(record)},
         )
     )
 
 
 def report_performance(instance, batch: str, auc: float, degraded: bool, version: int = 1):
+    record = PerformanceVerdict(
+        status="degraded" if degraded else "ok",
+        reason=f"AUC {auc:.4f} vs floor 0.60",
+        auc=auc,
+        production_version=version,
+    )
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="batch_performance",
             partition=batch,
-            metadata={
-                "auc": auc,
-                "performance/verdict": "degraded" if degraded else "ok",
-                "performance/reason": f"AUC {auc:.4f} vs floor 0.60",
-                "production_version": version,
-            },
+            metadata={"auc": auc, **verdict_metadata(record)},
         )
     )
 
@@ -151,6 +158,35 @@ def test_unknown_trigger_setting_is_a_clear_error(instance, project, monkeypatch
     report_drift(instance, "2024-01-08", "drift", 0.41)
     with pytest.raises(Exception, match="psi_treshold"):
         tick(instance, "data_drift_sensor")
+
+
+@pytest.mark.parametrize(
+    "sensor_name, change, message",
+    [
+        ("data_drift_sensor", {"schema_version": 99}, "schema_version 99; this code reads 1"),
+        ("data_drift_sensor", {"drop": "status"}, "missing fields ['status']"),
+        ("performance_drift_sensor", {"rename": ("auc", "roc_auc")}, "unknown fields ['roc_auc']"),
+    ],
+)
+def test_sensors_refuse_a_verdict_of_another_schema(instance, sensor_name, change, message) -> None:
+    """Renaming or dropping a verdict field, or bumping its version, fails the tick loudly."""
+    if sensor_name == "data_drift_sensor":
+        key, record = "batch_drift", DriftVerdict(status="drift", production_version=1)
+    else:
+        key, record = "batch_performance", PerformanceVerdict(status="ok", reason="", auc=0.8)
+    stored = dict(verdict_metadata(record)["verdict"])
+    if "schema_version" in change:
+        stored["schema_version"] = change["schema_version"]
+    if "drop" in change:
+        stored.pop(change["drop"])
+    if "rename" in change:
+        old, new = change["rename"]
+        stored[new] = stored.pop(old)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=key, partition="2024-01-08", metadata={"verdict": stored})
+    )
+    with pytest.raises(Exception, match=re.escape(message)):
+        tick(instance, sensor_name)
 
 
 # --- performance ----------------------------------------------------------------------------
@@ -299,20 +335,16 @@ def test_degradation_analysis_finds_the_onset_in_the_recorded_history(instance) 
     periods = [(dt.date(2024, 1, 1) + dt.timedelta(weeks=i)).isoformat() for i in range(30)]
     for i, period in enumerate(periods):
         auc = (0.80 if i < 18 else 0.72) + rng.normal(0, 0.01)
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                asset_key="batch_performance",
-                partition=period,
-                metadata={"auc": auc, "rows": 500, "log_loss": 0.5, "production_version": 1},
-            )
+        perf = PerformanceVerdict(
+            status="ok", reason="", auc=auc, log_loss=0.5, rows=500, production_version=1
         )
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                asset_key="batch_drift",
-                partition=period,
-                metadata={"psi": {"x0": 0.5 if i >= 17 else 0.02, "x1": 0.03}},
+        drift = DriftVerdict(status="no_drift", psi={"x0": 0.5 if i >= 17 else 0.02, "x1": 0.03})
+        for key, record in (("batch_performance", perf), ("batch_drift", drift)):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=key, partition=period, metadata=verdict_metadata(record)
+                )
             )
-        )
     result = dg.materialize([degradation_analysis], instance=instance, resources=RESOURCES)
     assert result.success
     md = latest_metadata(instance, "degradation_analysis")

@@ -1,0 +1,280 @@
+"""When to retrain: pure decide functions over typed verdicts, a policy and a clock.
+
+Every trigger is one function from what the monitoring assets concluded (records of
+:mod:`retraining_assets.core.verdicts`), the trigger policy (``settings.TriggerPolicy``) and the
+clock (hours since the last counted retraining, or ``None`` if there was none) to either
+:class:`Fire` (a cause and its evidence, which become the run's tags) or :class:`Skip` (a reason
+with the numbers). The Dagster sensors and schedule are thin shells around these functions, and
+the replay drives the same sensors, so what a replay measures is what production does.
+
+No Dagster import here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from retraining_assets.core.verdicts import ConceptDriftVerdict, DriftVerdict, PerformanceVerdict
+
+if TYPE_CHECKING:
+    from retraining_assets.core.detectors import Adwin, PageHinkley
+    from retraining_assets.settings import TriggerPolicy
+
+
+@dataclass(frozen=True)
+class Fire:
+    """Start a retraining.
+
+    Attributes:
+        trigger: Which trigger fired (``data_drift``, ``performance_drift``, ``concept_drift``,
+            ``weekly``).
+        cause: One line saying why, with the numbers.
+        partition: The batch that caused it ("" for the schedule).
+        version: The production version the cause was measured against.
+        evidence: Extra facts for the run's tags (``retraining/<key>``).
+    """
+
+    trigger: str
+    cause: str
+    partition: str = ""
+    version: int | None = None
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Do not retrain, and why (with the numbers)."""
+
+    reason: str
+
+
+Decision = Fire | Skip
+
+
+def cooldown_reason(hours_since_last: float | None, cooldown_hours: float) -> str | None:
+    """Why a trigger is held back by the cooldown, or ``None`` if it is not.
+
+    Args:
+        hours_since_last: Hours since the last pending, running or successful retraining.
+        cooldown_hours: The policy's cooldown.
+    """
+    if hours_since_last is not None and hours_since_last < cooldown_hours:
+        return f"cooldown: last retraining {hours_since_last:.1f} h ago < {cooldown_hours:g} h"
+    return None
+
+
+def decide_data_drift(
+    measured: Sequence[tuple[str, DriftVerdict | None]],
+    policy: TriggerPolicy,
+    hours_since_last: float | None,
+) -> Decision:
+    """Fire on the newest batch whose drift verdict is positive, unless in cooldown.
+
+    Args:
+        measured: ``(batch id, verdict)`` of the new ``batch_drift`` materializations, oldest
+            first (``None``: a materialization without a typed verdict).
+        policy: The trigger policy (cooldown).
+        hours_since_last: The clock: hours since the last retraining.
+    """
+    if not measured:
+        return Skip("no new drift measurements")
+    compared = [(b, v) for b, v in measured if v is not None and v.measured]
+    drifted = [(b, v) for b, v in compared if v.drifted]
+    if not drifted:
+        if not compared:
+            return Skip("no production model to compare against yet")
+        batch, top = max(compared, key=lambda item: item[1].max_psi)
+        rule = top.rule or "any_psi"
+        if rule == "any_psi":
+            return Skip(
+                f"no drift in {len(compared)} new batch(es): max PSI {top.max_psi:.3f} < "
+                f"{policy.psi_threshold:.2f} ({top.max_psi_feature} in {batch})"
+            )
+        batch_s, best = max(compared, key=lambda item: item[1].score)
+        return Skip(
+            f"no drift in {len(compared)} new batch(es) under rule {rule}: highest score "
+            f"{best.score:.3f} < {best.threshold:.3f} ({batch_s}); max PSI {top.max_psi:.3f} "
+            f"({top.max_psi_feature} in {batch})"
+        )
+    batch, cause = drifted[-1]
+    held = cooldown_reason(hours_since_last, policy.cooldown_hours)
+    if held:
+        return Skip(f"drift in {batch} ({cause.summary}) but {held}")
+    return Fire(
+        trigger="data_drift",
+        cause=cause.summary,
+        partition=batch,
+        version=cause.production_version,
+        evidence={
+            "cause": cause.summary,
+            "drifted_features": ", ".join(cause.drifted_features) or "none",
+            "drift_rule": cause.rule,
+        },
+    )
+
+
+def decide_performance(
+    measured: Sequence[tuple[str, PerformanceVerdict | None]],
+    policy: TriggerPolicy,
+    hours_since_last: float | None,
+) -> Decision:
+    """Fire on the newest labelled batch whose quality fell below a floor, unless in cooldown.
+
+    Args:
+        measured: ``(batch id, verdict)`` of the new ``batch_performance`` materializations.
+        policy: The trigger policy (cooldown).
+        hours_since_last: The clock: hours since the last retraining.
+    """
+    known = [(b, v) for b, v in measured if v is not None]
+    if not known:
+        return Skip("no new labelled batches measured")
+    degraded = [(b, v) for b, v in known if v.degraded]
+    if not degraded:
+        batch, worst = min(known, key=lambda item: item[1].auc)
+        return Skip(
+            f"quality holds on {len(known)} new labelled batch(es): lowest {worst.reason} ({batch})"
+        )
+    batch, cause = degraded[-1]
+    held = cooldown_reason(hours_since_last, policy.cooldown_hours)
+    if held:
+        return Skip(f"degraded on {batch} but {held}")
+    return Fire(
+        trigger="performance_drift",
+        cause=cause.reason,
+        partition=batch,
+        version=cause.production_version,
+        evidence={"cause": cause.reason},
+    )
+
+
+def decide_concept_drift(
+    change: ConceptDriftVerdict,
+    drift_of_batch: DriftVerdict | None,
+    policy: TriggerPolicy,
+    hours_since_last: float | None,
+) -> Decision:
+    """Fire when the error stream rose on a batch whose features did not drift.
+
+    Only a rise counts: a model whose errors fall is improving, not drifting.
+
+    Args:
+        change: What the error-stream detector saw on the new labelled batches.
+        drift_of_batch: The drift verdict of the batch where the change was seen, if measured.
+        policy: The trigger policy (detector, cooldown).
+        hours_since_last: The clock: hours since the last retraining.
+    """
+    version = change.production_version
+    if not change.detected:
+        return Skip(
+            f"no change in the error stream of v{version} after {change.rows_seen} labelled rows "
+            f"({change.detector})"
+        )
+    means = ""
+    if change.before_mean is not None and change.after_mean is not None:
+        means = f": mean error {change.before_mean:.3f} -> {change.after_mean:.3f}"
+    if not change.rising:
+        return Skip(
+            f"the error stream of v{version} changed on {change.partition}{means}, a fall: "
+            "only a rise is concept drift"
+        )
+    if drift_of_batch is not None and drift_of_batch.drifted:
+        return Skip(
+            f"errors changed on {change.partition} but its features drifted too: "
+            "left to data_drift_sensor"
+        )
+    held = cooldown_reason(hours_since_last, policy.cooldown_hours)
+    if held:
+        return Skip(f"concept drift on {change.partition} but {held}")
+    return Fire(
+        trigger="concept_drift",
+        cause=f"error stream rose ({change.detector}{means}) without feature drift",
+        partition=change.partition,
+        version=version,
+        evidence={
+            "cause": f"error stream rose ({change.detector}{means}) without feature drift",
+        },
+    )
+
+
+def decide_schedule(hours_since_last: float | None, policy: TriggerPolicy) -> Decision:
+    """The weekly fallback fires unless a retraining ran within the schedule cooldown."""
+    if hours_since_last is not None and hours_since_last < policy.schedule_cooldown_hours:
+        return Skip(
+            f"last retraining {hours_since_last:.1f} h ago < cooldown "
+            f"{policy.schedule_cooldown_hours:g} h"
+        )
+    return Fire(trigger="weekly", cause="weekly schedule")
+
+
+# --- the error stream, one-sided -------------------------------------------------------------
+
+
+@dataclass
+class ErrorRise:
+    """What :func:`watch_errors` found in one chunk of errors."""
+
+    rising: bool = False
+    falling: bool = False
+    before_mean: float | None = None
+    after_mean: float | None = None
+
+
+def new_error_detector(policy: TriggerPolicy) -> Adwin | PageHinkley:
+    """The policy's error-stream detector, fresh (Page-Hinkley watches increases only)."""
+    from retraining_assets.core.detectors import Adwin, PageHinkley
+
+    if policy.concept_detector == "adwin":
+        return Adwin(delta=policy.concept_delta)
+    return PageHinkley(delta=0.01, threshold=50.0, direction="increase")
+
+
+def watch_errors(detector: Adwin | PageHinkley, errors: Any) -> ErrorRise:
+    """Feed errors to a stateful detector; tell a rise of the mean error from a fall.
+
+    ADWIN reacts to changes either way. At each of its alarms the values it drops are the older
+    regime and the window it keeps the newer one, so the alarm is a rise when the kept mean is
+    above the dropped mean (the comparison ``detect_error_change`` makes on a whole stream).
+    Page-Hinkley is built to watch increases only.
+
+    Args:
+        detector: An ``Adwin`` or ``PageHinkley`` with its state so far (updated in place).
+        errors: The next per-row errors, in time order, in [0, 1].
+
+    Returns:
+        Whether a rise (or a fall) was seen, with the mean error before and after the first rise.
+    """
+    import numpy as np
+
+    from retraining_assets.core.detectors import Adwin
+
+    values = np.asarray(errors, dtype=np.float64)
+    found = ErrorRise()
+    pos = 0
+    while pos < len(values):
+        if isinstance(detector, Adwin):
+            width0, total0 = detector.width, detector.estimation * detector.width
+        hits = detector.update_many(values[pos:], max_detections=1)
+        if not hits:
+            break
+        alarm = pos + hits[0]
+        if isinstance(detector, Adwin):
+            added = alarm + 1 - pos
+            kept = detector.width
+            dropped = width0 + added - kept
+            total_before = total0 + float(values[pos : alarm + 1].sum())
+            after = detector.estimation
+            before = (total_before - after * kept) / dropped if dropped > 0 else math.nan
+            rising = after > before
+        else:
+            before, after, rising = math.nan, float(values[pos : alarm + 1].mean()), True
+        if rising and not found.rising:
+            found.rising = True
+            found.before_mean = None if math.isnan(before) else float(before)
+            found.after_mean = float(after)
+        elif not rising:
+            found.falling = True
+        pos = alarm + 1
+    return found

@@ -1,0 +1,144 @@
+"""Typed verdicts and the pure decide functions behind the sensors (no Dagster)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from retraining_assets.core.triggers import (
+    Fire,
+    Skip,
+    decide_concept_drift,
+    decide_data_drift,
+    decide_performance,
+    decide_schedule,
+    new_error_detector,
+    watch_errors,
+)
+from retraining_assets.core.verdicts import (
+    SCHEMA_VERSION,
+    VERDICT_KEY,
+    ConceptDriftVerdict,
+    DriftVerdict,
+    PerformanceVerdict,
+    VerdictSchemaError,
+    read_verdict,
+    verdict_metadata,
+)
+from retraining_assets.settings import TriggerPolicy
+
+POLICY = TriggerPolicy()
+
+
+def drift(status: str, max_psi: float, **kw) -> DriftVerdict:
+    return DriftVerdict(
+        status=status,
+        rule="any_psi",
+        score=max_psi,
+        threshold=0.2,
+        max_psi=max_psi,
+        max_psi_feature="x0",
+        drifted_features=("x0",) if status == "drift" else (),
+        production_version=3,
+        summary=f"max PSI {max_psi}",
+        **kw,
+    )
+
+
+def test_verdicts_round_trip_through_metadata_json() -> None:
+    record = drift("drift", float("inf"), psi={"x0": None, "x1": 0.4})
+    stored = verdict_metadata(record)
+    assert stored[VERDICT_KEY]["schema_version"] == SCHEMA_VERSION
+    assert stored[VERDICT_KEY]["max_psi"] == "inf"  # JSON has no infinity
+    assert read_verdict(stored, DriftVerdict) == record
+    perf = PerformanceVerdict(status="ok", reason="AUC 0.8", auc=0.8, errors_key="errors/a.npy")
+    assert read_verdict(verdict_metadata(perf), PerformanceVerdict) == perf
+    assert read_verdict({"drift/verdict": "drift"}, DriftVerdict) is None  # no typed record
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: {**d, "schema_version": SCHEMA_VERSION + 1}, "schema_version"),
+        (lambda d: {k: v for k, v in d.items() if k != "status"}, "missing fields ['status']"),
+        (lambda d: {**d, "verdict_status": d["status"]}, "unknown fields ['verdict_status']"),
+        (lambda d: {**d, "kind": "performance"}, "expected a 'drift' verdict"),
+    ],
+)
+def test_a_record_of_another_schema_fails_clearly(change, message) -> None:
+    stored = verdict_metadata(drift("drift", 0.4))[VERDICT_KEY]
+    with pytest.raises(VerdictSchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_verdict({VERDICT_KEY: change(stored)}, DriftVerdict)
+
+
+def test_data_drift_decision_fires_skips_and_respects_the_cooldown() -> None:
+    quiet = decide_data_drift([("w1", drift("no_drift", 0.05)), ("w2", None)], POLICY, None)
+    assert quiet == Skip("no drift in 1 new batch(es): max PSI 0.050 < 0.20 (x0 in w1)")
+    fired = decide_data_drift([("w1", drift("drift", 0.4))], POLICY, None)
+    assert isinstance(fired, Fire) and fired.partition == "w1" and fired.version == 3
+    assert fired.evidence["drifted_features"] == "x0"
+    held = decide_data_drift([("w1", drift("drift", 0.4))], POLICY, 2.0)
+    assert isinstance(held, Skip) and "cooldown: last retraining 2.0 h ago < 24 h" in held.reason
+    other_rule = dataclasses.replace(drift("no_drift", 0.5), rule="matters", score=0.4, threshold=1)
+    reason = decide_data_drift([("w1", other_rule)], POLICY, None)
+    assert isinstance(reason, Skip) and "rule matters: highest score 0.400 < 1.000" in reason.reason
+
+
+def test_performance_and_schedule_decisions() -> None:
+    ok = PerformanceVerdict(status="ok", reason="AUC 0.8100 >= 0.60", auc=0.81)
+    bad = PerformanceVerdict(status="degraded", reason="AUC 0.55 < 0.60", auc=0.55)
+    assert isinstance(decide_performance([("w1", ok)], POLICY, None), Skip)
+    assert isinstance(decide_performance([("w1", ok), ("w2", bad)], POLICY, None), Fire)
+    assert isinstance(decide_schedule(10.0, POLICY), Skip)
+    assert isinstance(decide_schedule(100.0, POLICY), Fire)
+
+
+def _stream(rates: list[float], n: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(rng.random(n) < rate).astype("float64") for rate in rates]
+
+
+def _concept(rates: list[float], seed: int = 0):
+    """The concept-drift sensor's steps, batch by batch, on 0/1 error streams."""
+    detector = new_error_detector(POLICY)
+    change = ConceptDriftVerdict(detected=False, rising=False, production_version=1)
+    for i, errors in enumerate(_stream(rates, 1500, seed)):
+        seen = watch_errors(detector, errors)
+        if seen.rising and not change.rising:
+            change = ConceptDriftVerdict(
+                detected=True,
+                rising=True,
+                partition=f"b{i}",
+                before_mean=seen.before_mean,
+                after_mean=seen.after_mean,
+                production_version=1,
+            )
+        elif seen.falling and not change.detected:
+            change = ConceptDriftVerdict(
+                detected=True, rising=False, partition=f"b{i}", production_version=1
+            )
+    return change, decide_concept_drift(change, None, POLICY, None)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_concept_drift_ignores_a_falling_error_rate(seed: int) -> None:
+    change, decision = _concept([0.3, 0.3, 0.1, 0.1], seed)
+    assert change.detected and not change.rising  # ADWIN saw the change ...
+    assert isinstance(decision, Skip) and "a fall" in decision.reason  # ... and it is no cause
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_concept_drift_fires_on_a_rising_error_rate(seed: int) -> None:
+    change, decision = _concept([0.1, 0.1, 0.3, 0.3], seed)
+    assert change.rising and change.partition == "b2"
+    assert change.before_mean == pytest.approx(0.1, abs=0.03)
+    # ADWIN keeps some old values in its window right after the alarm: the recent mean is mixed.
+    assert change.after_mean is not None and change.after_mean > change.before_mean + 0.02
+    assert isinstance(decision, Fire) and decision.trigger == "concept_drift"
+    features_drifted = decide_concept_drift(change, drift("drift", 0.5), POLICY, None)
+    assert (
+        isinstance(features_drifted, Skip)
+        and "left to data_drift_sensor" in features_drifted.reason
+    )
