@@ -81,6 +81,7 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
     )
     errors: dict[int, list[float]] = {h: [] for h in range(1, horizon + 1)}
     naive: dict[int, list[float]] = {h: [] for h in range(1, horizon + 1)}
+    fires = {"estimated": 0, "labelled": 0, "both": 0}
     for t in anchors:
         scorer, calibrator = _train_and_calibrate(frames, ids, ids[t], schema)
         cells = []
@@ -93,6 +94,11 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
             realised = roc_auc(batch[schema.target].to_numpy(), scores)
             estimated = estimate_performance(calibrator, scores).estimated_auc
             errors[h].append(abs(estimated - realised))
+            est_fires = estimated < RELATIVE_FLOOR * calibrator.reference_auc
+            lab_fires = realised < AUC_FLOOR or realised < RELATIVE_FLOOR * calibrator.reference_auc
+            fires["estimated"] += est_fires
+            fires["labelled"] += lab_fires
+            fires["both"] += est_fires and lab_fires
             naive[h].append(abs(calibrator.reference_auc - realised))
             cells.append(f"{estimated:.3f} vs {realised:.3f}".rjust(17))
         print(f"{ids[t]:11} {calibrator.reference_auc:8.3f}  " + "  ".join(cells), flush=True)
@@ -107,6 +113,11 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
     print(
         f"  all:         CBPE {np.mean(every):.4f}   naive {np.mean(every_naive):.4f}"
         f"   max CBPE {np.max(every):.4f}   (n={len(every)})"
+    )
+    print(
+        f"weeks a rule would fire (< {RELATIVE_FLOOR:g} x reference AUC; labelled also < "
+        f"{AUC_FLOOR:g}): estimated {fires['estimated']}, labelled {fires['labelled']}, "
+        f"both {fires['both']} of {len(every)}"
     )
 
 
