@@ -17,7 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from retraining_assets.core.verdicts import ConceptDriftVerdict, DriftVerdict, PerformanceVerdict
+from retraining_assets.core.verdicts import (
+    ConceptDriftVerdict,
+    DriftVerdict,
+    EstimatedPerformanceVerdict,
+    PerformanceVerdict,
+)
 
 if TYPE_CHECKING:
     from retraining_assets.core.detectors import Adwin, PageHinkley
@@ -143,6 +148,44 @@ def decide_performance(
         return Skip(f"degraded on {batch} but {held}")
     return Fire(
         trigger="performance_drift",
+        cause=cause.reason,
+        partition=batch,
+        version=cause.production_version,
+        evidence={"cause": cause.reason},
+    )
+
+
+def decide_estimated_performance(
+    measured: Sequence[tuple[str, EstimatedPerformanceVerdict | None]],
+    policy: TriggerPolicy,
+    hours_since_last: float | None,
+) -> Decision:
+    """Fire, before labels arrive, on the newest batch whose estimated AUC fell below its floor.
+
+    Args:
+        measured: ``(batch id, verdict)`` of the new ``batch_estimated_performance``
+            materializations, oldest first.
+        policy: The trigger policy (cooldown).
+        hours_since_last: The clock: hours since the last retraining.
+    """
+    if not measured:
+        return Skip("no new estimated-performance measurements")
+    known = [(b, v) for b, v in measured if v is not None and v.measured]
+    if not known:
+        return Skip(f"no estimated-performance verdict in {len(measured)} new batch(es)")
+    degraded = [(b, v) for b, v in known if v.degraded]
+    if not degraded:
+        batch, worst = min(known, key=lambda item: item[1].estimated_auc)
+        return Skip(
+            f"estimated quality holds on {len(known)} new batch(es): lowest {worst.reason} "
+            f"({batch})"
+        )
+    batch, cause = degraded[-1]
+    held = cooldown_reason(hours_since_last, policy.cooldown_hours)
+    if held:
+        return Skip(f"estimated degradation on {batch} but {held}")
+    return Fire(
+        trigger="estimated_performance",
         cause=cause.reason,
         partition=batch,
         version=cause.production_version,

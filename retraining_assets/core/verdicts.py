@@ -162,6 +162,48 @@ class ConceptDriftVerdict:
     schema_version: int = SCHEMA_VERSION
 
 
+@dataclass(frozen=True)
+class EstimatedPerformanceVerdict:
+    """The production model's AUC on one batch, estimated without labels (CBPE).
+
+    Attributes:
+        status: ``degraded`` or ``ok``; ``no_verdict`` when the estimate is undefined or the
+            batch has too few rows; ``no_reference`` when there is no production model yet.
+        reason: The numbers behind the status (e.g. ``estimated AUC 0.70 < 0.95 x 0.82``).
+        estimated_auc: Expected AUC under the calibrated scores (NaN if undefined).
+        reference_auc: Realised AUC on the reference test data the calibration was fitted on.
+        floor: ``estimated_relative_auc_floor`` x ``reference_auc``.
+        expected_positive_rate: Mean calibrated probability of the batch.
+        rows: Rows scored.
+        production_version: The model that was estimated.
+        calibrator_key: Monitoring-store key of the calibrator used.
+        schema_version: :data:`SCHEMA_VERSION` at write time.
+    """
+
+    KIND: ClassVar[str] = "estimated_performance"
+
+    status: str
+    reason: str
+    estimated_auc: float = math.nan
+    reference_auc: float | None = None
+    floor: float | None = None
+    expected_positive_rate: float | None = None
+    rows: int = 0
+    production_version: int | None = None
+    calibrator_key: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def measured(self) -> bool:
+        """True when the batch got a verdict (degraded or ok)."""
+        return self.status in ("degraded", "ok")
+
+    @property
+    def degraded(self) -> bool:
+        """True when the estimated AUC fell below the floor."""
+        return self.status == "degraded"
+
+
 _REGISTRY: dict[str, Any] = {}
 
 
@@ -185,6 +227,7 @@ def register_verdict(cls: type[V]) -> type[V]:
 register_verdict(DriftVerdict)
 register_verdict(PerformanceVerdict)
 register_verdict(ConceptDriftVerdict)
+register_verdict(EstimatedPerformanceVerdict)
 
 
 def _json_number(value: Any) -> Any:

@@ -111,6 +111,7 @@ _RUN_KEY_PREFIX = {
     "data_drift": "data_drift",
     "performance_drift": "performance",
     "concept_drift": "concept",
+    "estimated_performance": "estimated_performance",
 }
 
 

@@ -89,3 +89,46 @@ def test_calibrator_round_trips_as_plain_numbers_and_rejects_bad_bytes() -> None
         ScoreCalibrator(np.array([0.0, 1.0]), np.array([0.9, 0.1]), 0.8, 10, 0.3)
     with pytest.raises(ValueError, match="single class"):
         fit_calibrator(np.zeros(10), np.linspace(0, 1, 10))
+
+
+def test_estimated_verdict_round_trips_and_decides() -> None:
+    from retraining_assets.core.triggers import Fire, Skip, decide_estimated_performance
+    from retraining_assets.core.verdicts import (
+        EstimatedPerformanceVerdict,
+        parse_verdict,
+        read_verdict,
+        verdict_metadata,
+    )
+    from retraining_assets.settings import DEFAULT_TRIGGERS
+
+    def verdict(auc: float, status: str) -> EstimatedPerformanceVerdict:
+        return EstimatedPerformanceVerdict(
+            status=status,
+            reason=f"estimated AUC {auc:.4f} vs floor 0.7790",
+            estimated_auc=auc,
+            reference_auc=0.82,
+            floor=0.779,
+            rows=800,
+            production_version=3,
+        )
+
+    low = verdict(0.70, "degraded")
+    assert read_verdict(verdict_metadata(low), EstimatedPerformanceVerdict) == low
+    undefined = verdict(float("nan"), "no_verdict")
+    assert np.isnan(parse_verdict(verdict_metadata(undefined)["verdict"]).estimated_auc)
+
+    ok = [("2024-01-01", verdict(0.81, "ok")), ("2024-01-08", verdict(0.80, "ok"))]
+    quiet = decide_estimated_performance(ok, DEFAULT_TRIGGERS, None)
+    assert isinstance(quiet, Skip) and "lowest estimated AUC 0.8000" in quiet.reason
+    assert "(2024-01-08)" in quiet.reason
+    fire = decide_estimated_performance([*ok, ("2024-01-15", low)], DEFAULT_TRIGGERS, 30.0)
+    assert isinstance(fire, Fire)
+    assert (fire.trigger, fire.partition, fire.version) == (
+        "estimated_performance",
+        "2024-01-15",
+        3,
+    )
+    held = decide_estimated_performance([("2024-01-15", low)], DEFAULT_TRIGGERS, 2.0)
+    assert isinstance(held, Skip) and "cooldown: last retraining 2.0 h ago < 24 h" in held.reason
+    none = decide_estimated_performance([("2024-01-15", undefined)], DEFAULT_TRIGGERS, None)
+    assert isinstance(none, Skip) and "no estimated-performance verdict" in none.reason
