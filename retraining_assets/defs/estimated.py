@@ -6,34 +6,49 @@ fitted once per production model on its held-out test split and kept in the moni
 plain numbers. ``estimated_performance_sensor`` can start a retraining when the estimate falls
 below a share of the reference AUC, weeks before the labels would tell.
 
-This module does not import the jobs (``monitoring_job`` includes the asset defined here); the
-sensor names its job and reads the cooldown helpers at tick time.
+The asset writes a typed ``EstimatedPerformanceVerdict`` (``core/verdicts.py``); the sensor is
+the same verdict-sensor shape as ``performance_drift_sensor`` around
+``core.triggers.decide_estimated_performance``. ``monitoring_job`` selects the asset by key, so
+the jobs module does not import this one.
 """
 
 import json
+import math
 from typing import Any
 
 import dagster as dg
 
 from retraining_assets.code_version import asset_code_version
+from retraining_assets.core.triggers import decide_estimated_performance
+from retraining_assets.core.verdicts import (
+    EstimatedPerformanceVerdict,
+    PerformanceVerdict,
+    VerdictSchemaError,
+    read_verdict,
+    verdict_metadata,
+)
 from retraining_assets.defs.assets import OWNERS, _read_dataset_md5, batch_partitions, md_png
 from retraining_assets.defs.assets import raw_batches as raw_batches_asset
-from retraining_assets.defs.monitoring import _booster
+from retraining_assets.defs.monitoring import _all_materializations, _booster, batch_performance
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
     ProductionResource,
     TriggerPolicyResource,
 )
+from retraining_assets.defs.sensors import _verdict_sensor
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.monitoring_store import MonitoringDataError
 from retraining_assets.settings import SPLIT_COLUMN
 
 GROUP = "monitoring"
-#: Run-key prefix and trigger tag value of the retrainings this sensor starts.
-TRIGGER = "estimated_performance"
 #: Batches shown in the chart of the estimate over time.
 _HISTORY = 52
+
+
+def _verdict_md(record: EstimatedPerformanceVerdict) -> dict[str, Any]:
+    """The typed verdict as the one JSON metadata entry that the sensor and replay read."""
+    return {k: dg.MetadataValue.json(v) for k, v in verdict_metadata(record).items()}
 
 
 def _calibrator(context, monitoring, dvc: DvcResource, booster, record, schema) -> tuple[Any, str]:
@@ -70,25 +85,31 @@ def _calibrator(context, monitoring, dvc: DvcResource, booster, record, schema) 
 
 def _history(instance: dg.DagsterInstance, version: int) -> dict[str, tuple[float, float | None]]:
     """Estimated and realised AUC per batch measured with production ``version`` (newest wins)."""
-    from retraining_assets.defs.monitoring import _all_materializations, batch_performance
 
-    estimated: dict[str, float] = {}
-    for record in _all_materializations(instance, batch_estimated_performance.key):
-        mat = record.asset_materialization
-        if mat is None or not mat.partition:
-            continue
-        md = {k: v.value for k, v in mat.metadata.items()}
-        if md.get("production_version") == version and "estimated/auc" in md:
-            estimated[mat.partition] = float(md["estimated/auc"])
-    realised: dict[str, float] = {}
-    for record in _all_materializations(instance, batch_performance.key):
-        mat = record.asset_materialization
-        if mat is None or not mat.partition or mat.partition not in estimated:
-            continue
-        md = {k: v.value for k, v in mat.metadata.items()}
-        if md.get("production_version") == version and "auc" in md:
-            realised[mat.partition] = float(md["auc"])
-    return {p: (estimated[p], realised.get(p)) for p in sorted(estimated)[-_HISTORY:]}
+    def verdicts(key: dg.AssetKey, cls: Any) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for record in _all_materializations(instance, key):
+            mat = record.asset_materialization
+            if mat is None or not mat.partition:
+                continue
+            try:
+                verdict = read_verdict({k: v.value for k, v in mat.metadata.items()}, cls)
+            except VerdictSchemaError:
+                continue  # written by other code: the chart leaves it out, the sensor says why
+            if verdict is not None and verdict.production_version == version:
+                found[mat.partition] = verdict
+        return found
+
+    estimated = {
+        p: v.estimated_auc
+        for p, v in verdicts(batch_estimated_performance.key, EstimatedPerformanceVerdict).items()
+        if v.measured
+    }
+    realised = verdicts(batch_performance.key, PerformanceVerdict)
+    return {
+        p: (estimated[p], realised[p].auc if p in realised else None)
+        for p in sorted(estimated)[-_HISTORY:]
+    }
 
 
 @dg.asset(
@@ -130,8 +151,15 @@ def batch_estimated_performance(
     store = production.store()
     record = store.current()
     if record is None:
+        verdict = EstimatedPerformanceVerdict(
+            status="no_reference", reason="no production model yet"
+        )
         return dg.MaterializeResult(
-            metadata={"estimated/verdict": "no_reference", "summary": "no production model yet"}
+            metadata={
+                **_verdict_md(verdict),
+                "estimated/verdict": verdict.status,
+                "summary": verdict.reason,
+            }
         )
     booster = _booster(store, record, "production")
     calibrator, calibrator_key = _calibrator(
@@ -147,6 +175,20 @@ def batch_estimated_performance(
         min_rows=policy.estimated_min_rows,
     )
     floor = policy.estimated_relative_auc_floor * estimate.reference_auc
+    measured = estimate.n_rows >= policy.estimated_min_rows and not math.isnan(
+        estimate.estimated_auc
+    )
+    verdict = EstimatedPerformanceVerdict(
+        status="degraded" if degraded else ("ok" if measured else "no_verdict"),
+        reason=why,
+        estimated_auc=estimate.estimated_auc,
+        reference_auc=estimate.reference_auc,
+        floor=floor,
+        expected_positive_rate=estimate.expected_positive_rate,
+        rows=estimate.n_rows,
+        production_version=record.version,
+        calibrator_key=calibrator_key,
+    )
     history = _history(context.instance, record.version)
     history[context.partition_key] = (estimate.estimated_auc, None)
     periods = sorted(history)[-_HISTORY:]
@@ -160,11 +202,12 @@ def batch_estimated_performance(
     )
     return dg.MaterializeResult(
         metadata={
+            **_verdict_md(verdict),
             "estimated/auc": dg.MetadataValue.float(estimate.estimated_auc),
             "estimated/reference_auc": dg.MetadataValue.float(estimate.reference_auc),
             "estimated/relative_auc": dg.MetadataValue.float(estimate.relative_auc),
             "estimated/floor": dg.MetadataValue.float(floor),
-            "estimated/verdict": "degraded" if degraded else "ok",
+            "estimated/verdict": verdict.status,
             "estimated/reason": why,
             "expected_positive_rate": dg.MetadataValue.float(estimate.expected_positive_rate),
             "reference_positive_rate": dg.MetadataValue.float(estimate.reference_positive_rate),
@@ -178,79 +221,12 @@ def batch_estimated_performance(
     )
 
 
-@dg.sensor(
-    job_name="retraining_job",
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+estimated_performance_sensor = _verdict_sensor(
+    "estimated_performance_sensor",
+    batch_estimated_performance.key,
+    EstimatedPerformanceVerdict,
+    decide_estimated_performance,
+    "Retrain before labels arrive when a batch's AUC estimated from calibrated scores "
+    "(batch_estimated_performance, CBPE) falls below estimated_relative_auc_floor x the "
+    "production model's reference AUC; respects the soft-trigger cooldown.",
 )
-def estimated_performance_sensor(
-    context: dg.SensorEvaluationContext,
-    triggers: TriggerPolicyResource,
-) -> dg.SensorResult | dg.SkipReason:
-    """Retrain before labels arrive when a batch's estimated AUC falls below its floor.
-
-    Reads the verdicts of ``batch_estimated_performance`` after its cursor (a storage id); the
-    floor is ``estimated_relative_auc_floor`` x the production model's reference AUC (trigger
-    policy). Respects the soft-trigger cooldown; the run key names the batch and the production
-    version, so one cause gives one run.
-    """
-    from retraining_assets.defs.sensors import TRIGGER_TAG, hours_since_last_retraining
-
-    policy = triggers.policy()
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=batch_estimated_performance.key,
-            after_storage_id=int(context.cursor) if context.cursor else None,
-        ),
-        limit=200,
-        ascending=True,
-    ).records
-    events: list[tuple[int, str, dict[str, Any]]] = [
-        (
-            r.storage_id,
-            r.asset_materialization.partition or "",
-            {k: v.value for k, v in r.asset_materialization.metadata.items()},
-        )
-        for r in records
-        if r.asset_materialization is not None
-    ]
-    if not events:
-        return dg.SkipReason("no new estimated-performance measurements")
-    cursor = str(events[-1][0])
-    measured = [(p, md) for _, p, md in events if md.get("estimated/verdict") in ("ok", "degraded")]
-    degraded = [(p, md) for p, md in measured if md["estimated/verdict"] == "degraded"]
-    if not degraded:
-        if not measured:
-            return dg.SensorResult(skip_reason="no production model to estimate yet", cursor=cursor)
-        partition, md = min(measured, key=lambda e: float(e[1].get("estimated/auc", 1.0)))
-        return dg.SensorResult(
-            skip_reason=(
-                f"estimated quality holds on {len(measured)} new batch(es): lowest "
-                f"{md.get('estimated/reason')} ({partition})"
-            ),
-            cursor=cursor,
-        )
-    partition, md = degraded[-1]
-    age = hours_since_last_retraining(context.instance, now=triggers.now())
-    if age is not None and age < policy.cooldown_hours:
-        return dg.SensorResult(
-            skip_reason=(
-                f"estimated degradation on {partition} but cooldown: last retraining "
-                f"{age:.1f} h ago < {policy.cooldown_hours:g} h"
-            ),
-            cursor=cursor,
-        )
-    version = md.get("production_version")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"{TRIGGER}:{partition}:v{version}",
-                tags={
-                    TRIGGER_TAG: TRIGGER,
-                    "retraining/cause_batch": partition,
-                    "retraining/cause": str(md.get("estimated/reason"))[:200],
-                },
-            )
-        ],
-        cursor=cursor,
-    )

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from retraining_assets.core import synthetic
+from retraining_assets.core.verdicts import EstimatedPerformanceVerdict, verdict_metadata
 from retraining_assets.definitions import defs
 from retraining_assets.defs.assets import raw_batches
 from retraining_assets.defs.estimated import batch_estimated_performance
@@ -37,17 +38,19 @@ def tick(instance: dg.DagsterInstance, cursor: str | None = None):
 
 
 def report(instance, batch: str, estimated: float, degraded: bool, version: int = 1) -> None:
-    reason = f"estimated AUC {estimated:.4f} {'<' if degraded else '>='} 0.95 x 0.8200"
+    record = EstimatedPerformanceVerdict(
+        status="degraded" if degraded else "ok",
+        reason=f"estimated AUC {estimated:.4f} {'<' if degraded else '>='} 0.95 x 0.8200",
+        estimated_auc=estimated,
+        reference_auc=0.82,
+        rows=800,
+        production_version=version,
+    )
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="batch_estimated_performance",
             partition=batch,
-            metadata={
-                "estimated/auc": estimated,
-                "estimated/verdict": "degraded" if degraded else "ok",
-                "estimated/reason": reason,
-                "production_version": version,
-            },
+            metadata=verdict_metadata(record),
         )
     )
 
@@ -135,6 +138,10 @@ def test_estimated_auc_on_a_real_model_warns_on_a_harmful_shift(instance, projec
     assert realised_shifted < 0.9 * realised_ok
     assert abs(shifted["estimated/auc"] - realised_shifted) < 0.06
     assert shifted["estimated/verdict"] == "degraded", shifted["estimated/reason"]
+    typed = EstimatedPerformanceVerdict(
+        **{k: v for k, v in shifted["verdict"].items() if k != "kind"}
+    )
+    assert typed.degraded and typed.estimated_auc == shifted["estimated/auc"]
     assert shifted["chart"].startswith("![estimated AUC per batch](data:image/png;base64,")
     # The calibrator is plain numbers in the monitoring store, keyed by the model's md5.
     record = production_store().current()
