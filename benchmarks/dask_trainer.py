@@ -48,13 +48,18 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def build_dataset(batches: Path, out: Path, window: int) -> dict[str, Any]:
-    """The dataset ``training_dataset`` builds (rolling, ``window`` weeks), written the same way."""
+def build_dataset(batches: Path, out: Path, window: int, test_batches: int = 1) -> dict[str, Any]:
+    """The dataset ``training_dataset`` builds (rolling, ``window`` weeks), written the same way.
+
+    ``test_batches``: the latest weeks held out as the test set (``training_dataset`` uses 1).
+    """
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.strategies import apply_weights, plan_training
 
     ids = [b for b in batch_io.list_batches(batches) if batch_io.has_labels(batches, b, SCHEMA)]
-    plan = plan_training(ids, "rolling", as_of=None, window_batches=window, test_batches=1)
+    plan = plan_training(
+        ids, "rolling", as_of=None, window_batches=window, test_batches=test_batches
+    )
     frames = {
         b: batch_io.read_labelled_batch(batches, b, SCHEMA, columns=SCHEMA.columns)
         for b in plan.window.all_batches
@@ -67,7 +72,8 @@ def build_dataset(batches: Path, out: Path, window: int) -> dict[str, Any]:
     return {
         "train_batches": f"{plan.window.train_batches[0]} .. {plan.window.train_batches[-1]}"
         f" ({len(plan.window.train_batches)})",
-        "test_batch": plan.window.test_batches[-1],
+        "test_batches": f"{plan.window.test_batches[0]} .. {plan.window.test_batches[-1]}"
+        f" ({len(plan.window.test_batches)})",
         "rows": len(dataset),
         "train_rows": int((dataset[SPLIT_COLUMN] == "train").sum()),
         "test_rows": int((dataset[SPLIT_COLUMN] == "test").sum()),
@@ -139,12 +145,136 @@ def child(trainer: str, dataset: Path, model_out: Path, seed: int | None) -> dic
     return report
 
 
-def _score(model: Path, test) -> float:
-    from retraining_assets.core.evaluation import compute_metrics
+def _scores(model: Path, test) -> Any:
     from retraining_assets.core.training import Scorer, load_model
 
-    scores = Scorer(load_model(model), SCHEMA).predict(test)
-    return compute_metrics(test[SCHEMA.target].to_numpy(), scores).auc
+    return Scorer(load_model(model), SCHEMA).predict(test)
+
+
+def _trees_md5(model: Path) -> str:
+    """md5 of the trees of a model file (its parameters list the run's network ports)."""
+    import hashlib
+
+    text = model.read_text()
+    return hashlib.md5(text[: text.index("end of trees")].encode()).hexdigest()[:8]
+
+
+def _run_child(trainer: str, dataset: Path, model: Path, seed: int) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, __file__, "--child", trainer, "--dataset", str(dataset)]
+    proc = subprocess.run(
+        [*command, "--model-out", str(model), "--seed", str(seed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        sys.exit(f"{trainer} child failed:\n{proc.stderr[-3000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report["model"] = model
+    report["seed"] = seed
+    report["trees_md5"] = _trees_md5(model)
+    return report
+
+
+def compare(
+    batches: Path, work: Path, window: int, test_batches: int, seeds: list[int], repeats: int
+) -> None:
+    """Train both trainers on one window for every seed (the first seed ``repeats`` times), print.
+
+    Prints, per run, the test AUC, trees, times and memory; per seed, dask - local with a
+    paired DeLong 95% CI on the test rows (same rows, so the AUCs are correlated); over the
+    seeds, the mean of each trainer's test AUC and of the difference.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from retraining_assets.core.delong import delong_test
+    from retraining_assets.core.evaluation import compute_metrics
+
+    name = f"w{window}t{test_batches}"
+    dataset = work / f"{name}.parquet"
+    info = build_dataset(batches, dataset, window, test_batches)
+    print(f"\n=== window {window} weeks, test {test_batches} week(s): {json.dumps(info)}")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        for i in range(repeats if seed == seeds[0] else 1):
+            for trainer in ("local", "dask"):
+                report = _run_child(
+                    trainer, dataset, work / f"{name}-{trainer}-s{seed}-{i}.txt", seed
+                )
+                report["repeat"] = i
+                runs.append(report)
+                print(
+                    f"seed {seed} run {i} {trainer}: "
+                    + json.dumps({k: v for k, v in report.items() if k != "model"}, default=str),
+                    flush=True,
+                )
+    test = pd.read_parquet(dataset, filters=[(SPLIT_COLUMN, "==", "test")])
+    y = test[SCHEMA.target].to_numpy()
+    for r in runs:
+        r["scores"] = _scores(r["model"], test)
+        r["test_auc"] = compute_metrics(y, r["scores"]).auc
+    print(f"\ntest {info['test_batches']}: {len(test)} rows, {int(y.sum())} delayed")
+    print(
+        f"{'seed':>4} {'run':>3} {'trainer':7} {'test AUC':>9} {'valid AUC':>9} {'trees':>5}"
+        f" {'trees md5':>9} {'train s':>8} {'total s':>8} {'base MB':>8} {'peak MB':>8}"
+    )
+    for r in runs:
+        print(
+            f"{r['seed']:>4} {r['repeat']:>3} {r['trainer']:7} {r['test_auc']:9.4f}"
+            f" {r['valid_auc']:9.4f} {r['best_iteration']:5d} {r['trees_md5']:>9}"
+            f" {r['train_s']:8.1f} {r['total_s']:8.1f} {r['baseline_rss_mb']:8.0f}"
+            f" {r['driver_peak_rss_mb']:8.0f}"
+        )
+    for trainer in ("local", "dask"):
+        first = [r for r in runs if r["trainer"] == trainer and r["seed"] == seeds[0]]
+        same = len({r["trees_md5"] for r in first}) == 1
+        print(
+            f"{trainer}: {len(first)} runs of seed {seeds[0]} "
+            + ("identical" if same else "DIFFER: " + ", ".join(r["trees_md5"] for r in first))
+        )
+    diffs = []
+    for seed in seeds:
+        local = next(r for r in runs if r["trainer"] == "local" and r["seed"] == seed)
+        dask = next(r for r in runs if r["trainer"] == "dask" and r["seed"] == seed)
+        d = delong_test(y, dask["scores"], local["scores"])
+        diffs.append(d.difference)
+        print(
+            f"seed {seed}: AUC dask {d.auc_a:.4f} - local {d.auc_b:.4f} = {d.difference:+.4f},"
+            f" paired DeLong 95% CI [{d.ci_low:+.4f}, {d.ci_high:+.4f}], p = {d.p_value:.2f}"
+            f" (|diff| <= 0.005: {'met' if abs(d.difference) <= 0.005 else 'MISSED'})"
+        )
+    for trainer in ("local", "dask"):
+        aucs = [
+            r["test_auc"]
+            for r in runs
+            if r["trainer"] == trainer and r["repeat"] == 0 and r["seed"] in seeds
+        ]
+        print(
+            f"{trainer}: mean test AUC over seeds {seeds}: {np.mean(aucs):.4f}"
+            f" (min {min(aucs):.4f}, max {max(aucs):.4f})"
+        )
+    if len(seeds) > 1:
+        sd = float(np.std(diffs, ddof=1))
+        print(
+            f"mean dask - local over {len(seeds)} seeds: {np.mean(diffs):+.4f}"
+            f" (sd {sd:.4f}, standard error {sd / np.sqrt(len(seeds)):.4f})"
+        )
+    # The seed-averaged score of each trainer (mean over the seeds' predictions), paired.
+    mean_dask = np.mean(
+        [r["scores"] for r in runs if r["trainer"] == "dask" and r["repeat"] == 0], 0
+    )
+    mean_local = np.mean(
+        [r["scores"] for r in runs if r["trainer"] == "local" and r["repeat"] == 0], 0
+    )
+    d = delong_test(y, mean_dask, mean_local)
+    print(
+        f"seed-averaged predictions: AUC dask {d.auc_a:.4f} - local {d.auc_b:.4f}"
+        f" = {d.difference:+.4f}, paired DeLong 95% CI [{d.ci_low:+.4f}, {d.ci_high:+.4f}]"
+    )
 
 
 def main() -> None:
@@ -154,96 +284,29 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path)
     parser.add_argument("--model-out", type=Path)
     parser.add_argument("--batches", type=Path, default=Path("data/batches"))
-    parser.add_argument("--window", type=int, default=51)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--local-seeds",
-        default="",
-        help="also train the local model with these seeds (e.g. 1,2,3): how far the test AUC"
-        " moves with the seed alone, for scale",
+        "--windows",
+        default="51:1,47:4",
+        help="comma-separated WEEKS:TEST_WEEKS datasets (51:1 is what training_dataset builds;"
+        " 47:4 holds out the last 4 weeks, a larger test set)",
     )
+    parser.add_argument("--seeds", default="42,1,2", help="LightGBM seeds, both trainers")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of the first seed on the first window"
+    )
+    parser.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.dataset, args.model_out, args.seed)))
         return
 
-    import pandas as pd
-
     work = Path(tempfile.mkdtemp(prefix="dask-trainer-bench-"))
-    dataset = work / "training_dataset.parquet"
-    info = build_dataset(args.batches, dataset, args.window)
-    print("dataset:", json.dumps(info))
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"load average at start: {load}, cpus {os.cpu_count()}")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs: list[dict[str, Any]] = []
-    for i in range(args.repeats):
-        for trainer in ("local", "dask"):
-            model = work / f"{trainer}-{i}.txt"
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    trainer,
-                    "--dataset",
-                    str(dataset),
-                    "--model-out",
-                    str(model),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode:
-                sys.exit(f"{trainer} child failed:\n{proc.stderr[-3000:]}")
-            report = json.loads(proc.stdout.strip().splitlines()[-1])
-            report["model"] = model
-            runs.append(report)
-            print(
-                f"run {i} {trainer}: "
-                + json.dumps({k: v for k, v in report.items() if k != "model"}, default=str)
-            )
-
-    test = pd.read_parquet(dataset, filters=[(SPLIT_COLUMN, "==", "test")])
-    for r in runs:
-        r["test_auc"] = _score(r["model"], test)
-    seeds = [int(x) for x in args.local_seeds.split(",") if x]
-    for seed in seeds:
-        model = work / f"local-seed{seed}.txt"
-        command = [sys.executable, __file__, "--child", "local", "--dataset", str(dataset)]
-        subprocess.run(
-            [*command, "--model-out", str(model), "--seed", str(seed)],
-            env=env,
-            capture_output=True,
-            check=True,
-        )
-        print(f"local trainer, seed {seed}: test AUC {_score(model, test):.4f}")
-    positives = int(test[SCHEMA.target].sum())
-    print(f"\ntest week {info['test_batch']}: {len(test)} rows, {positives} delayed")
-    header = (
-        f"{'run':>3} {'trainer':7} {'test AUC':>9} {'valid AUC':>9} {'trees':>5} {'train s':>8}"
-        f" {'total s':>8} {'base MB':>8} {'peak MB':>8} {'load':>11}"
-    )
-    print(header)
-    for i, r in enumerate(runs):
-        print(
-            f"{i // 2:>3} {r['trainer']:7} {r['test_auc']:9.4f} {r['valid_auc']:9.4f}"
-            f" {r['best_iteration']:5d} {r['train_s']:8.1f} {r['total_s']:8.1f}"
-            f" {r['baseline_rss_mb']:8.0f} {r['driver_peak_rss_mb']:8.0f}"
-            f" {r['load_avg'][0]:5.2f}-{r['load_avg'][1]:<5.2f}"
-        )
-    for i in range(args.repeats):
-        local, dask = runs[2 * i], runs[2 * i + 1]
-        diff = dask["test_auc"] - local["test_auc"]
-        print(
-            f"run {i}: AUC dask - local = {diff:+.4f} (target |diff| <= 0.005: "
-            f"{'met' if abs(diff) <= 0.005 else 'MISSED'}); dask workers' peak RSS "
-            f"{', '.join(f'{m:.0f}' for m in dask['worker_peak_rss_mb'])} MB"
-        )
-    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; files in {work}")
+    print(f"cpus {os.cpu_count()}; files in {work}")
+    seeds = [int(x) for x in args.seeds.split(",") if x]
+    for i, spec in enumerate(args.windows.split(",")):
+        window, test_batches = (int(x) for x in spec.split(":"))
+        compare(args.batches, work, window, test_batches, seeds, args.repeats if i == 0 else 1)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ The same model as :func:`retraining_assets.core.training.train_model`, trained d
   group, ``dask.dataframe.read_parquet``) and keep only its ``train`` rows; the driver reads the
   file's footer and receives per-partition row counts, time ranges and category levels, never
   the rows. A file with fewer row groups than workers is split on the workers. Each worker then
-  trains on every k-th fit row of each partition (k workers), so each holds the whole window.
+  trains on a seeded random share of the fit rows of each partition, so each holds the whole
+  window, as one partition (its rows in time order).
 - **Split.** The most recent ``valid_fraction`` of the train rows (by time, as
   :func:`~retraining_assets.core.training.split_train_valid`) is held out for early stopping:
   the file is sorted by time, so the split is a global row position, cut per partition.
@@ -21,17 +22,24 @@ The same model as :func:`retraining_assets.core.training.train_model`, trained d
   them compute the same AUC of the same model and stop at the same iteration, by the rule of
   ``lightgbm.early_stopping`` on the first metric (AUC).
 
+- **Determinism.** The same file, seed and number of workers give the same model: which rows
+  each worker holds, in which order, and each worker's LightGBM rank (worker addresses sorted:
+  the first is rank 0) are fixed, not left to task placement, ``who_has`` order or Python's
+  string hashes (:class:`_RankedClient`). Each worker reports the rank and row count LightGBM
+  used (``extra["dask_ranks"]``).
+
 Dask, distributed and LightGBM are imported inside the functions (seconds to import).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -78,8 +86,27 @@ def _partition_stats(part: pd.DataFrame, schema: DatasetSchema) -> PartitionStat
     )
 
 
-def _rows(part: pd.DataFrame, start: int, stop: int, first: int = 0, step: int = 1) -> pd.DataFrame:
-    return part.iloc[start:stop].iloc[first::step]
+def _rows(part: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
+    return part.iloc[start:stop]
+
+
+def _owners(n_rows: int, n_workers: int, seed: int, index: int) -> np.ndarray:
+    """Which worker (position in the sorted worker list) trains on each fit row of a partition.
+
+    Drawn at random (seeded by the run's seed and the partition's index, so the same on the
+    driver and on every worker, run after run), not every k-th row: LightGBM bags each worker's
+    rows with the same ``bagging_seed`` by local row number, so with interleaved rows the
+    workers' i-th rows (global rows ``k*i .. k*i+k-1``, neighbours) were always in or out of
+    the bag together. Random owners still spread every worker over the whole window.
+    """
+    return np.random.default_rng([seed, index]).integers(n_workers, size=n_rows)
+
+
+def _worker_rows(
+    part: pd.DataFrame, stop: int, rank: int, n_workers: int, seed: int, index: int
+) -> pd.DataFrame:
+    """This worker's fit rows of one partition (time order kept)."""
+    return part.iloc[:stop][_owners(stop, n_workers, seed, index) == rank]
 
 
 def _levels(part: pd.DataFrame, columns: Sequence[str]) -> dict[str, set[str]]:
@@ -100,6 +127,68 @@ def _prepare(
         else np.ones(len(part), dtype="float64")
     )
     return out
+
+
+def _prepare_all(
+    schema: DatasetSchema, dtypes: dict[str, pd.CategoricalDtype], *pieces: pd.DataFrame
+) -> pd.DataFrame:
+    """One worker's whole training frame: its pieces of every partition, in partition order.
+
+    One partition per worker, concatenated here, because ``lightgbm.dask`` would concatenate a
+    worker's parts in an order that changes from one driver process to the next (below).
+    """
+    return _prepare(pd.concat(pieces), schema, dtypes)
+
+
+class _RankedClient:
+    """The Dask client, except that ``who_has`` lists keys in a fixed worker order.
+
+    ``lightgbm.dask`` ranks the LightGBM machines in the order it meets the workers in
+    ``client.who_has(parts)`` (the first is rank 0 and returns the model), and
+    ``distributed.Client.who_has`` builds that dict from a ``set`` of keys, so the order follows
+    Python's per-process string hashes. The rank decides which worker's rows bin which features
+    (LightGBM's distributed bin finding), so the same data and seed gave different models from
+    one driver process to the next. Listing the keys (and each key's holders) in the order of
+    ``workers`` makes worker ``i`` rank ``i``. Everything else goes to the real client.
+    """
+
+    def __init__(self, client: distributed.Client, workers: Sequence[str]) -> None:
+        self._client = client
+        self._rank = {w: i for i, w in enumerate(workers)}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def _of(self, worker: str) -> int:
+        return self._rank.get(worker, len(self._rank))
+
+    def who_has(self, futures: Any = None, **kwargs: Any) -> dict[Any, list[str]]:
+        """``Client.who_has`` with the keys sorted by the rank of their first holder."""
+        found = self._client.who_has(futures, **kwargs)
+        holders = {key: sorted(ws, key=self._of) for key, ws in found.items()}
+        last = len(self._rank)
+        return dict(sorted(holders.items(), key=lambda kv: self._of(kv[1][0]) if kv[1] else last))
+
+
+#: Topic of the scheduler events in which each worker reports its LightGBM rank.
+RANK_TOPIC = "retraining-lightgbm-rank"
+
+
+def _report_rank(env: Any, run: str) -> None:
+    """Log this worker's LightGBM rank and row count as a scheduler event (for the driver)."""
+    from urllib.parse import urlparse
+
+    from distributed import get_worker
+
+    worker = get_worker()
+    machines = str(env.params.get("machines", "")).split(",")
+    port = str(env.params.get("local_listen_port", ""))
+    host = urlparse(worker.address).hostname
+    matches = [i for i, m in enumerate(machines) if m.rsplit(":", 1)[-1] == port]
+    exact = [i for i in matches if machines[i].rsplit(":", 1)[0] == host]
+    rank = (exact or matches or [-1])[0]
+    rows = int(env.model.train_set.num_data()) if env.model.train_set is not None else -1
+    worker.log_event(RANK_TOPIC, {"run": run, "worker": worker.address, "rank": rank, "rows": rows})
 
 
 def _encode_valid(
@@ -157,14 +246,17 @@ class EarlyStoppingOnAllRows:
         valid: ``(x, y, w)`` from :func:`_encode_valid`, or ``{worker address: key}`` of one
             copy computed on each worker (the rows never pass through the driver).
         patience: ``early_stopping_rounds``.
+        run: Tag of this training: each worker then reports its LightGBM rank and row count
+            as a scheduler event under :data:`RANK_TOPIC` (``None``: no report).
     """
 
     order = 30
     before_iteration = False
 
-    def __init__(self, valid: Any, patience: int) -> None:
+    def __init__(self, valid: Any, patience: int, run: str | None = None) -> None:
         self.valid = valid
         self.patience = patience
+        self.run = run
         self.best_iteration = -1
         self.best_score = float("-inf")
         self._data: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
@@ -177,6 +269,8 @@ class EarlyStoppingOnAllRows:
 
         if self._data is None:
             self._data = _local_copy(self.valid)
+            if self.run is not None:
+                _report_rank(env, self.run)
         x, y, w = self._data
         if self._raw is None:
             # Trees so far, an init model's included (its raw score is the starting point).
@@ -320,28 +414,34 @@ def train_model_dask(
     n_valid = int(n_rows * params.valid_fraction)
     cut = n_rows - n_valid
 
-    # Every worker gets every k-th fit row of every partition, not a contiguous stretch: the
-    # file is in time order, and in a data-parallel run each worker bins some of the features
-    # from its own rows only (LightGBM's distributed bin finding). With contiguous halves one
-    # worker would bin `month` from January-June alone; interleaved rows cover the whole window
-    # on every worker, so the bins match the local trainer's and no longer depend on which
-    # worker LightGBM ranks first.
+    # Every worker gets a random share (seeded) of the fit rows of every partition, not a
+    # contiguous stretch: the file is in time order, and in a data-parallel run each worker bins
+    # some of the features from its own rows only (LightGBM's distributed bin finding). With
+    # contiguous halves one worker would bin `month` from January-June alone; spread rows cover
+    # the whole window on every worker, so the bins match the local trainer's. See _owners for
+    # why not every k-th row.
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    k = len(workers)
     load = dict.fromkeys(workers, 0)
-    fit_parts: list[tuple[Any, str]] = []
+    pieces: dict[str, list[Any]] = {w: [] for w in workers}
     valid_parts: list[Any] = []
     offset = 0
-    for part, s in zip(parts, stats, strict=True):
+    for index, (part, s) in enumerate(zip(parts, stats, strict=True)):
         stop = min(max(cut - offset, 0), s.n_rows)
-        for j, worker in enumerate(workers):
-            rows = len(range(j, stop, len(workers)))
-            if rows:
-                load[worker] += rows
-                piece = client.submit(_rows, part, 0, stop, j, len(workers), workers=[worker])
-                fit_parts.append((piece, worker))
+        if stop:
+            counts = np.bincount(_owners(stop, k, params.seed, index), minlength=k)
+            for rank, worker in enumerate(workers):
+                if counts[rank]:
+                    load[worker] += int(counts[rank])
+                    pieces[worker].append(
+                        client.submit(
+                            _worker_rows, part, stop, rank, k, params.seed, index, workers=[worker]
+                        )
+                    )
         if stop < s.n_rows:
             valid_parts.append(client.submit(_rows, part, stop, s.n_rows))
         offset += s.n_rows
+    fit_parts = [(p, w) for w in workers for p in pieces[w]]
 
     categorical = list(schema.categorical_features)
     present: dict[str, set[str]] = {c: set() for c in categorical}
@@ -364,14 +464,17 @@ def train_model_dask(
         dtypes[col] = pd.CategoricalDtype(pd.Index([*first, *new], dtype="string"))
 
     meta = _prepare(train._meta, schema, dtypes)
+    # One partition per worker, its rows in a fixed order (bagging draws by local row number).
+    training = [w for w in workers if pieces[w]]
     prepared = dd.from_delayed(
-        [client.submit(_prepare, p, schema, dtypes, workers=[w]) for p, w in fit_parts],
+        [client.submit(_prepare_all, schema, dtypes, *pieces[w], workers=[w]) for w in training],
         meta=meta,
         verify_meta=False,
     )
     weighted = WEIGHT_COLUMN in columns
     callbacks = []
     copies: dict[str, Any] = {}
+    run = uuid.uuid4().hex
     if valid_parts:
         # One copy of the whole validation set on each worker; the futures keep them in memory
         # until training is done, and only their keys travel with the callback.
@@ -381,11 +484,16 @@ def train_model_dask(
         }
         if all(client.gather([client.submit(_is_present, f) for f in copies.values()])):
             keys = {w: f.key for w, f in copies.items()}
-            callbacks = [EarlyStoppingOnAllRows(keys, params.early_stopping_rounds)]
+            callbacks = [EarlyStoppingOnAllRows(keys, params.early_stopping_rounds, run=run)]
     lgb_params = params.lightgbm_params()
     # lightgbm.dask sets each worker's num_threads to its Dask thread count.
     lgb_params.pop("num_threads")
-    model = lgb.DaskLGBMClassifier(client=client, n_estimators=params.num_boost_round, **lgb_params)
+    model = lgb.DaskLGBMClassifier(
+        # Duck-typed: lightgbm.dask only calls the client's methods.
+        client=cast("distributed.Client", _RankedClient(client, training)),
+        n_estimators=params.num_boost_round,
+        **lgb_params,
+    )
     fit_started = time.perf_counter()
     with warnings.catch_warnings():
         # The sklearn wrapper always passes n_jobs; lightgbm.dask drops it (threads per worker).
@@ -400,6 +508,11 @@ def train_model_dask(
         )
     fit_seconds = time.perf_counter() - fit_started
     del copies
+    ranks = {
+        msg["worker"]: {"rank": msg["rank"], "rows": msg["rows"]}
+        for _, msg in client.get_events(RANK_TOPIC)
+        if isinstance(msg, dict) and msg.get("run") == run
+    }
     booster = model.booster_
     init_trees = int(init_booster.current_iteration()) if init_booster is not None else 0
     # As lgb.train: the booster is cut at the best iteration; without early stopping, all trees.
@@ -411,6 +524,8 @@ def train_model_dask(
         "dask_partitions": len(parts),
         "dask_machines": sum(1 for rows in load.values() if rows),
         "fit_seconds": fit_seconds,
+        # {worker: {"rank", "rows"}} as LightGBM saw them (empty without early stopping).
+        "dask_ranks": dict(sorted(ranks.items(), key=lambda kv: kv[1]["rank"])),
     }
     if init_booster is not None:
         extra.update({"init_trees": init_trees, "new_trees": best - init_trees})

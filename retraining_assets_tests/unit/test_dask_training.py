@@ -279,3 +279,44 @@ def test_example_rows_are_the_first_train_rows(dataset: pd.DataFrame, tmp_path: 
     example = read_example_rows(path, SCHEMA, n=5)
     expected = prepare_features(_split(dataset, "train").head(5), SCHEMA)
     pd.testing.assert_frame_equal(example.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+@pytest.mark.slow
+def test_same_data_and_seed_give_the_same_model_with_fixed_ranks(
+    client: distributed.Client, source: Path, on_dask: TrainedModel
+) -> None:
+    again = train_model_dask(client, source, SCHEMA, PARAMS)
+
+    def trees(trained: TrainedModel) -> str:
+        return trained.booster.model_to_string().split("end of trees")[0]
+
+    assert trees(again) == trees(on_dask)
+    assert again.best_iteration == on_dask.best_iteration
+    assert again.valid_auc == on_dask.valid_auc
+    # Worker i (addresses sorted) is LightGBM rank i, with its own share of the fit rows.
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    for trained in (on_dask, again):
+        ranks = trained.extra["dask_ranks"]
+        assert list(ranks) == workers
+        assert [r["rank"] for r in ranks.values()] == [0, 1]
+        assert sum(r["rows"] for r in ranks.values()) == trained.n_train
+        assert min(r["rows"] for r in ranks.values()) > 0.4 * trained.n_train
+    assert again.extra["dask_ranks"] == on_dask.extra["dask_ranks"]
+
+
+@pytest.mark.slow
+def test_ranked_client_lists_keys_in_worker_order(client: distributed.Client) -> None:
+    from retraining_assets.core.dask_training import _RankedClient
+
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    # Submitted to the last worker first: the plain who_has order is not the worker order.
+    futures = [
+        client.submit(np.arange, n, workers=[workers[n % 2]], pure=False) for n in (3, 2, 5, 4)
+    ]
+    client.gather(futures)
+    for order in (workers, workers[::-1]):
+        ranked = _RankedClient(client, order).who_has(futures)
+        assert [holders[0] for holders in ranked.values()] == [order[0]] * 2 + [order[1]] * 2
+        assert set(ranked) == {f.key for f in futures}
+    # Everything else is the real client's.
+    assert _RankedClient(client, workers).ncores() == client.ncores()
