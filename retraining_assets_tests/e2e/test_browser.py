@@ -286,8 +286,9 @@ def open_production_model(page: Page, base: str, facts: dict[str, str]) -> str:
         expect(page.get_by_text(value).first).to_be_visible()
     link = page.locator(f'a[href^="{MLFLOW_UI}"]').first
     expect(link).to_be_visible()
-    # The page scrolls inside a panel (a full-page screenshot misses it): show the link's rows.
-    link.scroll_into_view_if_needed()
+    # The page scrolls inside a panel (a full-page screenshot misses it): bring the rows of the
+    # MLflow link and the code version (next to each other) into view, keys included.
+    page.get_by_role("cell", name="code/version", exact=True).scroll_into_view_if_needed()
     return str(link.get_attribute("href"))
 
 
@@ -296,10 +297,10 @@ def start_sensor(page: Page, base: str, name: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{base}/automation")
-    # One list item per sensor or schedule: a selection checkbox, then the on/off switch.
+    # One list item per sensor or schedule: a selection checkbox, then the on/off switch (a
+    # checkbox in switch format, rendered once the sensor's state has loaded, disabled until then).
     item = page.locator("[data-index]").filter(has=page.locator(f'a[href$="/sensors/{name}"]'))
-    switch = item.get_by_role("checkbox").last
-    # Disabled until the sensor's state has loaded.
+    switch = item.locator('label[class*="formatSwitch"] input[type="checkbox"]')
     expect(switch).to_be_enabled()
     expect(switch).not_to_be_checked()
     # The <input> itself is hidden; its <label> is the switch the user sees and clicks.
