@@ -127,6 +127,7 @@ def child(stage: str, folder: Path) -> dict[str, Any]:
     from retraining_assets.core.strategies import apply_weights, plan_training
     from retraining_assets.core.training import TrainParams, train_model
     from retraining_assets.core.validation import check_batch, validate_frame
+    from retraining_assets.core.versioning import file_md5
     from retraining_assets.settings import (
         BATCH_COLUMN,
         SPLIT_COLUMN,
@@ -143,6 +144,9 @@ def child(stage: str, folder: Path) -> dict[str, Any]:
         reference = load_flights().head(50_000)
         profile = build_reference(reference, numeric, categorical)
         del reference
+    md5s = {}
+    if stage == "dataset":
+        md5s = {b: file_md5(folder / f"{b}.parquet") for b in (BATCH, TEST)}
     args = sys.argv
     rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 10
 
@@ -160,9 +164,12 @@ def child(stage: str, folder: Path) -> dict[str, Any]:
             result = compute_drift(profile, frame)
             return f"drift score {result.score:.3f}"
         if stage == "dataset":
+            # As training_dataset: the md5s are those ingestion recorded.
             plan = plan_training([BATCH, TEST], "full", as_of=None, window_batches=8)
             frames = {
-                b: batch_io.read_labelled_batch(folder, b, schema, columns=schema.columns)
+                b: batch_io.read_validated_batch(
+                    folder, b, md5s[b], schema, columns=schema.columns
+                )
                 for b in plan.window.all_batches
             }
             dataset = apply_weights(
@@ -181,7 +188,10 @@ def child(stage: str, folder: Path) -> dict[str, Any]:
             return f"{len(result.outcomes)} expectations passed"
         if stage == "train":
             frame = pd.read_parquet(dataset_path)
-            train = frame[frame[SPLIT_COLUMN] == "train"]
+            if hasattr(batch_io, "split_rows"):  # as candidate_model does
+                train = batch_io.split_rows(frame, "train")
+            else:  # the code before split_rows
+                train = frame[frame[SPLIT_COLUMN] == "train"]
             weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
             params = TrainParams(num_boost_round=rounds, early_stopping_rounds=rounds)
             trained = train_model(train, schema, params, weights=weights)

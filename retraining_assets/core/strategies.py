@@ -254,6 +254,8 @@ def apply_weights(dataset: pd.DataFrame, plan: TrainingPlan, schema: DatasetSche
             reference,
             plan.half_life_days or DEFAULT_HALF_LIFE_DAYS,
         )
-    out = dataset.copy()
+    # A shallow copy: the new column is the copy's own, the rows are shared, never written
+    # (a deep copy doubled the dataset in memory at its largest).
+    out = dataset.copy(deep=False)
     out[WEIGHT_COLUMN] = weights
     return out

@@ -234,28 +234,45 @@ def train_model(
             f"target {schema.target!r} must be 0/1 with both classes present, got {sorted(classes)}"
             f" and {int(y_all.isna().sum())} missing"
         )
-    frame = train.copy()
-    if weights is not None:
-        frame["__w__"] = np.asarray(weights, dtype="float64")
-    fit, valid = split_train_valid(frame, schema, params.valid_fraction)
+    # Rows in time order without copying them: a dataset from collect_dataset is already
+    # ordered, so the split is two slices (views); only an unordered frame is sorted (a copy).
+    # The weights travel as an array beside the rows, not as a column of a copied frame.
+    w_all = None if weights is None else np.asarray(weights, dtype="float64")
+    stamps = pd.Index(train[schema.timestamp])
+    if stamps.is_monotonic_increasing:
+        ordered, w_ordered = train, w_all
+    else:
+        order = np.argsort(stamps.to_numpy(), kind="stable")
+        ordered = train.take(order)
+        w_ordered = None if w_all is None else w_all[order]
+    del stamps
+    n_valid = int(len(ordered) * params.valid_fraction)
+    n_fit = len(ordered) - n_valid if n_valid >= 1 else len(ordered)
+    fit, valid = ordered.iloc[:n_fit], ordered.iloc[n_fit:]
+    w_fit = None if w_ordered is None else w_ordered[:n_fit]
+    w_valid = None if w_ordered is None else w_ordered[n_fit:]
     x_fit = prepare_features(fit, schema)
     if init_booster is not None:
         # The validation Dataset below takes these levels from its reference (fit_set).
         x_fit = align_categories(x_fit, init_booster.pandas_categorical or [], schema)
+    feature_names = list(x_fit.columns)
     fit_set = lgb.Dataset(
         x_fit,
         label=fit[schema.target].to_numpy(),
-        weight=fit["__w__"].to_numpy() if weights is not None else None,
+        weight=w_fit,
         categorical_feature=list(schema.categorical_features),
         free_raw_data=True,
     )
+    # fit_set is the only holder of the features now: free_raw_data drops them once LightGBM
+    # has binned them, before the first tree.
+    del x_fit
     valid_sets: list[lgb.Dataset] = []
     callbacks: list[Callable[..., Any]] = []
     if len(valid) and valid[schema.target].nunique() == 2:
         valid_set = lgb.Dataset(
             prepare_features(valid, schema),
             label=valid[schema.target].to_numpy(),
-            weight=valid["__w__"].to_numpy() if weights is not None else None,
+            weight=w_valid,
             reference=fit_set,
         )
         valid_sets = [valid_set]
@@ -289,7 +306,7 @@ def train_model(
         train_seconds=seconds,
         n_train=len(fit),
         n_valid=len(valid),
-        feature_names=list(x_fit.columns),
+        feature_names=feature_names,
         valid_auc=valid_auc,
         extra=extra,
     )

@@ -546,8 +546,10 @@ def candidate_model(
         source = _dataset_file(dvc, validated_dataset.md5)
         trained, example = train_on_dask(dask, source, schema, params, init_model)
     else:
+        from retraining_assets.core.batches import split_rows
+
         frame = _read_dataset(dvc, validated_dataset)
-        train = frame[frame[SPLIT_COLUMN] == "train"]
+        train = split_rows(frame, "train")
         weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
         trained = train_model(train, schema, params, weights=weights, init_model=init_model)
         example = prepare_features(train.head(5), schema)
