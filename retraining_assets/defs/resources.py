@@ -291,6 +291,15 @@ class MlflowResource(dg.ConfigurableResource):
             return configured
         return (settings.state_dir() / "mlflow" / "artifacts").as_uri()
 
+    def _default_layout(self) -> bool:
+        """Whether both the tracking store and the artifacts are the state folder's defaults."""
+        return not (
+            self.tracking_uri
+            or os.environ.get("RETRAINING_MLFLOW_TRACKING_URI")
+            or self.artifact_location
+            or os.environ.get("RETRAINING_MLFLOW_ARTIFACTS")
+        )
+
     def describe(self) -> str:
         """Where the store lives, safe to print (password masked)."""
         from retraining_assets.services import mask_url
@@ -327,6 +336,12 @@ class MlflowResource(dg.ConfigurableResource):
         if (uri, self.experiment_name) in _MLFLOW_READY:
             return uri
         with _MLFLOW_INIT, _file_lock_for(uri):
+            if self._default_layout():
+                # A copied or moved state folder: its store still names the old folder's
+                # artifact root, so new runs would write there (and old artifacts resolve there).
+                relocate_artifact_root(
+                    Path(uri.removeprefix("sqlite:///")), self.experiment_name, self.artifacts()
+                )
             client = mlflow.MlflowClient(uri, registry_uri=uri)
             if client.get_experiment_by_name(self.experiment_name) is None:
                 try:
@@ -445,6 +460,69 @@ class MlflowResource(dg.ConfigurableResource):
             ],
             tags=[RunTag(key, str(value)) for key, value in tags.items()],
         )
+
+
+#: Columns of MLflow's SQL store that hold artifact locations (MLflow 3.x schema).
+_ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+)
+
+
+def relocate_artifact_root(db: Path, experiment_name: str, root: str) -> str | None:
+    """Re-point a state folder's MLflow store at its own artifact folder after a copy or move.
+
+    MLflow keeps absolute artifact locations in its store (the experiment's root, and each run's,
+    logged model's and model version's location under it). In the default layout the root is
+    ``<state>/mlflow/artifacts``; when the store is opened from another state folder (``var/``
+    copied or moved) and names a different ``.../mlflow/artifacts`` folder, every location under
+    that old root is rewritten to the same path under ``root``, in one transaction, so new runs
+    write into this folder and old runs' artifacts (copied along) are read from it. Any other
+    root (S3, a configured folder not named ``mlflow/artifacts``) is left alone.
+
+    Args:
+        db: The SQLite file of the MLflow store (nothing happens if it does not exist yet).
+        experiment_name: The project's experiment.
+        root: This state folder's artifact root (a ``file://`` URI).
+
+    Returns:
+        The old root that was replaced, or ``None`` if nothing had to change.
+    """
+    import sqlite3
+
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+        try:
+            row = con.execute(
+                "SELECT artifact_location FROM experiments WHERE name = ?", (experiment_name,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # not migrated yet: MLflow creates it next
+            return None
+        old = str(row[0]).rstrip("/") if row and row[0] else None
+        new = root.rstrip("/")
+        if (
+            old is None
+            or old == new
+            or not old.startswith("file://")
+            or not new.startswith("file://")
+            or not old.endswith("/mlflow/artifacts")
+        ):
+            return None
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        with con:  # one transaction: every location moves, or none
+            for table, column in _ARTIFACT_COLUMNS:
+                if table not in tables:
+                    continue
+                con.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?)"  # noqa: S608
+                    f" WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                    (new, len(old) + 1, old, len(old) + 1, old + "/"),
+                )
+    return old
 
 
 @contextlib.contextmanager
