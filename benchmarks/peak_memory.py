@@ -159,7 +159,8 @@ def child(stage: str, folder: Path) -> dict[str, Any]:
         if stage == "drift":
             assert profile is not None
             raw = batch_io.read_raw(folder, BATCH)
-            frame = batch_io.parse_batch(raw.data, raw.key, schema, columns=[*numeric, *categorical])
+            features = [*numeric, *categorical]
+            frame = batch_io.parse_batch(raw.data, raw.key, schema, columns=features)
             del raw
             result = compute_drift(profile, frame)
             return f"drift score {result.score:.3f}"
@@ -167,9 +168,7 @@ def child(stage: str, folder: Path) -> dict[str, Any]:
             # As training_dataset: the md5s are those ingestion recorded.
             plan = plan_training([BATCH, TEST], "full", as_of=None, window_batches=8)
             frames = {
-                b: batch_io.read_validated_batch(
-                    folder, b, md5s[b], schema, columns=schema.columns
-                )
+                b: batch_io.read_validated_batch(folder, b, md5s[b], schema, columns=schema.columns)
                 for b in plan.window.all_batches
             }
             dataset = apply_weights(
@@ -286,7 +285,8 @@ def main() -> None:
         if not (folder / f"{BATCH}.parquet").exists():
             started = time.perf_counter()
             make_batches(folder, args.rows, args.test_rows)
-            print(f"wrote {args.rows} + {args.test_rows} rows in {time.perf_counter() - started:.0f} s")
+            seconds = time.perf_counter() - started
+            print(f"wrote {args.rows} + {args.test_rows} rows in {seconds:.0f} s")
         frame = _run(args.code, "frame", str(folder))
         print(
             f"batch: {frame['rows']} rows, file {frame['file'] / MB:.0f} MB, frame"
@@ -303,14 +303,13 @@ def main() -> None:
                 r = results[name][stage]
                 print(
                     f"  {stage:9} {name:6} peak {r['peak'] / MB:7.0f} MB"
-                    f" ({r['peak'] / frame['deep']:.2f}x frame), {r['seconds']:.0f} s: {r['outcome']}",
+                    f" ({r['peak'] / frame['deep']:.2f}x frame), {r['seconds']:.0f} s:"
+                    f" {r['outcome']}",
                     flush=True,
                 )
         deep = frame["deep"]
         print()
-        head = " | ".join(
-            f"{name} peak MB | x frame | (peak-base) x frame" for name in codes
-        )
+        head = " | ".join(f"{name} peak MB | x frame | (peak-base) x frame" for name in codes)
         print(f"| stage | {head} |")
         print("|---|" + "---|---|---|" * len(codes))
         for stage in args.stages.split(","):
@@ -322,13 +321,13 @@ def main() -> None:
                     f" {(r['peak'] - r['baseline']) / deep:.2f}"
                 )
             print(f"| {stage} | " + " | ".join(cells) + " |")
+        every = [r for rs in results.values() for r in rs.values()]
+        spread = max(abs(r["peak"] - r["sampled_peak"]) for r in every)
         print(
             f"frame = {deep / MB:.0f} MB (memory_usage(deep=True) of the parsed batch); peak ="
             " ru_maxrss after a high-water reset before the stage; baseline = RSS after imports"
-            f" (reset ok: {all(r['reset'] for rs in results.values() for r in rs.values())};"
-            " sampled peaks within "
-            f"{max(abs(r['peak'] - r['sampled_peak']) for rs in results.values() for r in rs.values()) / MB:.0f}"
-            " MB)"
+            f" (reset ok: {all(r['reset'] for r in every)}; sampled peaks within"
+            f" {spread / MB:.0f} MB)"
         )
 
 

@@ -467,7 +467,7 @@ def validate_frame(
     )
 
 
-# --- row uniqueness without copying the columns ----------------------------------------------------
+# --- row uniqueness without copying the columns ---------------------------------------------
 
 
 def duplicated_rows(frame: pd.DataFrame, columns: Sequence[Any]) -> np.ndarray:

@@ -518,7 +518,7 @@ def relocate_artifact_root(db: Path, experiment_name: str, root: str) -> str | N
                 if table not in tables:
                     continue
                 con.execute(
-                    f"UPDATE {table} SET {column} = ? || substr({column}, ?)"  # noqa: S608
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?)"
                     f" WHERE {column} = ? OR substr({column}, 1, ?) = ?",
                     (new, len(old) + 1, old, len(old) + 1, old + "/"),
                 )
