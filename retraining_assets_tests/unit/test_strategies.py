@@ -252,3 +252,19 @@ def test_apply_weights_rejects_a_dataset_from_another_plan(
         apply_weights(no_test, weighted, SCHEMA)
     with pytest.raises(StrategyError, match=SPLIT_COLUMN):
         apply_weights(history[ids[0]], weighted, SCHEMA)
+
+
+def test_test_set_is_the_latest_period_not_the_last_file_name() -> None:
+    """A file named to sort last (``zz-final``) but holding an earlier week never becomes the test
+    set: batches are ordered by their period start, then by id."""
+    times = {
+        "2024-03-04": pd.Timestamp("2024-03-04"),
+        "2024-03-11": pd.Timestamp("2024-03-11"),
+        "2024-03-18": pd.Timestamp("2024-03-18"),
+        "zz-final": pd.Timestamp("2024-03-04"),
+    }
+    plan = plan_training(list(times), "full", as_of=None, window_batches=8, times=times)
+    assert plan.window.test_batches == ("2024-03-18",)
+    assert set(plan.window.train_batches) == {"2024-03-04", "zz-final", "2024-03-11"}
+    by_name = plan_training(list(times), "full", as_of=None, window_batches=8)
+    assert by_name.window.test_batches == ("zz-final",)  # what ordering by name alone would do

@@ -253,3 +253,26 @@ def test_module_import_does_not_import_great_expectations() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_duplicated_rows_matches_pandas_without_copying_the_columns() -> None:
+    """The memory-light row key gives pandas' answer: missing values equal, -0.0 == 0.0, mixed
+    dtypes, and enough distinct values per column to force the key's re-numbering."""
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 200):
+        frame = pd.DataFrame(
+            {
+                "a": rng.choice([0.0, -0.0, 1.0, np.nan], n),
+                "b": pd.Series(rng.choice(["x", "y", None], n), dtype=object),
+                "c": pd.to_datetime(rng.integers(0, 3, n), unit="s"),
+                "d": rng.integers(0, 2, n),
+            }
+        )
+        for columns in (["a"], ["a", "b"], ["a", "b", "c", "d"]):
+            expected = frame[columns].duplicated(keep=False).to_numpy()
+            assert (validation.duplicated_rows(frame, columns) == expected).all()
+    wide = pd.DataFrame({f"c{i}": rng.integers(0, 5000, 3000) for i in range(8)})
+    wide = pd.concat([wide, wide.iloc[:40]], ignore_index=True)
+    got = validation.duplicated_rows(wide, list(wide.columns))
+    assert got.sum() == 80
+    assert (got == wide.duplicated(keep=False).to_numpy()).all()
