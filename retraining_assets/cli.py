@@ -380,9 +380,9 @@ def cmd_restore_data(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a dataset's history under one or all retraining policies."""
-    from retraining_assets.replay import ALL, POLICIES, run_replay
+    from retraining_assets.replay import ALL, POLICIES, parse_policies, run_replay
 
-    policies = list(ALL) if args.policy == "all" else [args.policy]
+    policies = parse_policies(args.policy)
     if any(p not in POLICIES for p in policies):
         print(
             f"unknown policy {args.policy!r}; choose from {', '.join([*ALL, 'all'])}",
@@ -543,7 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="project/dataset configuration YAML (dataset:, triggers:)")
     p.add_argument("--source", help="folder of batch files (default: the demo's data/batches)")
     p.add_argument(
-        "--policy", default="combined", help="never|weekly|drift|performance|combined|all"
+        "--policy",
+        default="combined",
+        help="never|weekly|drift|performance|combined|all, or a comma list (weekly,drift)",
     )
     p.add_argument("--out", default="replay_out")
     p.add_argument("--initial", type=int, default=9, help="batches before the first model")

@@ -40,6 +40,14 @@ POLICIES: dict[str, tuple[str, ...]] = {
     ),
 }
 ALL = ("never", "weekly", "drift", "performance", "combined")
+
+
+def parse_policies(value: str) -> list[str]:
+    """``all``, one policy, or a comma list (``weekly,drift``), in the order given, no repeats."""
+    names = list(ALL) if value.strip() == "all" else [v.strip() for v in value.split(",")]
+    return list(dict.fromkeys(n for n in names if n))
+
+
 _QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -469,6 +477,7 @@ def run_replay(
         "subsample": subsample,
         "wall_seconds": wall,
         "policies": {r.policy: {k: v for k, v in r.to_dict().items()} for r in results},
+        "trigger_quality": _clean(trigger_quality(results)),
     }
     (out_dir / "replay.json").write_text(json.dumps(report, indent=2))
     plot_replay(results, out_dir / "replay.png")
@@ -476,25 +485,74 @@ def run_replay(
     return report
 
 
+def trigger_quality(results: list[PolicyResult]) -> dict[str, dict[str, float | None]]:
+    """How well each policy spends its retrainings, measured against ``never`` and ``weekly``.
+
+    Per policy: ``gain`` (mean AUC minus ``never``'s), ``share_of_weekly_gain`` (``gain`` over
+    ``weekly``'s gain: 1.0 keeps all of what retraining every week buys) and
+    ``retrainings_per_0.01_auc`` (retrainings per 0.01 of mean AUC gained; lower is better,
+    ``None`` when the policy gained nothing). Quantities needing ``never`` or ``weekly`` are
+    ``None`` when that policy was not replayed.
+    """
+    by_name = {r.policy: r for r in results}
+    never = by_name.get("never")
+    weekly = by_name.get("weekly")
+    base = never.mean_auc if never is not None else None
+    weekly_gain = (
+        weekly.mean_auc - base
+        if weekly is not None and weekly.mean_auc is not None and base is not None
+        else None
+    )
+    quality: dict[str, dict[str, float | None]] = {}
+    for r in results:
+        gain = r.mean_auc - base if r.mean_auc is not None and base is not None else None
+        share = gain / weekly_gain if gain is not None and weekly_gain else None
+        per = r.retrainings / (gain / 0.01) if gain is not None and gain > 0 else None
+        quality[r.policy] = {
+            "gain": gain,
+            "share_of_weekly_gain": share,
+            "retrainings_per_0.01_auc": per,
+        }
+    return quality
+
+
+def _rank_key(item: tuple[PolicyResult, dict[str, float | None]]) -> tuple[float, float]:
+    # Fewest retrainings per 0.01 AUC first; policies with no gain (never, or a loss) last,
+    # by mean AUC.
+    result, q = item
+    per = q["retrainings_per_0.01_auc"]
+    return (per if per is not None else float("inf"), -(result.mean_auc or 0.0))
+
+
 def summary_markdown(results: list[PolicyResult], wall_seconds: float) -> str:
-    """A short markdown table: mean AUC, retrainings and compute per policy."""
+    """A markdown table per policy, ranked by retrainings per 0.01 AUC gained over ``never``."""
+    quality = trigger_quality(results)
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
     lines = [
         "# Replay summary",
         "",
-        "| policy | mean AUC | retrainings | promotions | compute s |",
-        "|---|---|---|---|---|",
+        "| policy | mean AUC | retrainings | promotions | gain over never | share of weekly's"
+        " gain | retrainings per 0.01 AUC | compute s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        auc = f"{r.mean_auc:.4f}" if r.mean_auc is not None else "n/a"
+    for r, q in sorted(((r, quality[r.policy]) for r in results), key=_rank_key):
+        share = q["share_of_weekly_gain"]
         lines.append(
-            f"| {r.policy} | {auc} | {r.retrainings} | {r.promotions} | {r.compute_seconds:.0f} |"
+            f"| {r.policy} | {fmt(r.mean_auc, '.4f')} | {r.retrainings} | {r.promotions} | "
+            f"{fmt(q['gain'], '+.4f')} | {fmt(None if share is None else 100 * share, '.0f')}"
+            f"{'%' if share is not None else ''} | {fmt(q['retrainings_per_0.01_auc'], '.1f')} | "
+            f"{r.compute_seconds:.0f} |"
         )
     if results:
         n = len(results[0].periods)
         lines += [
             "",
             f"{n} periods after the first {len(results[0].initial_batches)} batches; each batch is"
-            " scored by the model in production when it arrived. Wall time "
+            " scored by the model in production when it arrived. Ranked by retrainings per 0.01"
+            " of mean AUC gained over `never` (fewest first). Wall time "
             f"{wall_seconds:.0f}s.",
         ]
     return "\n".join(lines) + "\n"

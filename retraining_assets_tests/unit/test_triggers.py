@@ -142,3 +142,28 @@ def test_concept_drift_fires_on_a_rising_error_rate(seed: int) -> None:
         isinstance(features_drifted, Skip)
         and "left to data_drift_sensor" in features_drifted.reason
     )
+
+
+def test_replay_summary_ranks_policies_by_retrainings_per_auc_gained() -> None:
+    from retraining_assets.replay import PolicyResult, parse_policies, summary_markdown
+    from retraining_assets.replay import trigger_quality as quality_of
+
+    def result(policy: str, auc: float, retrainings: int) -> PolicyResult:
+        return PolicyResult(policy, [], retrainings, retrainings, auc, 1.0, [])
+
+    results = [
+        result("never", 0.70, 0),
+        result("weekly", 0.74, 40),
+        result("drift", 0.738, 10),
+        result("combined", 0.741, 30),
+    ]
+    quality = quality_of(results)
+    assert quality["drift"]["share_of_weekly_gain"] == pytest.approx(0.95)
+    assert quality["drift"]["retrainings_per_0.01_auc"] == pytest.approx(10 / 3.8)
+    assert quality["never"]["retrainings_per_0.01_auc"] is None
+    lines = summary_markdown(results, 1.0).splitlines()
+    table = [line.split("|")[1].strip() for line in lines if line.startswith("|")]
+    ranked = [name for name in table if name in {"never", "weekly", "drift", "combined"}]
+    assert ranked == ["drift", "combined", "weekly", "never"]
+    assert parse_policies("weekly, drift,weekly") == ["weekly", "drift"]
+    assert parse_policies("all")[0] == "never"
