@@ -152,6 +152,39 @@ class MonitoringStore:
         self.store.put(key, profile.to_bytes())
         return key
 
+    @staticmethod
+    def thresholds_key(model_md5: str, profile_key: str, quantile: float) -> str:
+        """Key of the calibrated per-feature PSI thresholds beside a reference profile."""
+        return (
+            f"{_PROFILES}/{check_name(model_md5, 'model md5')}-"
+            f"{check_name(profile_key, 'profile key')}-q{round(quantile * 1000):d}.thresholds.json"
+        )
+
+    def get_thresholds(
+        self, model_md5: str, profile_key: str, quantile: float
+    ) -> dict[str, float] | None:
+        """The cached calibrated PSI thresholds, or ``None`` if not built (or unreadable)."""
+        import json
+
+        data = self.store.get_or_none(self.thresholds_key(model_md5, profile_key, quantile))
+        if data is None:
+            return None
+        try:
+            loaded = json.loads(data.decode())
+            return {str(k): float(v) for k, v in loaded.items()}
+        except (ValueError, AttributeError, TypeError):
+            return None  # torn or foreign: the caller recomputes
+
+    def put_thresholds(
+        self, model_md5: str, profile_key: str, quantile: float, thresholds: dict[str, float]
+    ) -> str:
+        """Store calibrated PSI thresholds (JSON); return the key."""
+        import json
+
+        key = self.thresholds_key(model_md5, profile_key, quantile)
+        self.store.put(key, json.dumps(thresholds, sort_keys=True).encode())
+        return key
+
     # -- error streams --------------------------------------------------------------------------
 
     @staticmethod

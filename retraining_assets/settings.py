@@ -89,8 +89,14 @@ class TriggerPolicy:
         ks_min_d: Effect-size floor: KS flags negligible shifts at large n, so a feature is
             KS-drifted only if its D is at least this as well.
         correction: Multiple-testing correction over features: none, bonferroni, holm, bh.
-        drift_rule: Dataset verdict: any_psi, share, or importance (importance-weighted share).
-        share_threshold: Share of drifted features for the share / importance rules.
+        drift_rule: Dataset verdict: ``matters`` (default: per-feature PSI thresholds calibrated
+            on the training batches, importance-weighted, calendar fields left out; see
+            ``core/drift_matters.py``), ``any_psi`` (some PSI > psi_threshold), ``share`` or
+            ``importance`` (importance-weighted share of PSI/KS-drifted features).
+        share_threshold: Share of drifted features for the share / importance / matters rules.
+        drift_quantile: ``matters``: quantile of the training batches' leave-one-out PSI.
+        drift_margin: ``matters``: a feature's threshold is max(psi_threshold, margin x that).
+        drift_exclude_calendar: ``matters``: leave calendar fields (month, day, ...) out.
         drift_exclude: Features left out of drift monitoring (e.g. calendar features such as
             ``month``, which leave the reference range by construction).
         auc_floor: Absolute AUC on labelled feedback below which the model is degraded.
@@ -110,8 +116,11 @@ class TriggerPolicy:
     ks_alpha: float = 0.05
     ks_min_d: float = 0.1
     correction: str = "holm"
-    drift_rule: str = "any_psi"
+    drift_rule: str = "matters"
     share_threshold: float = 0.3
+    drift_quantile: float = 0.99
+    drift_margin: float = 1.5
+    drift_exclude_calendar: bool = True
     drift_exclude: tuple[str, ...] = ()
     auc_floor: float = 0.60
     relative_auc_floor: float = 0.95

@@ -57,14 +57,16 @@ class DriftSpec:
     """How a batch departs from the clean data-generating process.
 
     Attributes:
-        covariate_shift: Mean shift of ``x0`` and ``x1``, in standard deviations (P(x) changes,
-            P(y|x) stays).
+        covariate_shift: Mean shift of the ``shift_columns`` (default ``x0`` and ``x1``), in
+            standard deviations (P(x) changes, P(y|x) stays).
         label_shift: Added to the intercept of the logit, which moves the base rate.
         concept_flip: From 0 to 1, turns the coefficient of ``x0`` (the most important feature)
             from ``+b`` to ``(1 - 2 * concept_flip) * b``: 0.5 removes it, 1 reverses it. P(y|x)
             changes while P(x) stays.
         noise: Scale of the logistic noise on the logit (1 is a plain logistic model, 0 makes the
             label a deterministic function of the features, larger values blur it).
+        shift_columns: The numeric features ``covariate_shift`` moves (``x4`` has no effect on
+            the label: shifting it alone is a drift that cannot hurt a model).
 
     """
 
@@ -72,9 +74,13 @@ class DriftSpec:
     label_shift: float = 0.0
     concept_flip: float = 0.0
     noise: float = 1.0
+    shift_columns: tuple[str, ...] = ("x0", "x1")
 
     def __post_init__(self) -> None:
         """Reject values outside their meaningful range."""
+        unknown = set(self.shift_columns) - set(SYNTHETIC_SCHEMA.numeric_features)
+        if unknown:
+            raise ValueError(f"shift_columns must be numeric features, got {sorted(unknown)}")
         if not 0.0 <= self.concept_flip <= 1.0:
             raise ValueError(f"concept_flip must be within [0, 1], got {self.concept_flip}")
         if self.noise < 0.0:
@@ -138,8 +144,15 @@ def make_batch(
     eps = rng.logistic(0.0, 1.0, n_rows)
     seconds = np.sort(rng.integers(0, days * 86_400, n_rows))
 
-    x0 = x0 + drift.covariate_shift
-    x1 = x1 + drift.covariate_shift
+    shifts = {
+        c: drift.covariate_shift if c in drift.shift_columns else 0.0
+        for c in ["x0", "x1", "x2", "x3", "x4"]
+    }
+    x0 = x0 + shifts["x0"]
+    x1 = x1 + shifts["x1"]
+    x2 = x2 + shifts["x2"]
+    x3 = x3 + shifts["x3"]
+    x4 = x4 + shifts["x4"]
     coef_x0 = _COEF_X0 * (1.0 - 2.0 * drift.concept_flip)
     logit = (
         _INTERCEPT

@@ -32,7 +32,7 @@ from retraining_assets.defs.resources import (
 )
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.monitoring_store import MonitoringDataError, MonitoringStore
-from retraining_assets.settings import SPLIT_COLUMN
+from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN
 from retraining_assets.storage import check_name
 
 GROUP = "monitoring"
@@ -45,15 +45,19 @@ def _reference_profile(
     numeric: list[str],
     categorical: list[str],
     record,
+    quantile: float | None = None,
 ):
-    """The drift reference of a production version, cached in the monitoring store.
+    """The drift reference of a production version and its calibrated PSI thresholds, cached.
 
     Built once from the training split of the data the model was trained on, and kept under
-    ``profiles/<model md5>-<feature-set key>.npz``; an unreadable cached copy is rebuilt.
+    ``profiles/<model md5>-<feature-set key>.npz``; an unreadable cached copy is rebuilt. With a
+    ``quantile`` (the ``matters`` rule), each feature's PSI threshold calibrated on the training
+    batches (leave one out) is kept beside it as JSON; otherwise the thresholds are empty.
     """
     import hashlib
 
     from retraining_assets.core.drift import build_reference
+    from retraining_assets.core.drift_matters import calibrate_thresholds
 
     # One profile per model and monitored feature set (drift_exclude may change).
     key = hashlib.sha1(",".join([*numeric, "|", *categorical]).encode()).hexdigest()[:8]
@@ -62,15 +66,27 @@ def _reference_profile(
     except MonitoringDataError as exc:
         context.log.warning("rebuilding the reference profile: %s", exc)
         cached = None
-    if cached is not None:
-        return cached
+    thresholds = (
+        monitoring.get_thresholds(record.model_md5, key, quantile) if quantile is not None else {}
+    )
+    if cached is not None and thresholds is not None:
+        return cached, thresholds
     if not record.dataset_md5:
         raise dg.Failure(f"production v{record.version} records no training data md5")
     frame = _read_dataset_md5(dvc, record.dataset_md5)
     train = frame[frame[SPLIT_COLUMN] == "train"] if SPLIT_COLUMN in frame else frame
-    profile = build_reference(train, numeric, categorical)
-    monitoring.put_profile(record.model_md5, key, profile)
-    return profile
+    if cached is None:
+        cached = build_reference(train, numeric, categorical)
+        monitoring.put_profile(record.model_md5, key, cached)
+    if thresholds is None and quantile is not None:
+        # The reference's own period-to-period PSI (leave one training batch out).
+        thresholds = (
+            calibrate_thresholds(train, numeric, categorical, BATCH_COLUMN, quantile=quantile)
+            if BATCH_COLUMN in train
+            else {}
+        )
+        monitoring.put_thresholds(record.model_md5, key, quantile, thresholds)
+    return cached, thresholds or {}
 
 
 def _verdict_md(record: DriftVerdict | PerformanceVerdict) -> dict[str, Any]:
@@ -116,6 +132,7 @@ def batch_drift(
     """
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.drift import DriftPolicy, compute_drift
+    from retraining_assets.core.drift_matters import drift_that_matters
     from retraining_assets.core.monitoring import plot_drift
 
     schema = batch_source.dataset_schema()
@@ -134,12 +151,22 @@ def batch_drift(
     excluded = set(policy.drift_exclude)
     numeric = [f for f in schema.numeric_features if f not in excluded]
     categorical = [f for f in schema.categorical_features if f not in excluded]
-    profile = _reference_profile(
-        context, monitoring_store.open(), dvc, numeric, categorical, record
+    matters = policy.drift_rule == "matters"
+    profile, thresholds = _reference_profile(
+        context,
+        monitoring_store.open(),
+        dvc,
+        numeric,
+        categorical,
+        record,
+        quantile=policy.drift_quantile if matters else None,
     )
     raw = batch_io.read_raw(batch_source.store(), context.partition_key)
     frame = batch_io.parse_batch(raw.data, raw.key, schema, columns=[*numeric, *categorical])
     booster = _booster(production.store(), record, "production")
+    importance = {
+        k: v for k, v in _feature_importance(booster, schema.features).items() if k not in excluded
+    }
     result = compute_drift(
         profile,
         frame,
@@ -148,15 +175,40 @@ def batch_drift(
             ks_alpha=policy.ks_alpha,
             ks_min_d=policy.ks_min_d,
             correction=policy.correction,
-            rule=policy.drift_rule,
+            # "matters" decides below from the per-feature PSI; any_psi fills them in.
+            rule="any_psi" if matters else policy.drift_rule,
             share_threshold=policy.share_threshold,
         ),
-        importance={
-            k: v
-            for k, v in _feature_importance(booster, schema.features).items()
-            if k not in excluded
-        },
+        importance=importance,
     )
+    rule_md: dict[str, Any] = {}
+    if matters:
+        decided = drift_that_matters(
+            result,
+            thresholds,
+            importance,
+            psi_floor=policy.psi_threshold,
+            margin=policy.drift_margin,
+            share_threshold=policy.share_threshold,
+            exclude_calendar=policy.drift_exclude_calendar,
+        )
+        rule_md = {
+            "drift/thresholds": dg.MetadataValue.json(
+                {k: round(v, 4) for k, v in decided.thresholds.items()}
+            ),
+            "drift/not_monitored": ", ".join(decided.ignored) or "none",
+        }
+        drifted, score, threshold = decided.drifted, decided.score, decided.threshold
+        drifted_features = decided.features
+        summary = (
+            f"{'drift' if drifted else 'no drift'} that matters: importance share "
+            f"{score:.2f} {'>=' if score >= threshold else '<'} {threshold:.2f} over features "
+            f"past their calibrated PSI thresholds ({', '.join(drifted_features) or 'none'})"
+            + (f"; forced by {', '.join(result.forced_by)}" if result.forced_by else "")
+        )
+    else:
+        drifted, score, threshold = result.drifted, result.score, result.threshold
+        drifted_features, summary = result.drifted_features(), result.summary()
     chart = plot_drift(
         result,
         title=f"Drift of {context.partition_key} vs training data of v{record.version}",
@@ -172,17 +224,17 @@ def batch_drift(
 
     top = max(result.features, key=psi_of)
     verdict = DriftVerdict(
-        status="drift" if result.drifted else "no_drift",
-        rule=result.rule,
-        score=float(result.score),
-        threshold=float(result.threshold),
+        status="drift" if drifted else "no_drift",
+        rule=policy.drift_rule,
+        score=float(score),
+        threshold=float(threshold),
         max_psi=psi_of(top),
         max_psi_feature=top.name,
-        drifted_features=result.drifted_features(),
+        drifted_features=tuple(drifted_features),
         psi={f.name: (None if f.psi is None else round(float(f.psi), 6)) for f in result.features},
         production_version=record.version,
         rows=result.n_current,
-        summary=result.summary(),
+        summary=summary,
     )
     table = "| feature | PSI | KS D | p (adj.) | drifted |\n|---|---|---|---|---|\n" + "\n".join(
         f"| {f.name} | {fmt(f.psi, '.3f')} | {fmt(f.ks_d, '.3f')} | "
@@ -193,13 +245,14 @@ def batch_drift(
         metadata={
             **_verdict_md(verdict),
             "drift/verdict": verdict.status,
-            "drift/score": dg.MetadataValue.float(float(result.score)),
-            "drift/rule": result.rule,
+            "drift/score": dg.MetadataValue.float(verdict.score),
+            "drift/rule": verdict.rule,
+            **rule_md,
             "max_psi": dg.MetadataValue.float(psi_of(top)),
             "max_psi_feature": top.name,
-            "drifted_features": ", ".join(result.drifted_features()) or "none",
-            "n_drifted": dg.MetadataValue.int(len(result.drifted_features())),
-            "summary": result.summary(),
+            "drifted_features": ", ".join(verdict.drifted_features) or "none",
+            "n_drifted": dg.MetadataValue.int(len(verdict.drifted_features)),
+            "summary": verdict.summary,
             "excluded_features": ", ".join(sorted(excluded)) or "none",
             "psi": dg.MetadataValue.json(verdict.psi),
             "production_version": dg.MetadataValue.int(record.version),

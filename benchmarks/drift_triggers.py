@@ -1,0 +1,305 @@
+"""Which data-drift rule should trigger retraining? Candidates measured on flights and synthetic.
+
+A fast, Dagster-free simulation of the replay (same core functions: rolling 8-batch window,
+LightGBM with num_threads=1, ``compute_drift`` against the served model's training rows). Each
+period is scored by the model serving when it arrived; a policy that fires on period t serves
+the model trained through t from t+1 on (every candidate is promoted: no gate here, so the
+numbers compare triggers, not the gate). Models are cached by their as-of batch, so every policy
+shares them and a full run trains each model at most once.
+
+Rules (drift policy = retrain when the rule fires on the new batch):
+- ``any_psi``: some feature's PSI > 0.2 (the old default);
+- ``ks``: the KS / chi-square rule (Holm, D >= 0.1), share of drifted features >= 0.3;
+- ``importance``: importance-weighted share of PSI/KS-drifted features >= 0.3;
+- ``no_calendar``: any_psi without calendar-like features;
+- ``calibrated``: PSI above each feature's calibrated threshold (max(0.2, 1.5 x q99 of
+  leave-one-period-out PSI in the reference)), any feature, no calendar;
+- ``matters``: calibrated thresholds + importance share >= 0.3 + no calendar (the new default).
+Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled) and ``combined``
+(``matters`` or performance, with the weekly fallback when 72 h passed; on weekly batches that
+means weekly).
+
+    nice .venv/bin/python benchmarks/drift_triggers.py --flights data/batches   # ~10 min
+    nice .venv/bin/python benchmarks/drift_triggers.py --synthetic-only         # ~3 min
+
+Prints, per dataset and policy: retrainings, mean AUC, share of weekly's AUC gain over never,
+retrainings per 0.01 AUC; and the synthetic targets (stationary: drift-triggered retrainings over
+52 periods x 5 seeds; planted shift on x0 (important) and x4 (no effect): first firing period).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from retraining_assets.core import synthetic
+from retraining_assets.core.batches import collect_dataset, list_batches, read_batch
+from retraining_assets.core.drift import DriftPolicy, build_reference, compute_drift
+from retraining_assets.core.drift_matters import (
+    calendar_like,
+    calibrate_thresholds,
+    drift_that_matters,
+)
+from retraining_assets.core.evaluation import compute_metrics
+from retraining_assets.core.strategies import plan_training
+from retraining_assets.core.training import Scorer, TrainParams, train_model
+from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
+
+RULES = ("any_psi", "ks", "importance", "no_calendar", "calibrated", "matters")
+WINDOW = 8
+INITIAL = 9
+
+
+@dataclass
+class Served:
+    """A trained model with what the drift rules need."""
+
+    scorer: Scorer
+    profile: object
+    thresholds: dict[str, float]
+    importance: dict[str, float]
+    auc_at_promotion: float
+
+
+@dataclass
+class Simulation:
+    """Models and drift results cached across policies for one history."""
+
+    schema: DatasetSchema
+    frames: dict[str, pd.DataFrame]
+    ids: list[str]
+    models: dict[int, Served] = field(default_factory=dict)
+    verdicts: dict[tuple[int, int], dict[str, bool]] = field(default_factory=dict)
+    aucs: dict[tuple[int, int], float] = field(default_factory=dict)
+    trainings: int = 0
+
+    def model(self, as_of: int) -> Served:
+        """The rolling model trained through batch ``as_of`` (its last batch is the test set)."""
+        if as_of not in self.models:
+            schema = self.schema
+            plan = plan_training(self.ids, "rolling", as_of=self.ids[as_of], window_batches=WINDOW)
+            data = collect_dataset(
+                {b: self.frames[b] for b in plan.window.all_batches}, plan.window, schema
+            )
+            train = data[data[SPLIT_COLUMN] == "train"]
+            test = data[data[SPLIT_COLUMN] == "test"]
+            model = train_model(train, schema, TrainParams(num_threads=1))
+            scorer = Scorer(model.booster, schema)
+            auc = compute_metrics(test[schema.target].to_numpy(), scorer.predict(test)).auc
+            numeric, categorical = list(schema.numeric_features), list(schema.categorical_features)
+            gains = model.booster.feature_importance(importance_type="gain")
+            total = float(sum(gains)) or 1.0
+            self.models[as_of] = Served(
+                scorer=scorer,
+                profile=build_reference(train, numeric, categorical),
+                thresholds=calibrate_thresholds(train, numeric, categorical, BATCH_COLUMN),
+                importance={
+                    n: float(g) / total
+                    for n, g in zip(model.booster.feature_name(), gains, strict=True)
+                },
+                auc_at_promotion=auc,
+            )
+            self.trainings += 1
+        return self.models[as_of]
+
+    def auc(self, served: int, t: int) -> float:
+        """AUC of the model trained through ``served`` on batch ``t``."""
+        key = (served, t)
+        if key not in self.aucs:
+            frame = self.frames[self.ids[t]]
+            y = frame[self.schema.target].to_numpy()
+            self.aucs[key] = compute_metrics(y, self.model(served).scorer.predict(frame)).auc
+        return self.aucs[key]
+
+    def fired(self, served: int, t: int) -> dict[str, bool]:
+        """Each rule's verdict on batch ``t`` against the model trained through ``served``."""
+        key = (served, t)
+        if key not in self.verdicts:
+            model = self.model(served)
+            frame = self.frames[self.ids[t]]
+            result = compute_drift(model.profile, frame, DriftPolicy(), workers=1)  # type: ignore[arg-type]
+            share = compute_drift(
+                model.profile,  # type: ignore[arg-type]
+                frame,
+                DriftPolicy(rule="importance"),
+                importance=model.importance,
+                workers=1,
+            )
+            ks_share = sum(
+                1 for f in result.features if f.p_value_adjusted is not None and f.drifted
+            ) / max(1, len(result.features))
+            no_cal = [f for f in result.features if not calendar_like(f.name)]
+            calibrated = drift_that_matters(
+                result,
+                model.thresholds,
+                {f.name: 1.0 for f in result.features},
+                share_threshold=1e-9,
+            )
+            matters = drift_that_matters(result, model.thresholds, model.importance)
+            self.verdicts[key] = {
+                "any_psi": result.drifted,
+                "ks": ks_share >= 0.3,
+                "importance": share.drifted,
+                "no_calendar": any((f.psi or 0.0) > 0.2 for f in no_cal),
+                "calibrated": calibrated.drifted,
+                "matters": matters.drifted,
+            }
+        return self.verdicts[key]
+
+
+@dataclass
+class PolicyRun:
+    """One policy over one history."""
+
+    policy: str
+    retrainings: int
+    drift_retrainings: int
+    mean_auc: float
+    aucs: list[float]
+    fired_at: list[int]
+
+
+def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRun:
+    """Walk periods start+1..end; ``policy`` is never, weekly, performance, combined or a rule."""
+    served = start
+    aucs: list[float] = []
+    retrainings = drift_retrainings = 0
+    fired_at: list[int] = []
+    for t in range(start + 1, len(sim.ids)):
+        auc = sim.auc(served, t)
+        aucs.append(auc)
+        model = sim.model(served)
+        degraded = auc < 0.6 or auc < 0.95 * model.auc_at_promotion
+        if policy == "never":
+            fire = False
+        elif policy == "weekly":
+            fire = True
+        elif policy == "performance":
+            fire = degraded
+        elif policy == "combined":
+            fire = True  # weekly batches: the fallback fires every period anyway
+        else:
+            fire = sim.fired(served, t)[policy]
+            drift_retrainings += int(fire)
+        if fire:
+            fired_at.append(t)
+            retrainings += 1
+            served = t
+    return PolicyRun(policy, retrainings, drift_retrainings, float(np.mean(aucs)), aucs, fired_at)
+
+
+def table(name: str, runs: list[PolicyRun]) -> None:
+    """Print the per-policy table with the trigger-quality columns."""
+    by = {r.policy: r for r in runs}
+    base = by["never"].mean_auc
+    weekly_gain = by["weekly"].mean_auc - base
+    print(f"\n## {name}")
+    print("| policy | retrainings | mean AUC | share of weekly's gain | retrainings per 0.01 AUC |")
+    print("|---|---:|---:|---:|---:|")
+    for r in runs:
+        gain = r.mean_auc - base
+        share = f"{100 * gain / weekly_gain:.0f}%" if weekly_gain > 0 else "n/a"
+        per = f"{r.retrainings / (gain / 0.01):.1f}" if gain > 0 else "n/a"
+        print(f"| {r.policy} | {r.retrainings} | {r.mean_auc:.4f} | {share} | {per} |")
+
+
+def flights(directory: Path) -> None:
+    """All policies on the flights weekly batches."""
+    from retraining_assets.settings import FLIGHTS_SCHEMA
+
+    ids = list_batches(directory)
+    frames = {b: read_batch(directory / f"{b}.parquet") for b in ids}
+    sim = Simulation(FLIGHTS_SCHEMA, frames, ids)
+    started = time.perf_counter()
+    runs = [simulate(sim, p) for p in ("never", "weekly", *RULES, "performance", "combined")]
+    table(
+        f"flights ({len(ids) - INITIAL} periods, {sim.trainings} models trained, "
+        f"{time.perf_counter() - started:.0f}s)",
+        runs,
+    )
+    model = sim.model(INITIAL - 1)
+    print("initial model: importance and calibrated PSI thresholds (x1.5, floor 0.2)")
+    for name, imp in sorted(model.importance.items(), key=lambda kv: -kv[1]):
+        thr = max(0.2, 1.5 * model.thresholds.get(name, 0.0))
+        cal = " (calendar: not monitored)" if calendar_like(name) else ""
+        print(f"  {name:15s} importance {imp:.3f}  threshold {thr:.3f}{cal}")
+
+
+def _synthetic_sim(
+    seed: int, periods: int, drift: synthetic.DriftSpec | None, at: int
+) -> Simulation:
+    history = synthetic.make_history(
+        INITIAL + periods,
+        2000,
+        seed=seed,
+        drift_from=None if drift is None else INITIAL + at,
+        drift=drift or synthetic.DriftSpec(),
+    )
+    ids = sorted(history)
+    return Simulation(synthetic.SYNTHETIC_SCHEMA, history, ids)
+
+
+def synthetic_targets(seeds: int = 5) -> None:
+    """Stationary false alarms, and the planted shifts on an important and a useless feature."""
+    print("\n## synthetic, stationary: 52 periods x 5 seeds (drift-triggered retrainings)")
+    totals = {rule: 0 for rule in RULES}
+    for seed in range(seeds):
+        sim = _synthetic_sim(seed, 52, None, 0)
+        for rule in RULES:
+            totals[rule] += simulate(sim, rule).drift_retrainings
+    for rule in RULES:
+        print(f"  {rule:12s} {totals[rule]} retrainings")
+    print("\n## synthetic, planted covariate shift (+1.5 sd) from period 10 of 20, 5 seeds")
+    for column in ("x0", "x4"):
+        spec = synthetic.DriftSpec(covariate_shift=1.5, shift_columns=(column,))
+        first: dict[str, list[int | None]] = {rule: [] for rule in RULES}
+        drop: list[float] = []
+        for seed in range(seeds):
+            sim = _synthetic_sim(100 + seed, 20, spec, 10)
+            never = simulate(sim, "never")
+            drop.append(float(np.mean(never.aucs[:10]) - np.mean(never.aucs[10:])))
+            for rule in RULES:
+                run = simulate(sim, rule)
+                after = [t - INITIAL - 10 for t in run.fired_at if t >= INITIAL + 10]
+                before = [t for t in run.fired_at if t < INITIAL + 10]
+                first[rule].append(None if before else (after[0] if after else -1))
+        print(f"  shift on {column}: AUC of the unretrained model falls by {np.mean(drop):+.3f}")
+        for rule in RULES:
+            shown = [
+                "early" if v is None else ("never" if v == -1 else str(v)) for v in first[rule]
+            ]
+            print(f"    {rule:12s} fires at period offset {', '.join(shown)} (0 = first shifted)")
+    print("\n## synthetic, all policies: planted shift on x0 from period 10 of 20, seed 100")
+    sim = _synthetic_sim(
+        100, 20, synthetic.DriftSpec(covariate_shift=1.5, shift_columns=("x0",)), 10
+    )
+    table(
+        "synthetic x0 shift",
+        [simulate(sim, p) for p in ("never", "weekly", *RULES, "performance", "combined")],
+    )
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> None:
+    """Run the measurements."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flights", type=Path, default=Path("data/batches"))
+    parser.add_argument("--synthetic-only", action="store_true")
+    parser.add_argument("--flights-only", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.synthetic_only:
+        flights(args.flights)
+    if not args.flights_only:
+        synthetic_targets()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Drift that matters, the default dataset rule of ``batch_drift``.
+
+Raw PSI > 0.2 on any feature fires on every week of real data: features whose distribution moves
+all the time (weather, the season, calendar fields) without hurting the model. This rule keeps
+only movement that is (1) unusual for that feature, (2) on a feature the model relies on, and
+(3) not calendar-like by construction:
+
+* **Calibrated thresholds.** The reference (the production model's training rows) is cut into its
+  periods (the ``__batch__`` column). Each period is compared with a reference built from the
+  other periods (leave one out), which gives, per feature, how far a normal period moves: the
+  threshold is the ``quantile`` (99th percentile) of those PSIs times ``margin``, and never below
+  the classic ``psi_floor`` (0.2).
+* **Importance-weighted.** The features that exceed their thresholds are weighed by the model's
+  gain importance; the batch has drifted when their weight reaches ``share_threshold`` of the
+  monitored total.
+* **Calendar-like features** (year, month, week, day of month or year) leave the reference range
+  by construction as time passes; they are not monitored by this rule (weekday and hour cycle
+  within every batch and stay monitored).
+
+A feature absent from, or entirely missing in, a batch still forces a drift verdict
+(``compute_drift``'s ``forced_by``). No Dagster import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from retraining_assets.core.drift import DriftPolicy, DriftResult, build_reference, compute_drift
+
+# Fields that leave the reference range by construction as time passes (a weekly batch holds one
+# month, 7 days of the month, one week of the year). Weekday and hour cycle within every batch,
+# so they stay monitored.
+_CALENDAR = re.compile(
+    r"(^|_)(year|quarter|month|week|weekofyear|week_of_year|day|dayofmonth|day_of_month|"
+    r"dayofyear|day_of_year|doy|date)($|_)"
+)
+
+
+def calendar_like(name: str) -> bool:
+    """True for a calendar field that moves with time by construction (year, month, day, ...)."""
+    return bool(_CALENDAR.search(name.lower()))
+
+
+@dataclass(frozen=True)
+class MattersVerdict:
+    """The outcome of :func:`drift_that_matters` on one batch.
+
+    Attributes:
+        drifted: The batch has drifted in a way that matters.
+        score: Importance share of the features above their calibrated thresholds.
+        threshold: ``share_threshold``.
+        features: Those features, largest importance first.
+        thresholds: The effective PSI threshold of every monitored feature.
+        ignored: Features not monitored by the rule (calendar-like).
+    """
+
+    drifted: bool
+    score: float
+    threshold: float
+    features: tuple[str, ...]
+    thresholds: dict[str, float]
+    ignored: tuple[str, ...]
+
+
+def calibrate_thresholds(
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    period_column: str,
+    *,
+    quantile: float = 0.99,
+) -> dict[str, float]:
+    """Each feature's normal period-to-period PSI in the reference rows (leave one period out).
+
+    Args:
+        frame: The reference rows with a period column (e.g. ``__batch__``).
+        numeric: Numeric features.
+        categorical: Categorical features.
+        period_column: The column naming each row's period.
+        quantile: Quantile of the per-period PSIs (0.99: about the largest).
+
+    Returns:
+        PSI per feature; empty when the reference has fewer than 3 periods (no calibration).
+    """
+    periods = sorted(frame[period_column].dropna().unique().tolist()) if len(frame) else []
+    if len(periods) < 3:
+        return {}
+    values: dict[str, list[float]] = {name: [] for name in [*numeric, *categorical]}
+    policy = DriftPolicy(use_ks=False, use_chi2=False)
+    for period in periods:
+        inside = frame[period_column] == period
+        if not inside.any() or inside.all():
+            continue
+        profile = build_reference(frame[~inside], numeric, categorical)
+        result = compute_drift(profile, frame[inside], policy, workers=1)
+        for feature in result.features:
+            if feature.psi is not None and np.isfinite(feature.psi):
+                values[feature.name].append(float(feature.psi))
+    return {
+        name: float(np.quantile(found, quantile)) for name, found in values.items() if len(found)
+    }
+
+
+def drift_that_matters(
+    result: DriftResult,
+    thresholds: Mapping[str, float],
+    importance: Mapping[str, float],
+    *,
+    psi_floor: float = 0.2,
+    margin: float = 1.5,
+    share_threshold: float = 0.3,
+    exclude_calendar: bool = True,
+) -> MattersVerdict:
+    """Decide whether a batch drifted in a way that matters (see the module docstring).
+
+    Args:
+        result: ``compute_drift`` of the batch (its per-feature PSI).
+        thresholds: Calibrated PSI per feature from :func:`calibrate_thresholds` (a feature
+            without one uses ``psi_floor``).
+        importance: The model's gain importance per feature (normalised or not).
+        psi_floor: No feature threshold is below this.
+        margin: Multiplies the calibrated PSI (room for the next period being a bit unusual).
+        share_threshold: Importance share of drifted features that makes the batch drifted.
+        exclude_calendar: Leave calendar-like features out.
+
+    Returns:
+        The verdict with its numbers.
+    """
+    ignored = tuple(f.name for f in result.features if exclude_calendar and calendar_like(f.name))
+    monitored = [f for f in result.features if f.name not in ignored]
+    effective = {
+        f.name: max(psi_floor, margin * float(thresholds.get(f.name, 0.0))) for f in monitored
+    }
+    weights = {f.name: max(0.0, float(importance.get(f.name, 0.0))) for f in monitored}
+    total = sum(weights.values())
+    over = [
+        f.name
+        for f in monitored
+        if f.psi is None or not np.isfinite(f.psi) or f.psi > effective[f.name]
+    ]
+    score = sum(weights[name] for name in over) / total if total > 0 else 0.0
+    drifted = bool(score >= share_threshold or result.forced_by)
+    return MattersVerdict(
+        drifted=drifted,
+        score=float(score),
+        threshold=float(share_threshold),
+        features=tuple(sorted(over, key=lambda name: -weights[name])),
+        thresholds=effective,
+        ignored=ignored,
+    )

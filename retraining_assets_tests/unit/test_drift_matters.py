@@ -1,0 +1,63 @@
+"""The default drift rule: calibrated per-feature thresholds, importance, no calendar fields."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from retraining_assets.core import synthetic
+from retraining_assets.core.drift import DriftPolicy, build_reference, compute_drift
+from retraining_assets.core.drift_matters import (
+    calendar_like,
+    calibrate_thresholds,
+    drift_that_matters,
+)
+from retraining_assets.settings import BATCH_COLUMN
+
+NUMERIC = list(synthetic.SYNTHETIC_SCHEMA.numeric_features)
+CATEGORICAL = list(synthetic.SYNTHETIC_SCHEMA.categorical_features)
+# Roughly what LightGBM's gain gives on the generator: x4 has no effect on the label.
+IMPORTANCE = {"x0": 0.45, "x1": 0.2, "x2": 0.15, "x3": 0.05, "x4": 0.0, "c0": 0.1, "c1": 0.05}
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    history = synthetic.make_history(6, 800, seed=5)
+    return pd.concat([frame.assign(**{BATCH_COLUMN: b}) for b, frame in history.items()])
+
+
+def _verdict(reference: pd.DataFrame, batch: pd.DataFrame):
+    thresholds = calibrate_thresholds(reference, NUMERIC, CATEGORICAL, BATCH_COLUMN)
+    profile = build_reference(reference, NUMERIC, CATEGORICAL)
+    result = compute_drift(profile, batch, DriftPolicy(), workers=1)
+    return drift_that_matters(result, thresholds, IMPORTANCE)
+
+
+def test_thresholds_come_from_the_reference_periods(reference) -> None:
+    thresholds = calibrate_thresholds(reference, NUMERIC, CATEGORICAL, BATCH_COLUMN)
+    assert set(thresholds) == {*NUMERIC, *CATEGORICAL}
+    # Stationary periods of 800 rows move a few hundredths of PSI, not 0.2.
+    assert all(0.0 < value < 0.1 for value in thresholds.values())
+    assert calibrate_thresholds(reference.head(10), NUMERIC, CATEGORICAL, BATCH_COLUMN) == {}
+
+
+@pytest.mark.parametrize(
+    "column, fires", [("x0", True), ("x4", False), (None, False)], ids=["x0", "x4", "none"]
+)
+def test_a_shift_fires_only_on_a_feature_the_model_uses(reference, column, fires) -> None:
+    spec = (
+        synthetic.DriftSpec(covariate_shift=1.5, shift_columns=(column,))
+        if column
+        else synthetic.DriftSpec()
+    )
+    batch = synthetic.make_batch(800, pd.Timestamp("2024-03-04"), seed=9, drift=spec)
+    verdict = _verdict(reference, batch)
+    assert verdict.drifted is fires
+    if column:
+        assert column in verdict.features  # past its threshold either way; only x0 weighs
+        assert verdict.score == pytest.approx(IMPORTANCE[column])
+
+
+def test_calendar_fields_are_not_monitored() -> None:
+    assert all(calendar_like(n) for n in ("month", "day", "week_of_year", "year", "sched_month"))
+    assert not any(calendar_like(n) for n in ("weekday", "hour", "humid", "daylight", "x0"))
