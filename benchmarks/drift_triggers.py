@@ -54,9 +54,23 @@ from retraining_assets.core.strategies import plan_training
 from retraining_assets.core.training import Scorer, TrainParams, train_model
 from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
 
-RULES = ("any_psi", "ks", "importance", "no_calendar", "calibrated", "matters")
+#: The ``matters`` family: (margin on the calibrated PSI, importance share); share 0 means any
+#: feature past its threshold, unweighted ("calibrated").
+MATTERS = {
+    "calibrated": (1.5, 0.0),
+    "calibrated_m1": (1.0, 0.0),
+    "matters_s0.3": (1.5, 0.3),
+    "matters_s0.1": (1.5, 0.1),
+    "matters_s0.05": (1.5, 0.05),  # the default (settings.TriggerPolicy)
+    "matters_m1_s0.1": (1.0, 0.1),
+    "matters_m1_s0.05": (1.0, 0.05),
+    "matters_m1_s0.02": (1.0, 0.02),
+}
+RULES = ("any_psi", "ks", "importance", "no_calendar", *MATTERS)
 WINDOW = 8
 INITIAL = 9
+#: Planted covariate shift, in standard deviations: far enough that the trees extrapolate flat.
+SHIFT = 3.0
 
 
 @dataclass
@@ -120,8 +134,8 @@ class Simulation:
             self.aucs[key] = compute_metrics(y, self.model(served).scorer.predict(frame)).auc
         return self.aucs[key]
 
-    def fired(self, served: int, t: int) -> dict[str, bool]:
-        """Each rule's verdict on batch ``t`` against the model trained through ``served``."""
+    def fired(self, served: int, t: int, rule: str) -> bool:
+        """Whether ``rule`` fires on batch ``t`` against the model trained through ``served``."""
         key = (served, t)
         if key not in self.verdicts:
             model = self.model(served)
@@ -138,22 +152,28 @@ class Simulation:
                 1 for f in result.features if f.p_value_adjusted is not None and f.drifted
             ) / max(1, len(result.features))
             no_cal = [f for f in result.features if not calendar_like(f.name)]
-            calibrated = drift_that_matters(
-                result,
-                model.thresholds,
-                {f.name: 1.0 for f in result.features},
-                share_threshold=1e-9,
-            )
-            matters = drift_that_matters(result, model.thresholds, model.importance)
             self.verdicts[key] = {
                 "any_psi": result.drifted,
                 "ks": ks_share >= 0.3,
                 "importance": share.drifted,
                 "no_calendar": any((f.psi or 0.0) > 0.2 for f in no_cal),
-                "calibrated": calibrated.drifted,
-                "matters": matters.drifted,
+                "_result": result,  # type: ignore[dict-item]
             }
-        return self.verdicts[key]
+        cached = self.verdicts[key]
+        if rule in cached:
+            return bool(cached[rule])
+        model = self.model(served)
+        margin, share_threshold = MATTERS[rule]
+        importance = model.importance if share_threshold > 0 else {n: 1.0 for n in model.importance}
+        verdict = drift_that_matters(
+            cached["_result"],  # type: ignore[arg-type]
+            model.thresholds,
+            importance,
+            margin=margin,
+            share_threshold=max(share_threshold, 1e-9),
+        )
+        cached[rule] = verdict.drifted
+        return verdict.drifted
 
 
 @dataclass
@@ -188,7 +208,7 @@ def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRu
         elif policy == "combined":
             fire = True  # weekly batches: the fallback fires every period anyway
         else:
-            fire = sim.fired(served, t)[policy]
+            fire = sim.fired(served, t, policy)
             drift_retrainings += int(fire)
         if fire:
             fired_at.append(t)
@@ -258,9 +278,9 @@ def synthetic_targets(seeds: int = 5) -> None:
             totals[rule] += simulate(sim, rule).drift_retrainings
     for rule in RULES:
         print(f"  {rule:12s} {totals[rule]} retrainings")
-    print("\n## synthetic, planted covariate shift (+1.5 sd) from period 10 of 20, 5 seeds")
+    print(f"\n## synthetic, planted covariate shift (+{SHIFT:g} sd) from period 10 of 20, 5 seeds")
     for column in ("x0", "x4"):
-        spec = synthetic.DriftSpec(covariate_shift=1.5, shift_columns=(column,))
+        spec = synthetic.DriftSpec(covariate_shift=SHIFT, shift_columns=(column,))
         first: dict[str, list[int | None]] = {rule: [] for rule in RULES}
         drop: list[float] = []
         for seed in range(seeds):
@@ -280,7 +300,7 @@ def synthetic_targets(seeds: int = 5) -> None:
             print(f"    {rule:12s} fires at period offset {', '.join(shown)} (0 = first shifted)")
     print("\n## synthetic, all policies: planted shift on x0 from period 10 of 20, seed 100")
     sim = _synthetic_sim(
-        100, 20, synthetic.DriftSpec(covariate_shift=1.5, shift_columns=("x0",)), 10
+        100, 20, synthetic.DriftSpec(covariate_shift=SHIFT, shift_columns=("x0",)), 10
     )
     table(
         "synthetic x0 shift",

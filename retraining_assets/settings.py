@@ -96,6 +96,8 @@ class TriggerPolicy:
         share_threshold: Share of drifted features for the share / importance / matters rules.
         drift_quantile: ``matters``: quantile of the training batches' leave-one-out PSI.
         drift_margin: ``matters``: a feature's threshold is max(psi_threshold, margin x that).
+        drift_importance_share: ``matters``: gain-importance share of the features past their
+            thresholds that makes the batch drifted.
         drift_exclude_calendar: ``matters``: leave calendar fields (month, day, ...) out.
         drift_exclude: Features left out of drift monitoring (e.g. calendar features such as
             ``month``, which leave the reference range by construction).
@@ -120,6 +122,7 @@ class TriggerPolicy:
     share_threshold: float = 0.3
     drift_quantile: float = 0.99
     drift_margin: float = 1.5
+    drift_importance_share: float = 0.05
     drift_exclude_calendar: bool = True
     drift_exclude: tuple[str, ...] = ()
     auc_floor: float = 0.60

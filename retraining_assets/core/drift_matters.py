@@ -11,8 +11,8 @@ only movement that is (1) unusual for that feature, (2) on a feature the model r
   threshold is the ``quantile`` (99th percentile) of those PSIs times ``margin``, and never below
   the classic ``psi_floor`` (0.2).
 * **Importance-weighted.** The features that exceed their thresholds are weighed by the model's
-  gain importance; the batch has drifted when their weight reaches ``share_threshold`` of the
-  monitored total.
+  gain importance; the batch has drifted when their weight reaches ``share_threshold`` (5%) of
+  the monitored total, so a feature the model does not use cannot fire it.
 * **Calendar-like features** (year, month, week, day of month or year) leave the reference range
   by construction as time passes; they are not monitored by this rule (weekday and hour cycle
   within every batch and stay monitored).
@@ -113,7 +113,7 @@ def drift_that_matters(
     *,
     psi_floor: float = 0.2,
     margin: float = 1.5,
-    share_threshold: float = 0.3,
+    share_threshold: float = 0.05,
     exclude_calendar: bool = True,
 ) -> MattersVerdict:
     """Decide whether a batch drifted in a way that matters (see the module docstring).

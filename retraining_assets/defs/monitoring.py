@@ -189,7 +189,7 @@ def batch_drift(
             importance,
             psi_floor=policy.psi_threshold,
             margin=policy.drift_margin,
-            share_threshold=policy.share_threshold,
+            share_threshold=policy.drift_importance_share,
             exclude_calendar=policy.drift_exclude_calendar,
         )
         rule_md = {
