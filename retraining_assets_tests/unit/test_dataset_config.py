@@ -264,7 +264,12 @@ def test_target_rule_drops_and_counts_missing_values(tmp_path: Path) -> None:
         ({"timestamp": None}, "dataset.timestamp: required key missing"),
         ({"target": None}, "give exactly one of 'target'"),
         ({"target_rule": "price > 3"}, "both are given"),
-        ({"frequency": "hourly"}, "dataset.frequency: expected one of daily, weekly, monthly"),
+        (
+            {"frequency": "fortnightly"},
+            "dataset.frequency: unknown cadence 'fortnightly'; expected hourly, daily, weekly, "
+            'monthly, quarterly, yearly; "N <unit>"',
+        ),
+        ({"frequency": "B"}, "dataset.frequency: unknown cadence 'B'; expected hourly"),
         ({"target": None, "target_rule": "price => 3"}, "dataset.target_rule: cannot parse"),
         ({"target": None, "target_rule": "__import__('os')"}, "cannot parse"),
         ({"labels_delay": 1}, "unknown key 'labels_delay' (did you mean 'label_delay'?)"),
@@ -350,8 +355,9 @@ def test_period_start() -> None:
         "2024-01-01",
         "2024-02-01",
     ]
-    with pytest.raises(ValueError, match="unknown frequency"):
-        period_start(stamps, "yearly")
+    assert list(period_start(stamps, "yearly").dt.strftime("%F")) == ["2024-01-01"] * 3
+    with pytest.raises(ValueError, match="unknown cadence 'annually'"):
+        period_start(stamps, "annually")
 
 
 def test_batches_are_byte_deterministic(tmp_path: Path) -> None:
