@@ -190,6 +190,17 @@ class Cadence:
         every = math.gcd(self.minutes, 60)
         return "* * * * *" if every == 1 else f"*/{every} * * * *"
 
+    @property
+    def cron_is_exact(self) -> bool:
+        """True when every tick of :meth:`cron` opens a period (no tick needs skipping)."""
+        if not self.minutes:
+            return self.months == 1 or 12 % self.months == 0
+        if self.minutes % _DAY_MINUTES == 0:
+            return self.minutes in (_DAY_MINUTES, 7 * _DAY_MINUTES)
+        if self.minutes % 60 == 0:
+            return 24 % (self.minutes // 60) == 0
+        return 60 % self.minutes == 0
+
     def opens_period(self, tick: Any) -> bool:
         """True when the schedule tick ``tick`` (naive UTC) is the one that opens a period."""
         import pandas as pd

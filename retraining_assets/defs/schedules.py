@@ -88,7 +88,8 @@ def build_weekly_schedule(
 
     cadence = parse_cadence(frequency)
     every = cron or cadence.cron()
-    per_period = cron is None
+    # Only a cadence cron cannot express (14D, 7h) ticks more often than it opens periods.
+    per_period = cron is None and not cadence.cron_is_exact
 
     @dg.schedule(
         name="weekly_retraining_schedule",

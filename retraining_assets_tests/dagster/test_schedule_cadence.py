@@ -39,12 +39,13 @@ def test_fortnightly_schedule_retrains_once_per_period() -> None:
     with dg.instance_for_test() as instance:
         for day in ("2024-01-08", "2024-01-15", "2024-01-22"):
             tick = dt.datetime.fromisoformat(f"{day}T03:00:00+00:00")
-            context = dg.build_schedule_context(
+            # Entered: closing restores Dagster's state storage for later tests.
+            with dg.build_schedule_context(
                 instance=instance,
                 scheduled_execution_time=tick,
                 resources={"triggers": TriggerPolicyResource()},
-            )
-            data = schedule.evaluate_tick(context)
+            ) as context:
+                data = schedule.evaluate_tick(context)
             verdicts.append(bool(data.run_requests))
     # Fortnights counted from Monday 1970-01-05: 2024-01-08 and 2024-01-22 open one.
     assert verdicts == [True, False, True]

@@ -65,12 +65,15 @@ def test_schedule_opens_one_tick_per_period() -> None:
     expected = {"monthly": 25, "QS": 9, "yearly": 3, "2W": 54, "weekly": 107, "6h": 3009}
     for frequency, count in expected.items():
         cadence = parse_cadence(frequency)
-        opening = 0
+        opening = ticks = 0
         for tick in cron_string_iterator(span[0], cadence.cron(), "UTC"):
             if tick.timestamp() > span[1]:
                 break
             opening += cadence.opens_period(pd.Timestamp(tick.timestamp(), unit="s"))
+            ticks += 1
         assert opening == count, frequency
+        # An exact cron opens a period at every tick; 2W ticks weekly and skips every other.
+        assert cadence.cron_is_exact == (ticks == count), frequency
 
 
 @pytest.mark.parametrize(
