@@ -178,6 +178,10 @@ def dagster_ui(project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("RETRAINING_DAGSTER_UI_URL", base)
     monkeypatch.delenv("RETRAINING_ALERT_WEBHOOK", raising=False)
     batch_ids = write_batches(project, n_batches=5, rows=600)
+    # Create (migrate) the instance's SQLite stores before dagster dev starts: two processes
+    # creating a new store at once race in alembic ("more than one head present").
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
     log = tmp_path / "dagster_dev.log"
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -198,7 +202,8 @@ def dagster_ui(project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         )
     started = time.monotonic()
     try:
-        # Ingest while the webserver and daemon start (both take tens of seconds).
+        # Ingest while the webserver and daemon start (both take tens of seconds); the stores
+        # exist already, so concurrent writers are fine.
         with dg.DagsterInstance.get() as instance:
             assert all(ingest(instance, batch_ids).values())
         print(f"ingested in {time.monotonic() - started:.1f} s")
