@@ -94,7 +94,11 @@ def test_sensors_read_what_monitoring_wrote_to_s3(project, s3_env, monkeypatch) 
             MonitoringStore.errors_key(b, 1) for b in sorted(live)
         ]
         assert monitoring.shadow_batches(challenger) == sorted(live)
-        assert len([k for k in keys if k.startswith("profiles/")]) == 1
+        # One reference profile, and the drift thresholds calibrated for that model beside it.
+        profiles = [k for k in keys if k.startswith("profiles/")]
+        assert len([k for k in profiles if k.endswith(".npz")]) == 1
+        assert len([k for k in profiles if k.endswith(".thresholds.json")]) == 1
+        assert len(profiles) == 2
         assert not (project.home / "monitoring").exists()
         assert not list(project.home.rglob("*.npy")) and not list(project.home.rglob("*.npz"))
 
