@@ -142,12 +142,23 @@ def decide_performance(
         return Skip(
             f"quality holds on {len(known)} new labelled batch(es): lowest {worst.reason} ({batch})"
         )
+    return _fire_on_newest(degraded, "performance_drift", "degraded", policy, hours_since_last)
+
+
+def _fire_on_newest(
+    degraded: Sequence[tuple[str, PerformanceVerdict | EstimatedPerformanceVerdict]],
+    trigger: str,
+    what: str,
+    policy: TriggerPolicy,
+    hours_since_last: float | None,
+) -> Decision:
+    """Fire on the newest degraded batch, unless the cooldown holds it back."""
     batch, cause = degraded[-1]
     held = cooldown_reason(hours_since_last, policy.cooldown_hours)
     if held:
-        return Skip(f"degraded on {batch} but {held}")
+        return Skip(f"{what} on {batch} but {held}")
     return Fire(
-        trigger="performance_drift",
+        trigger=trigger,
         cause=cause.reason,
         partition=batch,
         version=cause.production_version,
@@ -180,16 +191,8 @@ def decide_estimated_performance(
             f"estimated quality holds on {len(known)} new batch(es): lowest {worst.reason} "
             f"({batch})"
         )
-    batch, cause = degraded[-1]
-    held = cooldown_reason(hours_since_last, policy.cooldown_hours)
-    if held:
-        return Skip(f"estimated degradation on {batch} but {held}")
-    return Fire(
-        trigger="estimated_performance",
-        cause=cause.reason,
-        partition=batch,
-        version=cause.production_version,
-        evidence={"cause": cause.reason},
+    return _fire_on_newest(
+        degraded, "estimated_performance", "estimated degradation", policy, hours_since_last
     )
 
 
