@@ -381,54 +381,6 @@ def _optional_float(value: Any) -> float | None:
     return None if math.isnan(out) else out
 
 
-def _optional_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return int(value)
-
-
-def _period_id(value: Any) -> str:
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()
-        # A midnight timestamp reads better as its date.
-        return text[:10] if text.endswith("T00:00:00") else str(text)
-    return str(value)
-
-
-def performance_from_records(records: Sequence[Mapping[str, Any]]) -> list[PeriodPerformance]:
-    """Build the performance history from dicts (e.g. ``DataFrame.to_dict("records")``).
-
-    Args:
-        records: In time order, each with ``"period"`` (str, date or timestamp) and ``"auc"``
-            (None or NaN when undefined), optionally ``"n_rows"``, ``"log_loss"`` and
-            ``"model_version"`` (None or NaN when unknown; other keys are ignored).
-
-    Returns:
-        One :class:`PeriodPerformance` per record, in the same order.
-
-    Raises:
-        ValueError: When a record has no ``"period"`` or no ``"auc"``.
-    """
-    out: list[PeriodPerformance] = []
-    for i, record in enumerate(records):
-        if "period" not in record or "auc" not in record:
-            raise ValueError(f"record {i} needs 'period' and 'auc', got keys {sorted(record)}")
-        auc = _optional_float(record["auc"])
-        n_rows = _optional_int(record.get("n_rows"))
-        out.append(
-            PeriodPerformance(
-                period=_period_id(record["period"]),
-                auc=math.nan if auc is None else auc,
-                n_rows=0 if n_rows is None else n_rows,
-                log_loss=_optional_float(record.get("log_loss")),
-                model_version=_optional_int(record.get("model_version")),
-            )
-        )
-    return out
-
-
 def _drift_value(value: DriftValue) -> tuple[float | None, bool | None]:
     """PSI (None if missing or not finite) and drifted flag (None if not given) of one entry."""
     if value is None:

@@ -516,8 +516,10 @@ def read_source(config: DatasetConfig) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> DatasetSchema:
-    """The schema ``config`` gives for a source frame; only its columns and dtypes are used.
+def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSchema, list[str]]:
+    """The schema ``config`` gives for a source frame, with notes on what was inferred.
+
+    Only the frame's columns and dtypes are used.
 
     Features are ``config.features`` in order, or else every column except the timestamp, the
     target (or the rule's column), the id and ``drop``, in frame order. A feature is numeric when
@@ -528,11 +530,6 @@ def infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> DatasetSchema:
         DatasetConfigError: on a column that does not exist (the message lists the available
             ones), or on contradictory settings (e.g. a feature that is also dropped).
     """
-    schema, _ = _infer_schema(config, frame)
-    return schema
-
-
-def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSchema, list[str]]:
     notes: list[str] = []
     available = [str(c) for c in frame.columns]
     present = set(available)

@@ -23,9 +23,6 @@ each model ``r``
 The variance of the difference ``a - b`` is ``S_aa + S_bb - 2 S_ab``; it is computed here as
 ``var(V10_a - V10_b) / m + var(V01_a - V01_b) / n``, which is the same number without the
 cancellation, and exactly zero when the two models rank the rows identically.
-
-:func:`paired_bootstrap` is the slow, assumption-light cross-check: it resamples rows within each
-class (the same rows for both models) and recomputes both AUCs from rank counts.
 """
 
 from __future__ import annotations
@@ -38,10 +35,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-__all__ = ["DeLongResult", "auc_and_variance", "delong_test", "paired_bootstrap"]
+__all__ = ["DeLongResult", "auc_and_variance", "delong_test"]
 
-#: Largest number of matrix cells one bootstrap chunk may hold (bounds peak memory to ~50 MB).
-_BOOTSTRAP_CHUNK_CELLS = 2_000_000
 _MINUS = "\N{MINUS SIGN}"
 
 
@@ -300,103 +295,3 @@ def delong_test(
         n_positive=m,
         n_negative=n,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Paired, class-stratified bootstrap
-# --------------------------------------------------------------------------------------------
-
-
-def _bootstrap_aucs(
-    x: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    pos_counts: npt.NDArray[np.int64],
-    neg_counts: npt.NDArray[np.int64],
-) -> npt.NDArray[np.float64]:
-    """AUCs of resamples given how often each positive and each negative row was drawn.
-
-    The negatives are sorted once; for every positive ``searchsorted`` gives the block of
-    negatives below it and the block tied with it, so a resample's AUC is a weighted sum of
-    cumulative negative counts: ``sum_i w_i (below_i + tied_i / 2) / (m n)``, which is the
-    midrank (Mann-Whitney) AUC of the resampled rows.
-
-    Args:
-        x: Positive scores (``m``).
-        y: Negative scores (``n``).
-        pos_counts: ``(B, m)`` draw counts of the positives, rows summing to ``m``.
-        neg_counts: ``(B, n)`` draw counts of the negatives, rows summing to ``n``.
-
-    Returns:
-        ``(B,)`` AUCs.
-    """
-    order = np.argsort(y, kind="mergesort")
-    y_sorted = y[order]
-    lo = np.searchsorted(y_sorted, x, side="left")
-    hi = np.searchsorted(y_sorted, x, side="right")
-    # Exact integer arithmetic: cum[b, k] = draws of the k smallest negatives in resample b.
-    cum = np.zeros((neg_counts.shape[0], y.size + 1), dtype=np.int64)
-    np.cumsum(neg_counts[:, order], axis=1, out=cum[:, 1:])
-    # 2 * (below + tied / 2) = cum[lo] + cum[hi]; without ties lo == hi and one gather suffices.
-    doubled = 2 * cum[:, lo] if np.array_equal(lo, hi) else cum[:, lo] + cum[:, hi]
-    wins = np.einsum("bi,bi->b", pos_counts, doubled)
-    return np.asarray(wins / (2.0 * x.size * y.size), dtype=float)
-
-
-def _draw_counts(rng: np.random.Generator, size: int, n_draws: int) -> npt.NDArray[np.int64]:
-    """``(n_draws, size)`` counts of each of ``size`` rows in ``n_draws`` resamples of ``size``."""
-    idx = rng.integers(0, size, size=(n_draws, size))
-    idx += np.arange(n_draws)[:, None] * size
-    return np.bincount(idx.ravel(), minlength=n_draws * size).reshape(n_draws, size)
-
-
-def paired_bootstrap(
-    y_true: npt.ArrayLike,
-    scores_a: npt.ArrayLike,
-    scores_b: npt.ArrayLike,
-    *,
-    n_boot: int = 2000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> tuple[float, float, float]:
-    """Paired, class-stratified bootstrap of ``AUC(a) - AUC(b)``: a cross-check of DeLong.
-
-    Every resample draws ``m`` positives and ``n`` negatives with replacement from their own class
-    (so it always has both classes and the class sizes of the data) and uses the same rows for
-    both models. The AUCs are computed from rank counts in O(m + n) per resample (no re-sorting).
-
-    Args:
-        y_true: Binary labels (0/1 or bool), with at least two rows of each class.
-        scores_a: Scores of model a, one per row.
-        scores_b: Scores of model b, one per row, same rows.
-        n_boot: Number of resamples (at least 2).
-        seed: Seed of the ``numpy`` random generator.
-        confidence: Level of the percentile confidence interval.
-
-    Returns:
-        ``(se, ci_low, ci_high)``: the standard deviation (``ddof=1``) of the bootstrap
-        differences and their percentile interval at ``confidence``.
-
-    Raises:
-        ValueError: On invalid labels or scores (as :func:`delong_test`), ``n_boot < 2`` or
-            ``confidence`` outside ``(0, 1)``.
-    """
-    level = _check_confidence(confidence)
-    if int(n_boot) < 2:
-        raise ValueError(f"n_boot must be at least 2, got {n_boot!r}")
-    positive = _labels(y_true)
-    a = _scores(scores_a, positive.size, "scores_a")
-    b = _scores(scores_b, positive.size, "scores_b")
-    m, n = int(positive.sum()), int((~positive).sum())
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // (m + n))
-    diffs: list[npt.NDArray[np.float64]] = []
-    for start in range(0, int(n_boot), chunk):
-        size = min(chunk, int(n_boot) - start)
-        pos_counts = _draw_counts(rng, m, size)
-        neg_counts = _draw_counts(rng, n, size)
-        auc_a = _bootstrap_aucs(a[positive], a[~positive], pos_counts, neg_counts)
-        auc_b = _bootstrap_aucs(b[positive], b[~positive], pos_counts, neg_counts)
-        diffs.append(auc_a - auc_b)
-    d = np.concatenate(diffs)
-    low, high = np.quantile(d, [0.5 - level / 2.0, 0.5 + level / 2.0])
-    return float(np.std(d, ddof=1)), float(low), float(high)

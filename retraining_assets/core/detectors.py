@@ -3,11 +3,10 @@
 Two uses in the project:
 
 * a concept-drift sensor watches the production model's per-row errors (0/1 error or log loss,
-  in time order across batches) with :class:`PageHinkley` or :class:`Adwin`, or with the
-  one-call :func:`detect_error_change`. A Dagster sensor keeps only a JSON cursor between ticks,
-  so both detectors serialise their whole state with ``to_dict()`` and come back with
-  ``from_dict()``; processing a stream in pieces with a round trip in between gives exactly the
-  same detections as processing it in one go.
+  in time order across batches) with :class:`PageHinkley` or :class:`Adwin`. A Dagster sensor
+  keeps only a JSON cursor between ticks, so both detectors serialise their whole state with
+  ``to_dict()`` and come back with ``from_dict()``; processing a stream in pieces with a round
+  trip in between gives exactly the same detections as processing it in one go.
 * a retrospective "when did the model start to degrade" analysis on a short per-period AUC
   series uses :func:`find_change_points` (PELT or binary segmentation with a Gaussian mean-shift
   cost) and :func:`degradation_onset`.
@@ -694,134 +693,6 @@ class Adwin:
 
 
 # --------------------------------------------------------------------------------------------
-# One-call detection for the sensor
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ErrorChangeResult:
-    """Outcome of :func:`detect_error_change` on a stream of per-row errors.
-
-    Attributes:
-        detected: Whether a change in the mean error (in the requested direction) was found.
-        change_index: Estimated index of the first value of the new regime (None if not found).
-        alarm_index: Index of the value at which the detector signalled (None if not found).
-        before_mean: Mean error before ``change_index`` (over the whole stream if not found).
-        after_mean: Mean error from ``change_index`` to the end (None if not found).
-        n: Number of errors examined.
-        method: ``"adwin"`` or ``"page_hinkley"``.
-    """
-
-    detected: bool
-    change_index: int | None
-    alarm_index: int | None
-    before_mean: float
-    after_mean: float | None
-    n: int
-    method: str
-
-    def summary(self) -> str:
-        """One line for logs and sensor messages."""
-        if not self.detected or self.after_mean is None:
-            return (
-                f"no change in mean error ({self.method}, {self.n} values, "
-                f"mean {self.before_mean:.4g})"
-            )
-        return (
-            f"change in mean error detected by {self.method} at index {self.alarm_index} "
-            f"(estimated start {self.change_index}): {self.before_mean:.4g} -> "
-            f"{self.after_mean:.4g} over {self.n} values"
-        )
-
-
-def _mean(arr: NDArray[np.float64]) -> float:
-    return float(arr.mean()) if arr.size else math.nan
-
-
-def detect_error_change(
-    errors: ArrayLike,
-    *,
-    method: Literal["adwin", "page_hinkley"] = "adwin",
-    direction: Direction = "increase",
-    **params: Any,
-) -> ErrorChangeResult:
-    """Run a fresh drift detector over per-row errors and report the first change found.
-
-    ADWIN reacts to changes either way, so its alarms are filtered by ``direction`` (comparing
-    the mean before the estimated start of the change with the mean after it); Page-Hinkley is
-    built with that direction. The start of the change is the least-squares single change point
-    (Hinkley 1970, "Inference about the change-point in a sequence of random variables",
-    Biometrika 57:1-17) of the values the detector was watching when it signalled, which is far
-    more accurate than the detectors' own estimates (the start of ADWIN's shrunken window keeps
-    hundreds of old values; Page's last minimum of the cumulative sum wanders when ``delta`` is
-    small).
-
-    Args:
-        errors: Per-row errors in time order (0/1 errors or a loss; ADWIN assumes [0, 1]).
-        method: ``"adwin"`` or ``"page_hinkley"``.
-        direction: ``"increase"`` (the default: errors going up), ``"decrease"`` or ``"both"``.
-        **params: Passed to :class:`Adwin` or :class:`PageHinkley`.
-
-    Returns:
-        The first change in the requested direction, with the mean error on each side of it.
-    """
-    arr = _as_1d_finite(errors, "errors")
-    n = len(arr)
-    if direction not in ("increase", "decrease", "both"):
-        raise ValueError(f"direction must be increase, decrease or both, got {direction!r}")
-    detector: Adwin | PageHinkley
-    if method == "adwin":
-        detector = Adwin(**params)
-    elif method == "page_hinkley":
-        detector = PageHinkley(direction=direction, **params)
-    else:
-        raise ValueError(f"unknown method {method!r}; use 'adwin' or 'page_hinkley'")
-
-    seg_start = 0
-    pos = 0
-    while pos < n:
-        hits = detector.update_many(arr[pos:], max_detections=1)
-        if not hits:
-            break
-        alarm = pos + hits[0]
-        pos = alarm + 1
-        # Least-squares single change point of what the detector was watching (Hinkley 1970).
-        watched = arr[seg_start : alarm + 1]
-        _, split = _best_split(_MeanShiftCost(watched), 0, len(watched), 1)
-        onset = seg_start + split if split > 0 else detector.last_change_estimate
-        assert onset is not None
-        before = _mean(arr[seg_start:onset])
-        recent = _mean(arr[onset : alarm + 1])
-        seg_start = detector.window_start
-        if math.isnan(before) or math.isnan(recent):
-            continue
-        wanted = (
-            direction == "both"
-            or (direction == "increase" and recent > before)
-            or (direction == "decrease" and recent < before)
-        )
-        if wanted:
-            return ErrorChangeResult(
-                detected=True,
-                change_index=onset,
-                alarm_index=alarm,
-                before_mean=_mean(arr[:onset]),
-                after_mean=_mean(arr[onset:]),
-                n=n,
-                method=method,
-            )
-    return ErrorChangeResult(
-        detected=False,
-        change_index=None,
-        alarm_index=None,
-        before_mean=_mean(arr),
-        after_mean=None,
-        n=n,
-        method=method,
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # Offline change points (PELT, binary segmentation)
 # --------------------------------------------------------------------------------------------
 
@@ -847,6 +718,10 @@ class _MeanShiftCost:
     def one(self, start: int, end: int) -> float:
         """Cost of the segment ``[start, end)``."""
         return float(self.many(np.array([start]), end)[0])
+
+
+def _mean(arr: NDArray[np.float64]) -> float:
+    return float(arr.mean()) if arr.size else math.nan
 
 
 def robust_noise_sd(series: ArrayLike) -> float:

@@ -282,8 +282,7 @@ def watch_errors(detector: Adwin | PageHinkley, errors: Any) -> ErrorRise:
 
     ADWIN reacts to changes either way. At each of its alarms the values it drops are the older
     regime and the window it keeps the newer one, so the alarm is a rise when the kept mean is
-    above the dropped mean (the comparison ``detect_error_change`` makes on a whole stream).
-    Page-Hinkley is built to watch increases only.
+    above the dropped mean. Page-Hinkley is built to watch increases only.
 
     Args:
         detector: An ``Adwin`` or ``PageHinkley`` with its state so far (updated in place).

@@ -14,7 +14,6 @@ from retraining_assets.core.analysis import (
     DegradationReport,
     PeriodPerformance,
     analyze_degradation,
-    performance_from_records,
     plot_degradation,
 )
 
@@ -264,21 +263,6 @@ def test_drift_restricted_to_the_degraded_models_stint() -> None:
 
 
 # -- conversion, serialisation, validation ----------------------------------------------------
-
-
-def test_performance_from_records() -> None:
-    records = [
-        {"period": dt.date(2013, 1, 7), "auc": 0.8, "n_rows": 100, "model_version": 1},
-        {"period": "2013-01-14", "auc": None, "n_rows": None, "model_version": float("nan")},
-        {"period": "2013-01-21", "auc": 0.7, "log_loss": 0.5, "model_version": 2.0, "x": 1},
-    ]
-    perf = performance_from_records(records)
-    assert perf[0] == PeriodPerformance("2013-01-07", 0.8, 100, None, 1)
-    assert perf[1].period == "2013-01-14" and math.isnan(perf[1].auc)
-    assert perf[1].n_rows == 0 and perf[1].model_version is None
-    assert perf[2].log_loss == 0.5 and perf[2].model_version == 2
-    with pytest.raises(ValueError, match="needs 'period' and 'auc'"):
-        performance_from_records([{"period": "x"}])
 
 
 def test_to_dict_is_json_ready() -> None:

@@ -1,4 +1,4 @@
-"""Change detection: Page-Hinkley, ADWIN, the sensor helper, PELT/binseg and degradation onset."""
+"""Change detection: Page-Hinkley, ADWIN, PELT/binseg and degradation onset."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import pytest
 from retraining_assets.core.detectors import (
     Adwin,
     DegradationResult,
-    ErrorChangeResult,
     PageHinkley,
     default_penalty,
     degradation_onset,
-    detect_error_change,
     find_change_points,
     robust_noise_sd,
 )
@@ -170,41 +168,6 @@ def test_reset_forgets_everything():
 def test_rejects_nan():
     with pytest.raises(ValueError, match="NaN"):
         PageHinkley().update_many([0.1, math.nan])
-
-
-# ---------------------------------------------------------------- sensor helper
-
-
-@pytest.mark.parametrize("method", ["adwin", "page_hinkley"])
-def test_detect_error_change_reports_onset_and_means(method):
-    result = detect_error_change(error_stream(11), method=method)
-    assert isinstance(result, ErrorChangeResult)
-    assert result.detected
-    assert result.change_index is not None and result.alarm_index is not None
-    assert abs(result.change_index - CHANGE) <= 80
-    assert CHANGE <= result.alarm_index <= CHANGE + 500
-    assert result.before_mean == pytest.approx(0.2, abs=0.03)
-    assert result.after_mean == pytest.approx(0.45, abs=0.05)
-    assert result.n == 6000
-    assert "detected" in result.summary()
-
-
-@pytest.mark.parametrize("method", ["adwin", "page_hinkley"])
-def test_detect_error_change_ignores_improvement_and_noise(method):
-    improving = error_stream(12, p0=0.45, p1=0.2)
-    result = detect_error_change(improving, method=method)
-    assert not result.detected
-    assert result.change_index is None
-    assert result.summary().startswith("no change")
-    assert not detect_error_change(stationary_stream(13, 6000), method=method).detected
-    assert detect_error_change(improving, method=method, direction="decrease").detected
-
-
-def test_detect_error_change_passes_params():
-    xs = error_stream(14)
-    assert not detect_error_change(xs, method="page_hinkley", threshold=1e6).detected
-    with pytest.raises(ValueError, match="unknown method"):
-        detect_error_change(xs, method="cusum")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- change points
