@@ -93,7 +93,11 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("  dvc Repo() open", "dvc.repo", "Repo.__init__"),
     ("  dvc add", "dvc.repo", "Repo.add"),
     ("  dvc push", "dvc.repo", "Repo.push"),
-    ("_read_dataset (parquet from DVC cache)", "retraining_assets.defs.assets", "_read_dataset"),
+    (
+        "DvcResource.read_dataset (parquet from DVC cache)",
+        "retraining_assets.defs.resources",
+        "DvcResource.read_dataset",
+    ),
     ("validate_frame (GE)", "retraining_assets.core.validation", "validate_frame"),
     ("  GE _get_context", "retraining_assets.core.validation", "_get_context"),
     ("  GE build_suite", "retraining_assets.core.validation", "build_suite"),
@@ -120,8 +124,8 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("MlflowResource.log_to_run", "retraining_assets.defs.resources", "MlflowResource.log_to_run"),
     ("MlflowClient.log_artifact (ROC png)", "mlflow", "MlflowClient.log_artifact"),
     ("ProductionStore.promote", "retraining_assets.core.registry", "ProductionStore.promote"),
-    ("move_champion_alias", "retraining_assets.defs.assets", "move_champion_alias"),
-    ("production_metadata", "retraining_assets.defs.assets", "production_metadata"),
+    ("move_champion_alias", "retraining_assets.defs.production", "move_champion_alias"),
+    ("production_metadata", "retraining_assets.defs.production", "production_metadata"),
 )
 
 
@@ -229,7 +233,7 @@ def _record_ingested(instance: Any) -> None:
 
     import dagster as dg
 
-    from retraining_assets.defs.assets import BATCH_PARTITIONS
+    from retraining_assets.defs.partitions import BATCH_PARTITIONS
 
     ids = sorted(p.stem for p in BATCHES.glob("*.parquet"))
     instance.add_dynamic_partitions(BATCH_PARTITIONS, ids)

@@ -4,12 +4,10 @@ Each body unpacks inputs, calls the core, and attaches metadata; the logic lives
 ``retraining_assets.core``.
 """
 
-import base64
 import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -24,7 +22,10 @@ from retraining_assets.defs.config import (
     GateConfig,
     TrainingDatasetConfig,
 )
-from retraining_assets.defs.dask_resource import DaskResource
+from retraining_assets.defs.constants import GATE_TAG, OWNERS, RETRAINING_POOL, VALIDATION_GROUPS
+from retraining_assets.defs.dask_resource import DaskResource, train_on_dask
+from retraining_assets.defs.metadata import code_metadata, md_image
+from retraining_assets.defs.partitions import BATCH_PARTITIONS, batch_partitions
 from retraining_assets.defs.production import (
     move_champion_alias,
     production_metadata,
@@ -40,35 +41,6 @@ from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, WEIGHT_COLUMN
 from retraining_assets.storage import StoreError
 
 GROUP = "retraining"
-OWNERS = ["team:ml-platform"]
-BATCH_PARTITIONS = "batches"
-batch_partitions = dg.DynamicPartitionsDefinition(name=BATCH_PARTITIONS)
-
-#: Dagster pool of the retraining chain: at most one of its steps runs at a time in the whole
-#: instance, whatever launched the run (UI, sensor, schedule, CLI). The limit is the instance's
-#: ``concurrency: pools: default_limit`` (1 in var/dagster/dagster.yaml and deploy/*/dagster.yaml).
-RETRAINING_POOL = "retraining"
-#: Run tag with the gate's verdict (``promote`` / ``reject``), set by ``evaluation_report``.
-GATE_TAG = "retraining/gate"
-
-#: One blocking asset check per group of expectations in the GE suite.
-VALIDATION_GROUPS = ("schema", "types", "nulls", "ranges", "label", "row_count")
-
-
-def _code_metadata(context: dg.AssetExecutionContext) -> dict[str, Any]:
-    """``code/version`` (this asset's) and ``code/commit`` (the checkout's) of a run."""
-    version = context.assets_def.code_versions_by_key.get(context.asset_key)
-    return {"code/version": version or "none", "code/commit": code_commit()}
-
-
-def md_png(png: bytes, alt: str) -> dg.MetadataValue:
-    """PNG bytes as a markdown image embedded in metadata (the UI shows it; no file needed)."""
-    encoded = base64.b64encode(png).decode("ascii")
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
-
-
-def _md_image(path: Path, alt: str) -> dg.MetadataValue:
-    return md_png(path.read_bytes(), alt)
 
 
 @dg.asset(
@@ -128,7 +100,7 @@ def raw_batches(
             "path": dg.MetadataValue.path(f"{store.location}/{verdict.key}"),
             "file": verdict.key,
             "dvc/md5": verdict.md5,
-            **_code_metadata(context),
+            **code_metadata(context),
             "rows": dg.MetadataValue.int(len(frame)),
             "start": str(ts.min()),
             "end": str(ts.max()),
@@ -258,7 +230,7 @@ def training_dataset(
         metadata={
             "dvc/md5": tracked.md5,
             "dvc/path": dg.MetadataValue.path(str(path)),
-            **_code_metadata(context),
+            **code_metadata(context),
             "rows": dg.MetadataValue.int(ref.n_rows),
             "train_rows": dg.MetadataValue.int(ref.n_train),
             "test_rows": dg.MetadataValue.int(ref.n_test),
@@ -403,7 +375,7 @@ def validated_dataset(
     from retraining_assets.core.validation import validate_frame
 
     schema = batch_source.dataset_schema()
-    frame = _read_dataset(dvc, training_dataset)
+    frame = dvc.read_dataset(training_dataset.md5)
     result = validate_frame(
         frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN, WEIGHT_COLUMN)
     )
@@ -446,7 +418,7 @@ def validated_dataset(
         data_version=dg.DataVersion(ref.md5),
         metadata={
             "dvc/md5": ref.md5,
-            **_code_metadata(context),
+            **code_metadata(context),
             "rows": dg.MetadataValue.int(ref.n_rows),
             "expectations": dg.MetadataValue.int(len(result.outcomes)),
             "validation_seconds": dg.MetadataValue.float(round(result.duration_s, 3)),
@@ -475,31 +447,6 @@ def _model_requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{p}=={version(p)}" for p in ("lightgbm", "pandas", "numpy")]
-
-
-def _read_dataset(dvc: DvcResource, ref: DatasetRef):
-    """Read the exact version ``ref.md5`` from the DVC cache (the workspace file may be newer)."""
-    return _read_dataset_md5(dvc, ref.md5)
-
-
-def _dataset_file(dvc: DvcResource, md5: str) -> Path:
-    """The file of dataset version ``md5`` in the DVC cache, fetched from the remote if needed."""
-    store = dvc.store()
-    source = store.cache_path(md5)
-    if not source.exists():
-        source = store.restore(md5, store.repo_dir / "restored" / f"{md5}.parquet")
-    return source
-
-
-def _read_dataset_md5(dvc: DvcResource, md5: str):
-    """Read dataset version ``md5`` from the DVC cache, fetching it from the remote if needed."""
-    import pandas as pd
-
-    store = dvc.store()
-    source = store.cache_path(md5)
-    if not source.exists():
-        source = store.restore(md5, store.repo_dir / "restored" / f"{md5}.parquet")
-    return pd.read_parquet(source)
 
 
 @dg.asset(
@@ -541,14 +488,12 @@ def candidate_model(
         prod_store = production.store()
         init_model = prod_store.booster(prod_store.record(validated_dataset.init_from_version))
     if config.trainer == "dask":
-        from retraining_assets.defs.dask_resource import train_on_dask
-
-        source = _dataset_file(dvc, validated_dataset.md5)
+        source = dvc.dataset_file(validated_dataset.md5)
         trained, example = train_on_dask(dask, source, schema, params, init_model)
     else:
         from retraining_assets.core.batches import split_rows
 
-        frame = _read_dataset(dvc, validated_dataset)
+        frame = dvc.read_dataset(validated_dataset.md5)
         train = split_rows(frame, "train")
         weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
         trained = train_model(train, schema, params, weights=weights, init_model=init_model)
@@ -562,7 +507,7 @@ def candidate_model(
         "dvc/dataset_md5": validated_dataset.md5,
         "dvc/model_md5": tracked.md5,
         "dagster/run_url": mlflow.dagster_run_url(context.run_id),
-        "code/version": _code_metadata(context)["code/version"],
+        "code/version": code_metadata(context)["code/version"],
         "code/commit": code_commit(),
     }
     with mlflow.start_run(run_name=f"cycle-{context.run_id[:8]}", tags=tags) as run:
@@ -632,7 +577,7 @@ def candidate_model(
             "best_iteration": dg.MetadataValue.int(trained.best_iteration),
             "valid_auc": dg.MetadataValue.float(trained.valid_auc or float("nan")),
             "trainer": config.trainer,
-            **_code_metadata(context),
+            **code_metadata(context),
         },
     )
 
@@ -678,7 +623,7 @@ def evaluation_report(
     from retraining_assets.core.training import load_model
 
     schema = batch_source.dataset_schema()
-    frame = _read_dataset(dvc, validated_dataset)
+    frame = dvc.read_dataset(validated_dataset.md5)
     train = frame[frame[SPLIT_COLUMN] == "train"]
     test = frame[frame[SPLIT_COLUMN] == "test"]
     store = dvc.store()
@@ -816,9 +761,9 @@ def evaluation_report(
                 f"production v{current.version}" if current else "constant baseline (first model)"
             ),
             "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
-            "roc": _md_image(plot, "ROC"),
+            "roc": md_image(plot, "ROC"),
             "mlflow/run_id": candidate_model.mlflow_run_id,
-            **_code_metadata(context),
+            **code_metadata(context),
             "report": dg.MetadataValue.json(json.loads(json.dumps(report.__dict__, default=str))),
         },
     )
@@ -989,7 +934,7 @@ def production_model(
     )
     metadata = production_metadata(store, record, mlflow)
     metadata["mlflow/champion_alias"] = alias
-    metadata.update(_code_metadata(context))
+    metadata.update(code_metadata(context))
     metadata["model_card"] = dg.MetadataValue.md(card_md)
     metadata["model_card/json"] = dg.MetadataValue.json(card)
     metadata["promotion_seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 3))

@@ -27,9 +27,11 @@ from retraining_assets.core.verdicts import (
     read_verdict,
     verdict_metadata,
 )
-from retraining_assets.defs.assets import OWNERS, _read_dataset_md5, batch_partitions, md_png
 from retraining_assets.defs.assets import raw_batches as raw_batches_asset
+from retraining_assets.defs.constants import OWNERS
+from retraining_assets.defs.metadata import md_png
 from retraining_assets.defs.monitoring import _all_materializations, _booster, batch_performance
+from retraining_assets.defs.partitions import batch_partitions
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
@@ -70,7 +72,7 @@ def _calibrator(context, monitoring, dvc: DvcResource, booster, record, schema) 
         return cached, key
     if not record.dataset_md5:
         raise dg.Failure(f"production v{record.version} records no training data md5")
-    frame = _read_dataset_md5(dvc, record.dataset_md5)
+    frame = dvc.read_dataset(record.dataset_md5)
     # The test split was never trained on: its scores are calibrated honestly.
     test = frame[frame[SPLIT_COLUMN] == "test"] if SPLIT_COLUMN in frame else frame
     test = test[test[schema.target].notna()]

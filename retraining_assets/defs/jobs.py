@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from retraining_assets.defs.assets import (
-    batch_partitions,
     candidate_model,
     evaluation_report,
     production_model,
@@ -14,6 +13,8 @@ from retraining_assets.defs.assets import (
     validated_dataset,
 )
 from retraining_assets.defs.executor import local_in_process_executor
+from retraining_assets.defs.monitoring import batch_drift, batch_performance
+from retraining_assets.defs.partitions import batch_partitions
 
 RETRAINING_ASSETS = [
     training_dataset,
@@ -42,24 +43,13 @@ ingest_job = dg.define_asset_job(
 )
 
 
-def _monitoring_selection() -> dg.AssetSelection:
-    from retraining_assets.defs.monitoring import batch_drift, batch_performance
-
-    # By key: defs/estimated.py builds its sensor from defs/sensors.py, which imports this module.
-    return dg.AssetSelection.assets(
-        raw_batches, batch_drift, batch_performance, dg.AssetKey("batch_estimated_performance")
-    )
-
-
-def _performance_selection() -> dg.AssetSelection:
-    from retraining_assets.defs.monitoring import batch_performance
-
-    return dg.AssetSelection.assets(batch_performance)
-
-
 monitoring_job = dg.define_asset_job(
     "monitoring_job",
-    selection=_monitoring_selection(),
+    # The estimated-performance asset by key: defs/estimated.py builds its sensor from
+    # defs/sensors.py, which imports this module.
+    selection=dg.AssetSelection.assets(
+        raw_batches, batch_drift, batch_performance, dg.AssetKey("batch_estimated_performance")
+    ),
     partitions_def=batch_partitions,
     executor_def=local_in_process_executor,
     description="Ingest one new batch: validate it, measure its drift, estimate the production"
@@ -68,7 +58,7 @@ monitoring_job = dg.define_asset_job(
 
 performance_job = dg.define_asset_job(
     "performance_job",
-    selection=_performance_selection(),
+    selection=dg.AssetSelection.assets(batch_performance),
     partitions_def=batch_partitions,
     executor_def=local_in_process_executor,
     description="Measure the production model on a batch whose labels just arrived.",

@@ -17,13 +17,10 @@ from retraining_assets.core.verdicts import (
     read_verdict,
     verdict_metadata,
 )
-from retraining_assets.defs.assets import (
-    OWNERS,
-    _read_dataset_md5,
-    batch_partitions,
-    md_png,
-    raw_batches,
-)
+from retraining_assets.defs.assets import raw_batches
+from retraining_assets.defs.constants import OWNERS
+from retraining_assets.defs.metadata import md_png
+from retraining_assets.defs.partitions import batch_partitions
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     DvcResource,
@@ -73,7 +70,7 @@ def _reference_profile(
         return cached, thresholds
     if not record.dataset_md5:
         raise dg.Failure(f"production v{record.version} records no training data md5")
-    frame = _read_dataset_md5(dvc, record.dataset_md5)
+    frame = dvc.read_dataset(record.dataset_md5)
     train = frame[frame[SPLIT_COLUMN] == "train"] if SPLIT_COLUMN in frame else frame
     if cached is None:
         cached = build_reference(train, numeric, categorical)

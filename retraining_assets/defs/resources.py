@@ -25,6 +25,7 @@ from retraining_assets.defs.state import StateStoreResource
 from retraining_assets.storage import ObjectStore, open_store
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
@@ -162,6 +163,23 @@ class DvcResource(dg.ConfigurableResource):
         home = settings.state_dir()
         repo = Path(self.repo_dir) if self.repo_dir else home / "store"
         return _ensured_dvc(str(repo.resolve()), self.remote(), self.remote_options())
+
+    def dataset_file(self, md5: str) -> Path:
+        """The file of dataset version ``md5`` in the DVC cache, fetched from the remote if needed.
+
+        The exact version, not the workspace file (which a later run may have replaced).
+        """
+        store = self.store()
+        source = store.cache_path(md5)
+        if not source.exists():
+            source = store.restore(md5, store.repo_dir / "restored" / f"{md5}.parquet")
+        return source
+
+    def read_dataset(self, md5: str) -> pd.DataFrame:
+        """Read dataset version ``md5`` (see :meth:`dataset_file`)."""
+        import pandas as pd
+
+        return pd.read_parquet(self.dataset_file(md5))
 
     def describe(self) -> str:
         """The repository folder and the remote (with its endpoint for S3)."""

@@ -31,9 +31,9 @@ from retraining_assets.core.verdicts import (
     V,
     read_verdict,
 )
-from retraining_assets.defs.assets import BATCH_PARTITIONS, batch_partitions
 from retraining_assets.defs.jobs import monitoring_job, performance_job, retraining_job
 from retraining_assets.defs.monitoring import batch_drift, batch_performance
+from retraining_assets.defs.partitions import BATCH_PARTITIONS, batch_partitions
 from retraining_assets.defs.resources import (
     BatchSourceResource,
     ProductionResource,

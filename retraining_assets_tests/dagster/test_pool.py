@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 import pytest
 
-from retraining_assets.defs.assets import RETRAINING_POOL
+from retraining_assets.defs.constants import RETRAINING_POOL
 from retraining_assets.defs.jobs import RETRAINING_ASSETS
 from retraining_assets_tests.dagster.helpers import ingest, write_batches
 

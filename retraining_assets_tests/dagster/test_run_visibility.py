@@ -11,7 +11,7 @@ import pytest
 
 from retraining_assets.cli import lineage_text
 from retraining_assets.code_version import code_commit
-from retraining_assets.defs.assets import GATE_TAG, VALIDATION_GROUPS
+from retraining_assets.defs.constants import GATE_TAG, VALIDATION_GROUPS
 from retraining_assets.defs.resources import MlflowResource
 from retraining_assets_tests.dagster.helpers import (
     ingest,
