@@ -28,8 +28,8 @@ ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
     "evaluation_report": ("evaluation", "delong", "promotion", "training"),
     "production_model": ("registry", "promotion", "model_card"),
     "batch_drift": ("drift", "monitoring", "validation", "batches"),
-    "batch_performance": ("monitoring", "evaluation", "detectors", "batches"),
-    "degradation_analysis": ("analysis", "detectors", "monitoring"),
+    "batch_performance": ("monitoring", "evaluation", "batches"),
+    "degradation_analysis": ("analysis", "change_points", "monitoring"),
     "batch_estimated_performance": ("performance_estimation", "training", "batches"),
 }
 

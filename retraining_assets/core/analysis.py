@@ -10,7 +10,7 @@ draws it.
 
 How it works:
 
-* The AUC series goes through :func:`~retraining_assets.core.detectors.degradation_onset`
+* The AUC series goes through :func:`~retraining_assets.core.change_points.degradation_onset`
   (PELT or binary segmentation of the mean, robust penalty). Periods whose AUC is NaN (one
   class only) or, with ``min_rows``, that have too few rows are skipped; positions found on the
   remaining values are mapped back to the period ids. The onset period is the first analysed
@@ -38,7 +38,7 @@ How it works:
   then a change for the better and is skipped, so the first drop anywhere is reported.
 * Drift attribution. Each feature's PSI series (restricted, with ``per_model``, to the stint of
   the degraded model: the drift reference is that model's training data, so PSI resets at a
-  retraining) goes through :func:`~retraining_assets.core.detectors.find_change_points`; an
+  retraining) goes through :func:`~retraining_assets.core.change_points.find_change_points`; an
   upward level change of at least ``min_psi_increase`` within ``window`` periods of the onset
   (positions in the performance timeline, skipped periods included) makes the feature
   "drifting around the onset"; when a drifted flag is given, the feature must also be flagged
@@ -61,7 +61,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from retraining_assets.core.detectors import degradation_onset, find_change_points
+from retraining_assets.core.change_points import degradation_onset, find_change_points
 
 DriftValue = float | int | Mapping[str, Any] | None
 """One feature's drift in one period: its PSI, or a mapping with ``"psi"`` and ``"drifted"``."""
@@ -435,7 +435,7 @@ def _noise_sd(
     """Robust AUC noise s.d. from the first differences within each range, pooled.
 
     ``1.4826 * MAD / sqrt(2)`` of the differences between consecutive analysed periods of the
-    same range (a model change is not noise), as in ``detectors.robust_noise_sd``; one estimate
+    same range (a model change is not noise), as in ``change_points.robust_noise_sd``; one estimate
     for the whole history is far steadier than one per short stint.
     """
     diffs: list[float] = []

@@ -25,7 +25,7 @@ from retraining_assets.core.verdicts import (
 )
 
 if TYPE_CHECKING:
-    from retraining_assets.core.detectors import Adwin, PageHinkley
+    from retraining_assets.core.streaming import Adwin, PageHinkley
     from retraining_assets.settings import TriggerPolicy
 
 
@@ -270,7 +270,7 @@ class ErrorRise:
 
 def new_error_detector(policy: TriggerPolicy) -> Adwin | PageHinkley:
     """The policy's error-stream detector, fresh (Page-Hinkley watches increases only)."""
-    from retraining_assets.core.detectors import Adwin, PageHinkley
+    from retraining_assets.core.streaming import Adwin, PageHinkley
 
     if policy.concept_detector == "adwin":
         return Adwin(delta=policy.concept_delta)
@@ -293,7 +293,7 @@ def watch_errors(detector: Adwin | PageHinkley, errors: Any) -> ErrorRise:
     """
     import numpy as np
 
-    from retraining_assets.core.detectors import Adwin
+    from retraining_assets.core.streaming import Adwin
 
     values = np.asarray(errors, dtype=np.float64)
     found = ErrorRise()

@@ -329,7 +329,7 @@ def concept_drift_sensor(
     streams are read from the monitoring store (``errors_key`` of each ``batch_performance``
     verdict), wherever the run that wrote them ran.
     """
-    from retraining_assets.core.detectors import Adwin, PageHinkley
+    from retraining_assets.core.streaming import Adwin, PageHinkley
 
     policy = triggers.policy()
     state = json.loads(context.cursor) if context.cursor else {}
