@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
+
+from retraining_assets.fileio import atomic_path, write_atomic
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.=-]+$")
 
@@ -148,7 +149,7 @@ class ObjectStore(ABC):
 
     def download(self, key: str, dest: Path) -> Path:
         """Write the bytes of ``key`` to the local file ``dest`` (atomically); return ``dest``."""
-        write_file_atomic(dest, self.get(key))
+        write_atomic(dest, self.get(key))
         return dest
 
     def upload(self, key: str, src: Path) -> None:
@@ -204,25 +205,6 @@ class _Prefixed(ObjectStore):
         self._parent.check()
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename.
-
-    Readers see the old bytes or the new ones, never a torn file, even if the process is killed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class LocalStore(ObjectStore):
     """A folder. Names starting with ``.`` are temporary files and never listed."""
 
@@ -259,27 +241,20 @@ class LocalStore(ObjectStore):
         """See :meth:`ObjectStore.put`."""
         path = self._path(key)
         self._refuse_links(path)
-        write_file_atomic(path, data)
+        write_atomic(path, data)
 
     def create(self, key: str, data: bytes) -> bool:
         """See :meth:`ObjectStore.create`."""
         path = self._path(key)
         self._refuse_links(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             # link() is atomic and fails if the name exists: the loser of a race learns it here,
             # and a reader never sees a half-written file under the final name.
-            os.link(tmp, path)
+            with atomic_path(path, exclusive=True) as tmp:
+                tmp.write_bytes(data)
             return True
         except FileExistsError:
             return False
-        finally:
-            Path(tmp).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         """See :meth:`ObjectStore.exists`."""

@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retraining_assets.fileio import atomic_path
 from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
 from retraining_assets.storage import (
     InvalidKey,
@@ -413,15 +413,8 @@ def read_batch(
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
     """Write ``frame`` to ``path`` as parquet so that readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -56,6 +56,7 @@ import pandas as pd
 
 from retraining_assets.core.batches import write_parquet_atomic
 from retraining_assets.core.cadence import CadenceError, check_frequency, parse_cadence
+from retraining_assets.fileio import write_atomic
 from retraining_assets.schemas import DatasetSchema
 
 #: Special ``source`` value: the NYC flights demo table built by ``demo_data.load_flights``.
@@ -969,22 +970,8 @@ def write_schema_file(schema: DatasetSchema, path: Path, *, frequency: str = "we
     The path should sit with the project's configuration (:func:`schema_file_for`), never in
     a batch folder.
     """
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {**schema_to_dict(schema), "frequency": frequency}
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def load_schema_file(path: Path) -> tuple[DatasetSchema, str]:

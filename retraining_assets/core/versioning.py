@@ -8,15 +8,14 @@ slow to import and only the steps that version data need it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from retraining_assets.fileio import atomic_path, file_lock
 
 
 class VersioningError(RuntimeError):
@@ -32,15 +31,10 @@ def file_md5(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # waits: one DVC operation at a time
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _check_md5(path: Path, md5: str, source: str) -> None:
+    """Raise unless the bytes at ``path`` hash to ``md5`` (a copy from ``source``)."""
+    if file_md5(path) != md5:
+        raise VersioningError(f"copy of {md5} at {source} is corrupt")
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,7 @@ class DvcStore:
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive lock around one DVC operation (reentrant use is not supported)."""
-        return _locked(self._lock_file)
+        return file_lock(self._lock_file)
 
     def ensure(self) -> DvcStore:
         """Create the repository if needed, turn analytics off and set the default remote."""
@@ -156,27 +150,23 @@ class DvcStore:
         """
         for source in (self.cache_path(md5), self.remote_path(md5)):
             if source is not None and source.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(f".{dest.name}.restore")
-                shutil.copyfile(source, tmp)
-                return self._verified(tmp, md5, dest, str(source))
+                with atomic_path(dest) as tmp:
+                    shutil.copyfile(source, tmp)
+                    _check_md5(tmp, md5, str(source))
+                return dest
         if self.remote_url and "://" in self.remote_url:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.restore")
-            if self._download(md5, tmp):
-                return self._verified(tmp, md5, dest, self.describe_remote())
-        raise VersioningError(
+            with atomic_path(dest) as tmp:
+                if not self._download(md5, tmp):
+                    raise self._missing(md5)
+                _check_md5(tmp, md5, self.describe_remote())
+            return dest
+        raise self._missing(md5)
+
+    def _missing(self, md5: str) -> VersioningError:
+        return VersioningError(
             f"no copy of {md5} in the DVC cache {self.cache_path(md5).parent.parent} "
             f"or remote {self.describe_remote()}"
         )
-
-    @staticmethod
-    def _verified(tmp: Path, md5: str, dest: Path, source: str) -> Path:
-        if file_md5(tmp) != md5:
-            tmp.unlink()
-            raise VersioningError(f"copy of {md5} at {source} is corrupt")
-        os.replace(tmp, dest)
-        return dest
 
     def _download(self, md5: str, tmp: Path) -> bool:
         """Fetch the bytes of ``md5`` from a URL remote (S3...) through DVC's own filesystem."""

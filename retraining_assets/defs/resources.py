@@ -8,7 +8,6 @@ environment at import and the embedded defaults need no service.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from retraining_assets import settings
 from retraining_assets.core.registry import ProductionStore
 from retraining_assets.core.versioning import DvcStore
 from retraining_assets.defs.state import StateStoreResource
+from retraining_assets.fileio import file_lock
 from retraining_assets.storage import ObjectStore, open_store
 
 if TYPE_CHECKING:
@@ -550,13 +550,8 @@ def _file_lock_for(uri: str) -> Iterator[None]:
         yield
         return
     db = Path(uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with (db.parent / f".{db.name}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(db.parent / f".{db.name}.lock"):
+        yield
 
 
 class TriggerPolicyResource(dg.ConfigurableResource):
