@@ -15,6 +15,52 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+#: Every environment variable through which a user configures the project. The tests never see
+#: the user's values (a ``RETRAINING_CONFIG`` with another cron or PSI threshold made tests fail):
+#: :func:`_isolate_from_user_settings` removes them for every test, and a test that needs one
+#: sets it with ``monkeypatch``. ``unit/test_settings.py`` fails if the package reads one that is
+#: missing here.
+USER_SETTINGS_ENV = (
+    "RETRAINING_ALERT_WEBHOOK",
+    "RETRAINING_BATCHES_DIR",
+    "RETRAINING_CONFIG",
+    "RETRAINING_DAGSTER_UI_URL",
+    "RETRAINING_DASK_SCHEDULER",
+    "RETRAINING_DVC_REMOTE",
+    "RETRAINING_HOME",
+    "RETRAINING_MLFLOW_ARTIFACTS",
+    "RETRAINING_MLFLOW_TRACKING_URI",
+    "RETRAINING_MLFLOW_UI_URL",
+    "RETRAINING_SCHEMA",
+    "RETRAINING_STATE_URL",
+)
+#: The configuration file the tests see unless they set their own: empty, so every setting has
+#: its default (unset, ``RETRAINING_CONFIG`` would fall back to a ``retraining.yaml`` the user may
+#: keep in the checkout).
+EMPTY_CONFIG = os.devnull
+# The code location reads the configuration file and the schema file when it loads (the
+# schedule's cron and cadence), and test modules import it while they are collected, before any
+# fixture runs. The other variables are read only when a test runs, and the stack tests take
+# them from the shell (stack/conftest.py), so they are left for the fixture below.
+os.environ["RETRAINING_CONFIG"] = EMPTY_CONFIG
+os.environ.pop("RETRAINING_SCHEMA", None)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_from_user_settings(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run every test with the project's defaults, whatever the user's shell sets.
+
+    Tests marked ``stack`` are the exception: they run against the services whose addresses
+    ``make test-stack`` puts in the environment.
+    """
+    if request.node.get_closest_marker("stack") is not None:
+        return
+    for name in USER_SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RETRAINING_CONFIG", EMPTY_CONFIG)
+
 
 def free_port() -> int:
     with socket.socket() as sock:
