@@ -205,9 +205,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"     MLflow run {current.mlflow_run_id}; model {current.mlflow_model_uri}"
         )
     print(
-        f"   MLflow store: {MlflowResource().uri()}  (UI: make mlflow-ui -> http://127.0.0.1:5000)"
+        f"   MLflow store: {MlflowResource().uri()}"
+        f"  (UI: make mlflow-ui -> {settings.DEFAULT_MLFLOW_UI})"
     )
-    print(f"   Dagster home: {os.environ['DAGSTER_HOME']}  (UI: make dev -> http://127.0.0.1:3000)")
+    print(
+        f"   Dagster home: {os.environ['DAGSTER_HOME']}"
+        f"  (UI: make dev -> {settings.DEFAULT_DAGSTER_UI})"
+    )
     if later + 1 < len(batches):
         # Left empty, as_of_batch means the newest batch file: months past what the demo ingested.
         print(

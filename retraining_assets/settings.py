@@ -1,7 +1,10 @@
 """Dataset schema and policy defaults, in one place.
 
-Everything here is plain data: no environment reads and no I/O at import time. The Dagster layer
-turns these defaults into ``dg.Config`` fields so they can be changed per run from the launchpad.
+Every default is defined here once. The Dagster layer turns them into ``dg.Config`` fields so they
+can be changed per run from the launchpad, and the core policies (``TrainParams``, ``GatePolicy``,
+``DriftPolicy``, the shadow decision, the concept-drift detector) take theirs from here;
+``retraining_assets_tests/dagster/test_config_defaults.py`` fails if a copy drifts apart.
+Everything here is plain data: no environment reads and no I/O at import time.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 # The dataset schemas live in their own module: the DVC stage that builds the demo batches depends
 # on it, and on nothing else here, so changing a threshold does not invalidate the data.
@@ -26,17 +29,27 @@ BATCH_COLUMN = "__batch__"
 WEIGHT_COLUMN = "__weight__"
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Defaults for training and promotion; each is a ``dg.Config`` field in the Dagster layer."""
+#: The training-data strategies (``training_dataset.strategy``), applied by
+#: ``core/strategies.py``. The launchpad offers exactly these.
+Strategy = Literal["rolling", "full", "incremental", "weighted"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+#: What each strategy trains on: the launchpad's help for ``strategy``.
+STRATEGY_HELP: dict[Strategy, str] = {
+    "rolling": "last window_batches",
+    "full": "all history",
+    "weighted": "all history, weights halving every half_life_days",
+    "incremental": "continue the production model on the batches newer than its training data",
+}
+#: Where ``candidate_model`` trains: in the run process, or on the DaskResource's cluster.
+Trainer = Literal["local", "dask"]
+#: How a candidate that passes the gate reaches production: at once, or after a shadow period.
+PromotionMode = Literal["direct", "shadow"]
 
-    window_weeks: int = 8
-    test_batches: int = 1
-    min_relative_auc: float = 0.99
-    max_p95_latency_ms: float = 100.0
-    min_baseline_auc_margin: float = 0.02
-    min_test_positives: int = 30
-    latency_rows: int = 500
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """LightGBM parameters: ``CandidateModelConfig``'s defaults; ``TrainParams`` extends it."""
+
     seed: int = 42
     num_threads: int = 1
     num_boost_round: int = 300
@@ -50,7 +63,41 @@ class Policy:
     lambda_l2: float = 1.0
 
 
+DEFAULT_TRAINING = TrainingDefaults()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Defaults of the chain's run-time knobs; each is a ``dg.Config`` field of the same name.
+
+    ``training_dataset``: ``window_batches`` ... ``half_life_days``; ``candidate_model``:
+    ``trainer`` (its hyper-parameters are :class:`TrainingDefaults`); ``evaluation_report`` and
+    ``core.promotion.GatePolicy``: ``min_relative_auc`` ... ``shadow_batches``; the shadow
+    decision (``ShadowDecisionConfig``, ``core.promotion.decide_shadow``): the same
+    ``min_relative_auc`` and ``shadow_min_positives``.
+    """
+
+    window_batches: int = 8
+    test_batches: int = 1
+    strategy: Strategy = "rolling"
+    half_life_days: float = 28.0
+    trainer: Trainer = "local"
+    min_relative_auc: float = 0.99
+    max_p95_latency_ms: float = 100.0
+    min_baseline_auc_margin: float = 0.02
+    min_test_positives: int = 30
+    latency_calls: int = 500
+    mode: PromotionMode = "direct"
+    shadow_batches: int = 2
+    shadow_min_positives: int = 30
+
+
 DEFAULT_POLICY = Policy()
+
+#: Where ``make mlflow-ui`` serves the MLflow UI; ``$RETRAINING_MLFLOW_UI_URL`` overrides it.
+DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
+#: Where ``make dev`` serves the Dagster UI; ``$RETRAINING_DAGSTER_UI_URL`` overrides it.
+DEFAULT_DAGSTER_UI = "http://127.0.0.1:3000"
 
 #: Environment variable naming the folder that holds run-time state (Dagster home, MLflow store,
 #: DVC store, production pointer). Read only when a path is needed, never at import.
@@ -109,6 +156,8 @@ class TriggerPolicy:
         estimated_min_rows: Fewer rows in a batch than this: no estimated-performance verdict.
         concept_detector: Error-stream change detector: adwin or page_hinkley.
         concept_delta: ADWIN confidence (smaller: fewer false alarms, later detection).
+        concept_ph_delta: Page-Hinkley: rise of the mean error tolerated per row.
+        concept_ph_threshold: Page-Hinkley: alarm threshold on the cumulative deviation.
         cooldown_hours: Soft triggers do not start a retraining within this many hours of one.
         schedule_cooldown_hours: The weekly schedule skips if a retraining ran this recently.
         cron: Fallback schedule (UTC) when set in the file; unset, one tick per batch period.
@@ -132,6 +181,8 @@ class TriggerPolicy:
     estimated_min_rows: int = 200
     concept_detector: str = "adwin"
     concept_delta: float = 0.002
+    concept_ph_delta: float = 0.01
+    concept_ph_threshold: float = 50.0
     cooldown_hours: float = 24.0
     schedule_cooldown_hours: float = 72.0
     cron: str = "0 3 * * 1"

@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from retraining_assets.settings import DEFAULT_TRIGGERS
+
 try:  # Exact small-sample KS p-value: scipy's own private helper (see ks_pvalue).
     from scipy.stats._stats_py import _attempt_exact_2kssamp
 except ImportError:  # pragma: no cover - only on a scipy that moved the helper
@@ -830,14 +832,15 @@ class DriftPolicy:
             makes the batch drifted whatever the rule (no statistic can vouch for it).
     """
 
-    psi_threshold: float = 0.2
-    ks_alpha: float = 0.05
-    ks_min_d: float = 0.1
+    # The thresholds the drift trigger also has are the trigger's (settings.TriggerPolicy).
+    psi_threshold: float = DEFAULT_TRIGGERS.psi_threshold
+    ks_alpha: float = DEFAULT_TRIGGERS.ks_alpha
+    ks_min_d: float = DEFAULT_TRIGGERS.ks_min_d
     chi2_min_tvd: float = 0.1
-    correction: str = "holm"
+    correction: str = DEFAULT_TRIGGERS.correction
     missing_rate_threshold: float = 0.1
     rule: str = "any_psi"
-    share_threshold: float = 0.3
+    share_threshold: float = DEFAULT_TRIGGERS.share_threshold
     use_ks: bool = True
     use_chi2: bool = True
     missing_column_forces_drift: bool = True

@@ -140,7 +140,7 @@ def decide_shadow(
     challenger_proba: np.ndarray,
     *,
     min_relative_auc: float = DEFAULT_POLICY.min_relative_auc,
-    min_positives: int = 30,
+    min_positives: int = DEFAULT_POLICY.shadow_min_positives,
 ) -> Decision:
     """Decide a challenger's fate after its shadow period on live, labelled rows.
 

@@ -31,16 +31,15 @@ import pandas as pd
 from retraining_assets.core.batches import Window, select_window, time_order
 from retraining_assets.settings import (
     BATCH_COLUMN,
+    DEFAULT_POLICY,
     SPLIT_COLUMN,
+    STRATEGIES,
     WEIGHT_COLUMN,
     DatasetSchema,
 )
 
-#: The strategies :func:`plan_training` knows, in the order they are documented.
-STRATEGIES = ("full", "rolling", "incremental", "weighted")
-
 #: Default half-life of the ``weighted`` strategy: a row four weeks older counts half as much.
-DEFAULT_HALF_LIFE_DAYS = 28.0
+DEFAULT_HALF_LIFE_DAYS = DEFAULT_POLICY.half_life_days
 
 _DAY = pd.Timedelta(days=1)
 

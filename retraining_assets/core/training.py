@@ -14,27 +14,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from retraining_assets.settings import DEFAULT_POLICY, DatasetSchema
+from retraining_assets.settings import DatasetSchema, TrainingDefaults
 
 if TYPE_CHECKING:
     import lightgbm as lgb
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    """Hyper-parameters of one training run (all logged to MLflow)."""
+class TrainParams(TrainingDefaults):
+    """Hyper-parameters of one training run (all logged to MLflow).
 
-    seed: int = DEFAULT_POLICY.seed
-    num_threads: int = DEFAULT_POLICY.num_threads
-    num_boost_round: int = DEFAULT_POLICY.num_boost_round
-    early_stopping_rounds: int = DEFAULT_POLICY.early_stopping_rounds
-    learning_rate: float = DEFAULT_POLICY.learning_rate
-    num_leaves: int = DEFAULT_POLICY.num_leaves
-    min_data_in_leaf: int = DEFAULT_POLICY.min_data_in_leaf
-    feature_fraction: float = DEFAULT_POLICY.feature_fraction
-    bagging_fraction: float = DEFAULT_POLICY.bagging_fraction
-    bagging_freq: int = DEFAULT_POLICY.bagging_freq
-    lambda_l2: float = DEFAULT_POLICY.lambda_l2
+    The LightGBM fields and their defaults are ``settings.TrainingDefaults``'s.
+    """
+
     valid_fraction: float = 0.15
 
     def lightgbm_params(self) -> dict[str, Any]:

@@ -274,7 +274,9 @@ def new_error_detector(policy: TriggerPolicy) -> Adwin | PageHinkley:
 
     if policy.concept_detector == "adwin":
         return Adwin(delta=policy.concept_delta)
-    return PageHinkley(delta=0.01, threshold=50.0, direction="increase")
+    return PageHinkley(
+        delta=policy.concept_ph_delta, threshold=policy.concept_ph_threshold, direction="increase"
+    )
 
 
 def watch_errors(detector: Adwin | PageHinkley, errors: Any) -> ErrorRise:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
-from retraining_assets.settings import DEFAULT_POLICY
+from retraining_assets.settings import (
+    DEFAULT_POLICY,
+    DEFAULT_TRAINING,
+    STRATEGY_HELP,
+    PromotionMode,
+    Strategy,
+    Trainer,
+)
 
 if TYPE_CHECKING:
     from retraining_assets.core.training import TrainParams
@@ -17,21 +24,20 @@ class TrainingDatasetConfig(dg.Config):
     """Which batches form the training dataset."""
 
     window_batches: int = Field(
-        default=DEFAULT_POLICY.window_weeks,
+        default=DEFAULT_POLICY.window_batches,
         description="Rolling window: number of batches (weeks for the demo) to train on.",
     )
     test_batches: int = Field(
         default=DEFAULT_POLICY.test_batches,
         description="Most recent batches held out as the shared test set.",
     )
-    strategy: Literal["rolling", "full", "incremental", "weighted"] = Field(
-        default="rolling",
-        description="rolling: last window_batches; full: all history; weighted: all history,"
-        " weights halving every half_life_days; incremental: continue the production model on"
-        " the batches newer than its training data.",
+    strategy: Strategy = Field(
+        default=DEFAULT_POLICY.strategy,
+        description="; ".join(f"{name}: {text}" for name, text in STRATEGY_HELP.items()) + ".",
     )
     half_life_days: float = Field(
-        default=28.0, description="weighted: age at which a row counts half as much."
+        default=DEFAULT_POLICY.half_life_days,
+        description="weighted: age at which a row counts half as much.",
     )
     as_of_batch: str = Field(
         default="",
@@ -42,22 +48,22 @@ class TrainingDatasetConfig(dg.Config):
 class CandidateModelConfig(dg.Config):
     """LightGBM hyper-parameters and the trainer that runs them (all logged to MLflow)."""
 
-    seed: int = DEFAULT_POLICY.seed
+    seed: int = DEFAULT_TRAINING.seed
     num_threads: int = Field(
-        default=DEFAULT_POLICY.num_threads,
+        default=DEFAULT_TRAINING.num_threads,
         description="LightGBM threads. Keep explicit: its OpenMP threads spin and starve others.",
     )
-    num_boost_round: int = DEFAULT_POLICY.num_boost_round
-    early_stopping_rounds: int = DEFAULT_POLICY.early_stopping_rounds
-    learning_rate: float = DEFAULT_POLICY.learning_rate
-    num_leaves: int = DEFAULT_POLICY.num_leaves
-    min_data_in_leaf: int = DEFAULT_POLICY.min_data_in_leaf
-    feature_fraction: float = DEFAULT_POLICY.feature_fraction
-    bagging_fraction: float = DEFAULT_POLICY.bagging_fraction
-    bagging_freq: int = DEFAULT_POLICY.bagging_freq
-    lambda_l2: float = DEFAULT_POLICY.lambda_l2
-    trainer: Literal["local", "dask"] = Field(
-        default="local",
+    num_boost_round: int = DEFAULT_TRAINING.num_boost_round
+    early_stopping_rounds: int = DEFAULT_TRAINING.early_stopping_rounds
+    learning_rate: float = DEFAULT_TRAINING.learning_rate
+    num_leaves: int = DEFAULT_TRAINING.num_leaves
+    min_data_in_leaf: int = DEFAULT_TRAINING.min_data_in_leaf
+    feature_fraction: float = DEFAULT_TRAINING.feature_fraction
+    bagging_fraction: float = DEFAULT_TRAINING.bagging_fraction
+    bagging_freq: int = DEFAULT_TRAINING.bagging_freq
+    lambda_l2: float = DEFAULT_TRAINING.lambda_l2
+    trainer: Trainer = Field(
+        default=DEFAULT_POLICY.trainer,
         description="local: LightGBM in the run process. dask: lightgbm.dask on the DaskResource's"
         " cluster (workers read the dataset by partitions); same parameters, same text model.",
     )
@@ -89,14 +95,15 @@ class GateConfig(dg.Config):
         description="Refuse to decide (reject) with fewer test positives or negatives than this.",
     )
     latency_calls: int = Field(
-        default=DEFAULT_POLICY.latency_rows, description="Single-row predictions timed per model."
+        default=DEFAULT_POLICY.latency_calls, description="Single-row predictions timed per model."
     )
-    mode: Literal["direct", "shadow"] = Field(
-        default="direct",
+    mode: PromotionMode = Field(
+        default=DEFAULT_POLICY.mode,
         description="direct: a candidate that passes is promoted at once. shadow: it becomes the"
         " challenger, is scored beside the champion on the next live labelled batches, and is"
         " promoted only if it holds up there.",
     )
     shadow_batches: int = Field(
-        default=2, description="Shadow mode: labelled live batches before the decision."
+        default=DEFAULT_POLICY.shadow_batches,
+        description="Shadow mode: labelled live batches before the decision.",
     )

@@ -183,7 +183,10 @@ class ShadowDecisionConfig(dg.Config):
         default=DEFAULT_POLICY.min_relative_auc,
         description="Challenger AUC must be >= this x champion AUC on the shadow rows.",
     )
-    min_positives: int = Field(default=30, description="Fewer positives (or negatives): retire.")
+    min_positives: int = Field(
+        default=DEFAULT_POLICY.shadow_min_positives,
+        description="Fewer positives (or negatives): retire.",
+    )
 
 
 @dg.op

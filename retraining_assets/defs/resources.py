@@ -247,10 +247,8 @@ _MLFLOW_INIT = threading.Lock()
 _MLFLOW_READY: set[tuple[str, str]] = set()
 
 
-#: Where ``make mlflow-ui`` serves the MLflow UI; ``$RETRAINING_MLFLOW_UI_URL`` overrides it.
-DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
-#: Where ``make dev`` serves the Dagster UI; ``$RETRAINING_DAGSTER_UI_URL`` overrides it.
-DEFAULT_DAGSTER_UI = "http://127.0.0.1:3000"
+DEFAULT_MLFLOW_UI = settings.DEFAULT_MLFLOW_UI
+DEFAULT_DAGSTER_UI = settings.DEFAULT_DAGSTER_UI
 
 
 class MlflowResource(dg.ConfigurableResource):

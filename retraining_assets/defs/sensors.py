@@ -41,7 +41,7 @@ from retraining_assets.defs.resources import (
 )
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.monitoring_store import MonitoringStore
-from retraining_assets.settings import TriggerPolicy
+from retraining_assets.settings import DEFAULT_POLICY, TriggerPolicy
 from retraining_assets.storage import KeyNotFound
 
 if TYPE_CHECKING:
@@ -441,7 +441,7 @@ def shadow_sensor(
     challenger = production.store().challenger()
     if challenger is None:
         return dg.SkipReason("no challenger in the shadow")
-    wanted = int(challenger.extra.get("shadow_batches", 2))
+    wanted = int(challenger.extra.get("shadow_batches", DEFAULT_POLICY.shadow_batches))
     seen = monitoring_store.open().shadow_batches(challenger.model_md5)
     if len(seen) < wanted:
         return dg.SkipReason(

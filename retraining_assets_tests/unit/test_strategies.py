@@ -34,7 +34,7 @@ def _plan(strategy: str, **kwargs) -> TrainingPlan:
 
 
 def test_strategies_constant() -> None:
-    assert STRATEGIES == ("full", "rolling", "incremental", "weighted")
+    assert STRATEGIES == ("rolling", "full", "incremental", "weighted")
 
 
 def test_full_trains_on_all_history_before_the_test_set() -> None:
@@ -108,7 +108,7 @@ def test_other_strategies_ignore_trained_through_and_half_life() -> None:
 
 
 def test_unknown_strategy_lists_the_valid_ones() -> None:
-    with pytest.raises(StrategyError, match="full, rolling, incremental, weighted") as info:
+    with pytest.raises(StrategyError, match="rolling, full, incremental, weighted") as info:
         _plan("everything")
     assert "'everything'" in str(info.value)
     assert isinstance(info.value, ValueError)
