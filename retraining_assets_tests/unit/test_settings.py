@@ -1,4 +1,4 @@
-"""The tests run on the project's defaults, never on the settings of the user's shell."""
+"""Settings: tests run on the defaults, never on the user's settings; the strategy catalogue."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 
 from retraining_assets.settings import (
     DEFAULT_TRIGGERS,
+    STRATEGIES,
+    STRATEGY_HELP,
     config_file,
     load_trigger_policy,
     project_root,
@@ -35,3 +37,7 @@ def test_a_test_sees_the_defaults_not_the_users_configuration() -> None:
             assert name not in os.environ, name
     assert config_file().read_text() == ""
     assert load_trigger_policy() == DEFAULT_TRIGGERS
+
+
+def test_every_strategy_has_its_launchpad_help() -> None:
+    assert sorted(STRATEGY_HELP) == sorted(STRATEGIES)
