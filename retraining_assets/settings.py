@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 # The dataset schemas live in their own module: the DVC stage that builds the demo batches depends
 # on it, and on nothing else here, so changing a threshold does not invalidate the data.
@@ -29,17 +29,6 @@ BATCH_COLUMN = "__batch__"
 WEIGHT_COLUMN = "__weight__"
 
 
-#: The training-data strategies (``training_dataset.strategy``), applied by
-#: ``core/strategies.py``. The launchpad offers exactly these.
-Strategy = Literal["rolling", "full", "incremental", "weighted"]
-STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
-#: What each strategy trains on: the launchpad's help for ``strategy``.
-STRATEGY_HELP: dict[Strategy, str] = {
-    "rolling": "last window_batches",
-    "full": "all history",
-    "weighted": "all history, weights halving every half_life_days",
-    "incremental": "continue the production model on the batches newer than its training data",
-}
 #: Where ``candidate_model`` trains: in the run process, or on the DaskResource's cluster.
 Trainer = Literal["local", "dask"]
 #: How a candidate that passes the gate reaches production: at once, or after a shadow period.
@@ -79,7 +68,7 @@ class Policy:
 
     window_batches: int = 8
     test_batches: int = 1
-    strategy: Strategy = "rolling"
+    strategy: str = "rolling"  # one of core.strategies.STRATEGIES
     half_life_days: float = 28.0
     trainer: Trainer = "local"
     min_relative_auc: float = 0.99

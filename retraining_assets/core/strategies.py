@@ -16,6 +16,10 @@ latest ``test_batches`` labelled batches up to ``as_of``, latest by each batch's
     back from the start of the test set, so the recent past dominates without forgetting the rest.
 
 Pure functions over batch ids and data frames (numpy/pandas only): no I/O, no LightGBM.
+
+The catalogue (:data:`Strategy`, :data:`STRATEGY_HELP`) is the launchpad's list too, so adding a
+strategy touches this module only: numpy, pandas and the batch helpers are imported inside the
+functions, and ``defs/config.py`` imports the catalogue when the code location loads.
 """
 
 from __future__ import annotations
@@ -23,25 +27,35 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import numpy as np
-import pandas as pd
-
-from retraining_assets.core.batches import Window, select_window, time_order
 from retraining_assets.settings import (
     BATCH_COLUMN,
     DEFAULT_POLICY,
     SPLIT_COLUMN,
-    STRATEGIES,
     WEIGHT_COLUMN,
     DatasetSchema,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from retraining_assets.core.batches import Window
+
+#: The strategies :func:`plan_training` knows (``training_dataset.strategy`` offers exactly these).
+Strategy = Literal["rolling", "full", "incremental", "weighted"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+#: What each strategy trains on: the launchpad's help for ``strategy``.
+STRATEGY_HELP: dict[Strategy, str] = {
+    "rolling": "last window_batches",
+    "full": "all history",
+    "weighted": "all history, weights halving every half_life_days",
+    "incremental": "continue the production model on the batches newer than its training data",
+}
+
 #: Default half-life of the ``weighted`` strategy: a row four weeks older counts half as much.
 DEFAULT_HALF_LIFE_DAYS = DEFAULT_POLICY.half_life_days
-
-_DAY = pd.Timedelta(days=1)
 
 
 class StrategyError(ValueError):
@@ -125,6 +139,8 @@ def plan_training(
         raise StrategyError(
             f"unknown training strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}"
         )
+    from retraining_assets.core.batches import Window, select_window, time_order
+
     if strategy == "rolling":
         return TrainingPlan(
             strategy, select_window(available, as_of, window_batches, test_batches, times)
@@ -195,13 +211,18 @@ def age_weights(
         StrategyError: if ``half_life_days`` is not a positive finite number or a timestamp is
             missing.
     """
+    import numpy as np
+    import pandas as pd
+
     half_life = _check_half_life(half_life_days)
     times = pd.to_datetime(pd.Series(timestamps))
     if times.isna().any():
         raise StrategyError(f"{int(times.isna().sum())} missing timestamps: cannot weigh by age")
     if times.empty:
         return np.empty(0, dtype="float64")
-    age_days = ((pd.Timestamp(reference_time) - times) / _DAY).to_numpy(dtype="float64")
+    age_days = ((pd.Timestamp(reference_time) - times) / pd.Timedelta(days=1)).to_numpy(
+        dtype="float64"
+    )
     age_days = np.maximum(age_days, 0.0)
     # Relative to the youngest row so the largest raw weight is 1: no underflow to an all-zero
     # vector however old the data or short the half-life (ratios, hence the result, unchanged).
@@ -230,6 +251,9 @@ def apply_weights(dataset: pd.DataFrame, plan: TrainingPlan, schema: DatasetSche
         StrategyError: if the dataset has no split column or no test rows (weighted), or holds
             train rows of batches outside the plan.
     """
+    import numpy as np
+    import pandas as pd
+
     if SPLIT_COLUMN not in dataset.columns:
         raise StrategyError(f"dataset lacks the {SPLIT_COLUMN!r} column of collect_dataset")
     is_train = (dataset[SPLIT_COLUMN] == "train").to_numpy()

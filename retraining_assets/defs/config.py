@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import dagster as dg
 from pydantic import Field
 
-from retraining_assets.settings import (
-    DEFAULT_POLICY,
-    DEFAULT_TRAINING,
-    STRATEGY_HELP,
-    PromotionMode,
-    Strategy,
-    Trainer,
-)
+# The strategy catalogue lives beside the strategies (light to import: no pandas at module level).
+from retraining_assets.core.strategies import STRATEGY_HELP, Strategy
+from retraining_assets.settings import DEFAULT_POLICY, DEFAULT_TRAINING, PromotionMode, Trainer
 
 if TYPE_CHECKING:
     from retraining_assets.core.training import TrainParams
@@ -32,7 +27,8 @@ class TrainingDatasetConfig(dg.Config):
         description="Most recent batches held out as the shared test set.",
     )
     strategy: Strategy = Field(
-        default=DEFAULT_POLICY.strategy,
+        # settings cannot import the catalogue (core imports settings); a test checks the name.
+        default=cast(Strategy, DEFAULT_POLICY.strategy),
         description="; ".join(f"{name}: {text}" for name, text in STRATEGY_HELP.items()) + ".",
     )
     half_life_days: float = Field(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import re
 
+from retraining_assets.core.strategies import STRATEGIES, STRATEGY_HELP
 from retraining_assets.settings import (
+    DEFAULT_POLICY,
     DEFAULT_TRIGGERS,
-    STRATEGIES,
-    STRATEGY_HELP,
     config_file,
     load_trigger_policy,
     project_root,
@@ -41,3 +41,4 @@ def test_a_test_sees_the_defaults_not_the_users_configuration() -> None:
 
 def test_every_strategy_has_its_launchpad_help() -> None:
     assert sorted(STRATEGY_HELP) == sorted(STRATEGIES)
+    assert DEFAULT_POLICY.strategy in STRATEGIES
