@@ -33,7 +33,7 @@ def _dataset_config(path: str | None):
 
     ``None`` for the built-in flights demo (no ``dataset:`` mapping configured).
     """
-    from retraining_assets.core.dataset_config import (
+    from retraining_assets.core.dataset import (
         dataset_config_from_section,
         load_dataset_config,
     )
@@ -53,7 +53,7 @@ def cmd_build_batches(args: argparse.Namespace) -> int:
     For a configured dataset the resolved schema is written beside the configuration file
     (``<stem>.schema.json``), never into the batch folder.
     """
-    from retraining_assets.core.dataset_config import (
+    from retraining_assets.core.dataset import (
         DatasetConfigError,
         build_batches,
         schema_file_for,
@@ -393,7 +393,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from retraining_assets.core.dataset_config import (
+    from retraining_assets.core.dataset import (
         DatasetConfigError,
         build_batches,
         schema_file_for,

@@ -21,9 +21,9 @@ PACKAGE = "retraining_assets"
 
 #: The core modules each asset body calls (what changes its output besides its config).
 ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
-    "raw_batches": ("batches", "validation", "versioning", "dataset_config"),
-    "training_dataset": ("batches", "strategies", "versioning", "dataset_config"),
-    "validated_dataset": ("validation", "dataset_config"),
+    "raw_batches": ("batches", "validation", "versioning", "dataset"),
+    "training_dataset": ("batches", "strategies", "versioning", "dataset"),
+    "validated_dataset": ("validation", "dataset"),
     "candidate_model": ("training", "dask_training", "versioning"),
     "evaluation_report": ("evaluation", "delong", "promotion", "training"),
     "production_model": ("registry", "promotion", "model_card"),
@@ -35,11 +35,25 @@ ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
 
 
 def module_file(module: str) -> Path:
-    """The source file of ``module`` (a name under ``retraining_assets.core``), not imported."""
+    """The source file of ``module`` (a name under ``retraining_assets.core``), not imported.
+
+    For a package this is its ``__init__.py``; :func:`module_source` reads all of its files.
+    """
     spec = importlib.util.find_spec(f"{PACKAGE}.core.{module}")
     if spec is None or spec.origin is None:
         raise ValueError(f"no core module named {module!r}")
     return Path(spec.origin)
+
+
+def module_source(module: str) -> bytes:
+    """The source of a core module; for a package, every ``.py`` file in it, in name order."""
+    path = module_file(module)
+    if path.name != "__init__.py":
+        return path.read_bytes()
+    files = sorted(path.parent.rglob("*.py"))
+    return b"".join(
+        f.relative_to(path.parent).as_posix().encode() + b"\0" + f.read_bytes() for f in files
+    )
 
 
 def source_hash(sources: Iterable[bytes], defaults: Mapping[str, Any] | None = None) -> str:
@@ -71,7 +85,7 @@ def asset_code_version(asset: str, defaults: Mapping[str, Any] | None = None) ->
         A 12-hex-digit version; it changes only when one of those modules or defaults changes.
     """
     modules = sorted(ASSET_MODULES[asset])
-    return source_hash((module_file(m).read_bytes() for m in modules), defaults)
+    return source_hash((module_source(m) for m in modules), defaults)
 
 
 def config_defaults(config_class: Any) -> dict[str, Any]:

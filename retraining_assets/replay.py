@@ -116,7 +116,7 @@ def replay_cadence(batch_ids: list[str], schema_file: Path | None = None) -> str
     calendar cadence, whole weeks a week anchored on the first batch's weekday, else the gap.
     """
     from retraining_assets.core.cadence import batch_start
-    from retraining_assets.core.dataset_config import load_schema_file
+    from retraining_assets.core.dataset import load_schema_file
 
     if schema_file is not None and Path(schema_file).is_file():
         return load_schema_file(Path(schema_file))[1]

@@ -82,7 +82,7 @@ class BatchSourceResource(dg.ConfigurableResource):
         ``retraining build-batches`` wrote beside it; else flights. The batch folder is never
         consulted: a file dropped among the batches cannot change the rules.
         """
-        from retraining_assets.core import dataset_config as dc
+        from retraining_assets.core import dataset as dc
 
         name = self.dataset
         if name is None:

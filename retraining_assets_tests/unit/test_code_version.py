@@ -19,7 +19,7 @@ def _versions(sources: dict[str, bytes]) -> dict[str, str]:
 
 
 def test_changing_one_core_module_changes_only_its_dependents() -> None:
-    sources = {m: cv.module_file(m).read_bytes() for ms in cv.ASSET_MODULES.values() for m in ms}
+    sources = {m: cv.module_source(m) for ms in cv.ASSET_MODULES.values() for m in ms}
     before = _versions(sources)
     assert before == {a: cv.asset_code_version(a) for a in cv.ASSET_MODULES}
     sources["training"] = sources["training"] + b"\n# a change\n"
@@ -61,3 +61,10 @@ def test_commit_is_the_checkout_head_or_the_package_version(monkeypatch) -> None
         assert cv.code_commit().startswith("package-")
     finally:
         cv.code_commit.cache_clear()
+
+
+def test_a_package_version_covers_every_file_of_the_package() -> None:
+    source = cv.module_source("dataset")
+    for name in ("__init__.py", "config.py", "resolve.py", "build.py", "schema_files.py"):
+        assert name.encode() + b"\0" in source
+    assert cv.module_source("training") == cv.module_file("training").read_bytes()

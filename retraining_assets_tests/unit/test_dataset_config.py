@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from retraining_assets.core.batches import list_batches, read_batch
-from retraining_assets.core.dataset_config import (
+from retraining_assets.core.dataset import (
     DatasetConfigError,
     build_batches,
     flights_example_config,
@@ -274,6 +274,7 @@ def test_target_rule_drops_and_counts_missing_values(tmp_path: Path) -> None:
         ({"target": None, "target_rule": "__import__('os')"}, "cannot parse"),
         ({"labels_delay": 1}, "unknown key 'labels_delay' (did you mean 'label_delay'?)"),
         ({"frequency": "weekly", "min_row": 3}, "known keys: name, source, timestamp"),
+        ({1: 2}, "dataset: unknown key '1'; known keys: name, source"),
         ({"drop": ["refund_amount", "qty"], "features": ["qty"]}, "also listed under features"),
         ({"numeric_ranges": {"region": [0, 1]}}, "'region' is a categorical feature"),
         ({"id_column": "store", "categorical": None}, "'store' is not unique"),
