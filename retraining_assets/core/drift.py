@@ -27,6 +27,7 @@ the dataset-level rule; :class:`DriftResult` is the JSON-friendly outcome.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import os
@@ -70,6 +71,9 @@ _SMIRNOV_WIDTH_PER_STEP = 40.0
 # how much finer each next level is.
 _KS_BLOCK = 512
 _KS_RATIO = 8
+# Counting an object column by object identity (see _object_counts) stops and falls back to
+# hashing the values when there are more distinct objects than this.
+_MAX_DISTINCT_OBJECTS = 4096
 _PROFILE_FORMAT = "retraining_assets.drift.profile/1"
 
 Kind = Literal["numeric", "categorical"]
@@ -309,23 +313,60 @@ def category_counts(series: pd.Series) -> dict[str, int]:
         Rows per category; missing values (None, NaN, NA) are counted under
         :data:`MISSING_CATEGORY`, and categories with no rows are left out.
     """
+    keys: list[Any] | None = None
     if isinstance(series.dtype, pd.CategoricalDtype):
         # Dictionary-encoded already: count the integer codes (-1 is missing) with one bincount
         # instead of hashing every value.
         codes = series.cat.codes.to_numpy()
         per_code = np.bincount(codes.astype(np.intp) + 1, minlength=len(series.cat.categories) + 1)
-        counts = pd.Series(per_code[1:], index=series.cat.categories.astype(object))
-        if per_code[0]:
-            counts = pd.concat([counts, pd.Series([per_code[0]], index=[None], dtype=np.int64)])
-    else:
+        keys = [*series.cat.categories.astype(object).tolist(), None]
+        numbers = [*per_code[1:].tolist(), int(per_code[0])]
+    elif series.dtype == object:
+        by_identity = _object_counts(series.to_numpy())
+        if by_identity is not None:
+            keys, numbers = by_identity
+    if keys is None:
         counts = series.value_counts(dropna=False, sort=False)
+        keys, numbers = counts.index.tolist(), counts.to_numpy().tolist()
     out: dict[str, int] = {}
-    for key, count in zip(counts.index.tolist(), counts.to_numpy().tolist(), strict=True):
+    for key, count in zip(keys, numbers, strict=True):
         if count <= 0:
             continue
         label = MISSING_CATEGORY if _is_missing(key) else str(key)
         out[label] = out.get(label, 0) + int(count)
     return out
+
+
+def _object_counts(values: np.ndarray) -> tuple[list[Any], list[int]] | None:
+    """Distinct objects of an object array with their row counts, counted by identity.
+
+    ``value_counts`` of an object column calls each value's ``__hash__`` and ``__eq__`` per row.
+    The cells of the array are pointers, and a string column usually holds few distinct objects:
+    pyarrow (``read_parquet``) creates one object per distinct string, pandas' CSV reader one per
+    distinct string and chunk. Counting the pointers in pandas' int64 hash table is 3-4x cheaper;
+    equal strings held by distinct objects come out as separate entries, which the caller merges
+    by label. Entries keep the order of first occurrence, as ``value_counts(sort=False)``.
+
+    Returns:
+        ``(objects, counts)``, or None when a distinct object is neither a string nor missing (a
+        mixed column such as ``1`` and ``1.0``, which ``value_counts`` counts as one value) or
+        when there are more than :data:`_MAX_DISTINCT_OBJECTS` distinct objects (values mostly
+        unique: identity saves nothing).
+    """
+    values = np.ascontiguousarray(values)
+    if values.size == 0:
+        return None
+    # A read-only int64 view of the array's object pointers (no copy); `values` keeps the array
+    # and every object it points to alive while the view and the addresses are used.
+    address = values.__array_interface__["data"][0]
+    pointers = np.ctypeslib.as_array((ctypes.c_ssize_t * values.size).from_address(address))
+    counts = pd.Series(pointers, copy=False).value_counts(sort=False)
+    if counts.size > _MAX_DISTINCT_OBJECTS:
+        return None
+    objects = [ctypes.cast(pointer, ctypes.py_object).value for pointer in counts.index.tolist()]
+    if not all(isinstance(item, str) or _is_missing(item) for item in objects):
+        return None
+    return objects, counts.to_numpy().tolist()
 
 
 def _quantile_edges(sorted_values: np.ndarray, n_bins: int) -> np.ndarray:

@@ -296,6 +296,37 @@ def test_category_dtype_counts_like_strings(reference: pd.DataFrame) -> None:
         )
 
 
+def _counts_by_value(series: pd.Series) -> list[tuple[str, int]]:
+    """What category_counts returned before objects were counted by identity."""
+    out: dict[str, int] = {}
+    counts = series.value_counts(dropna=False, sort=False)
+    for key, count in zip(counts.index.tolist(), counts.tolist(), strict=True):
+        label = MISSING_CATEGORY if pd.isna(key) else str(key)
+        out[label] = out.get(label, 0) + int(count)
+    return list(out.items())
+
+
+def test_object_strings_counted_by_identity_like_by_value() -> None:
+    rng = np.random.default_rng(21)
+    # Equal strings held by distinct objects (as a CSV reader makes them), interned ones, and
+    # None, NaN and NA.
+    fresh = ["".join(["le", "vel", str(k)]) for k in rng.integers(0, 7, 3000)]
+    values = np.array(fresh + ["level3"] * 200 + [None, np.nan, pd.NA] * 50, dtype=object)
+    series = pd.Series(values[rng.permutation(values.size)])
+    assert drift._object_counts(series.to_numpy()) is not None  # the identity path is taken
+    assert list(drift.category_counts(series).items()) == _counts_by_value(series)
+    strided = pd.Series(series.to_numpy()[::3])  # not contiguous: counted on a copy
+    assert list(drift.category_counts(strided).items()) == _counts_by_value(strided)
+    # 1, 1.0 and True are one value to value_counts, labelled "1": not counted by identity.
+    mixed = pd.Series([1, 1.0, True, "a", None, 2, "a"], dtype=object)
+    assert drift._object_counts(mixed.to_numpy()) is None
+    assert drift.category_counts(mixed) == {"1": 3, "a": 2, MISSING_CATEGORY: 1, "2": 1}
+    unique = pd.Series([f"id{i}" for i in range(drift._MAX_DISTINCT_OBJECTS + 1)], dtype=object)
+    assert drift._object_counts(unique.to_numpy()) is None
+    assert drift.category_counts(unique) == dict.fromkeys(unique, 1)
+    assert drift.category_counts(pd.Series([], dtype=object)) == {}
+
+
 def test_nan_inf_constant_and_all_missing_numeric_columns() -> None:
     rng = np.random.default_rng(13)
     ref = pd.DataFrame(
