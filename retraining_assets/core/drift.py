@@ -505,14 +505,15 @@ def _ks_d_at(ref_sorted: np.ndarray, cur_sorted: np.ndarray, points: np.ndarray)
 
 
 def _ks_counts(
-    ref_sorted: np.ndarray, cur_sorted: np.ndarray, index: np.ndarray, cur_has_ties: bool
+    ref_sorted: np.ndarray, cur_sorted: np.ndarray, index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ECDF counts at the batch values ``cur_sorted[index]``; an index of ``m`` stands for +inf.
 
     Returns ``#ref < v / n``, ``#ref <= v / n``, ``#cur < v / m`` and ``#cur <= v / m``.
     """
     n, m = ref_sorted.size, cur_sorted.size
-    values = cur_sorted[np.minimum(index, m - 1)]
+    clipped = np.minimum(index, m - 1)
+    values = cur_sorted[clipped]
     ref_lt = np.searchsorted(ref_sorted, values, "left")
     # #ref <= v differs from #ref < v only where v occurs in the reference (if ref_lt == n,
     # ref[n - 1] < v, so clipping the index cannot make a false hit).
@@ -520,11 +521,14 @@ def _ks_counts(
     ref_le = ref_lt.copy()
     if hit.any():
         ref_le[hit] = np.searchsorted(ref_sorted, values[hit], "right")
-    if cur_has_ties:
-        cur_lt = np.searchsorted(cur_sorted, values, "left")
-        cur_le = np.searchsorted(cur_sorted, values, "right")
-    else:  # distinct values: the counts are the positions
-        cur_lt, cur_le = index.copy(), index + 1
+    # #cur < v and #cur <= v are v's position and the next one, unless a neighbour equals v:
+    # looking at the two neighbours of each point replaces a pass over the batch for ties.
+    cur_lt, cur_le = index.copy(), index + 1
+    tied = (cur_sorted[np.maximum(clipped - 1, 0)] == values) & (clipped > 0)
+    tied |= (cur_sorted[np.minimum(clipped + 1, m - 1)] == values) & (clipped < m - 1)
+    if tied.any():
+        cur_lt[tied] = np.searchsorted(cur_sorted, values[tied], "left")
+        cur_le[tied] = np.searchsorted(cur_sorted, values[tied], "right")
     beyond = index >= m
     if beyond.any():
         ref_lt[beyond], ref_le[beyond], cur_lt[beyond], cur_le[beyond] = n, n, m, m
@@ -550,19 +554,22 @@ def _ks_d_presorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
     size = _KS_BLOCK
     if m <= size:
         return _ks_d_at(ref_sorted, cur_sorted, cur_sorted)
-    new_value = cur_sorted[1:] != cur_sorted[:-1]
-    n_distinct = int(np.count_nonzero(new_value)) + 1
-    if n_distinct <= m // size:
-        first_of_run = np.concatenate((cur_sorted[:1], cur_sorted[1:][new_value]))
-        return _ks_d_at(ref_sorted, cur_sorted, first_of_run)
-    ties = n_distinct < m
     # One row per block being refined; its columns are the boundaries of the sub-blocks.
     grid = np.minimum(np.arange(0, m + size, size), m)[None, :]
+    # Long runs of equal values (half the block starts repeat the previous one's value) hint at
+    # few distinct values; only then is the whole batch scanned for them, so a continuous
+    # feature is never read in full here.
+    at_starts = cur_sorted[grid[0, :-1]]
+    if 2 * int(np.count_nonzero(at_starts[1:] == at_starts[:-1])) >= at_starts.size:
+        new_value = cur_sorted[1:] != cur_sorted[:-1]
+        if int(np.count_nonzero(new_value)) + 1 <= m // size:
+            first_of_run = np.concatenate((cur_sorted[:1], cur_sorted[1:][new_value]))
+            return _ks_d_at(ref_sorted, cur_sorted, first_of_run)
     found = 0.0
     while True:
         ref_lt, ref_le, cur_lt, cur_le = (
             counts.reshape(grid.shape)
-            for counts in _ks_counts(ref_sorted, cur_sorted, grid.ravel(), ties)
+            for counts in _ks_counts(ref_sorted, cur_sorted, grid.ravel())
         )
         at = ref_le - cur_le
         found = max(found, float(at.max()), float(-at.min()), float((ref_lt - cur_lt).max()))

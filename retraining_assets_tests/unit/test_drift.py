@@ -75,13 +75,16 @@ def _samples(case: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
         return rng.integers(0, 9, 4000).astype(float), rng.integers(2, 12, 30_000).astype(float)
     if case == "large_rounded":  # many ties, still many distinct values
         return rng.normal(size=5000).round(2), rng.normal(0.05, size=40_000).round(2)
+    if case == "large_spike":  # one value holds 65% of the batch, the rest is continuous
+        spike = np.zeros(26_000)
+        return rng.normal(size=6000), np.concatenate((spike, rng.normal(0.1, size=14_000)))
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize(
     "case",
     ["continuous", "integers", "binary", "shared_values", "tiny", "tiny_ties", "identical",
-     "disjoint", "large_continuous", "large_few_values", "large_rounded"],
+     "disjoint", "large_continuous", "large_few_values", "large_rounded", "large_spike"],
 )  # fmt: skip
 def test_ks_statistic_matches_scipy(case: str) -> None:
     rng = np.random.default_rng(7)
