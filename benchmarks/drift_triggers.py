@@ -14,10 +14,19 @@ Rules (drift policy = retrain when the rule fires on the new batch):
 - ``no_calendar``: any_psi without calendar-like features;
 - ``calibrated``: PSI above each feature's calibrated threshold (max(0.2, 1.5 x q99 of
   leave-one-period-out PSI in the reference)), any feature, no calendar;
-- ``matters``: calibrated thresholds + importance share >= 0.3 + no calendar (the new default).
-Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled) and ``combined``
+- ``matters_q<quantile>_m<margin>_s<share>``: calibrated thresholds (max(0.2, margin x the
+  quantile of the leave-one-period-out PSIs)) + gain-importance share of the features past them
+  >= share + no calendar; ``matters_q75_m1.5_s0.1`` is the default (settings.TriggerPolicy),
+  ``matters_q99_m1.5_s0.05`` the previous one.
+Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled), ``combined``
 (``matters`` or performance, with the weekly fallback when 72 h passed; on weekly batches that
-means weekly).
+means weekly), ``estimated`` (CBPE estimated AUC < 0.95 x the AUC on the model's test week, no
+labels) and fixed schedules ``every_2`` / ``every_3`` (retrain every 2nd / 3rd period) to show
+what the timing of the same number of retrainings is worth.
+
+Flights' mean AUC depends a lot on *which* weeks a policy retrains on (every 4th week from week
+12 gives 96% of weekly's gain, from week 13 80%), so the flights table is repeated from 9 start
+weeks (the first model trained through week 8, 9, ..., 16) and the gain pooled over them.
 
     nice .venv/bin/python benchmarks/drift_triggers.py --flights data/batches   # ~10 min
     nice .venv/bin/python benchmarks/drift_triggers.py --synthetic-only         # ~3 min
@@ -46,29 +55,39 @@ from retraining_assets.core.batches import collect_dataset, list_batches, read_b
 from retraining_assets.core.drift import DriftPolicy, build_reference, compute_drift
 from retraining_assets.core.drift_matters import (
     calendar_like,
-    calibrate_thresholds,
     drift_that_matters,
+    reference_psis,
+    thresholds_from_psis,
 )
 from retraining_assets.core.evaluation import compute_metrics
+from retraining_assets.core.performance_estimation import estimate_performance, fit_calibrator
 from retraining_assets.core.strategies import plan_training
 from retraining_assets.core.training import Scorer, TrainParams, train_model
 from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
 
-#: The ``matters`` family: (margin on the calibrated PSI, importance share); share 0 means any
-#: feature past its threshold, unweighted ("calibrated").
+#: The ``matters`` family: (quantile of the leave-one-out PSIs, margin, importance share); share
+#: 0 means any feature past its threshold, unweighted ("calibrated").
 MATTERS = {
-    "calibrated": (1.5, 0.0),
-    "calibrated_m1": (1.0, 0.0),
-    "matters_s0.3": (1.5, 0.3),
-    "matters_s0.1": (1.5, 0.1),
-    "matters_s0.05": (1.5, 0.05),  # the default (settings.TriggerPolicy)
-    "matters_m1_s0.1": (1.0, 0.1),
-    "matters_m1_s0.05": (1.0, 0.05),
-    "matters_m1_s0.02": (1.0, 0.02),
+    "calibrated": (0.99, 1.5, 0.0),
+    "matters_q99_m1.5_s0.05": (0.99, 1.5, 0.05),  # the previous default
+    "matters_q99_m1.5_s0.1": (0.99, 1.5, 0.1),
+    "matters_q99_m1_s0.02": (0.99, 1.0, 0.02),
+    "matters_q90_m1_s0.1": (0.9, 1.0, 0.1),
+    "matters_q90_m1.5_s0.1": (0.9, 1.5, 0.1),
+    "matters_q75_m1.25_s0.1": (0.75, 1.25, 0.1),
+    "matters_q75_m1.5_s0.05": (0.75, 1.5, 0.05),
+    "matters_q75_m1.5_s0.1": (0.75, 1.5, 0.1),  # the default (settings.TriggerPolicy)
+    "matters_q75_m1.5_s0.2": (0.75, 1.5, 0.2),
+    "matters_q75_m2_s0.1": (0.75, 2.0, 0.1),
 }
+DEFAULT_RULE = "matters_q75_m1.5_s0.1"
 RULES = ("any_psi", "ks", "importance", "no_calendar", *MATTERS)
+#: Policies that are not data-drift rules.
+OTHERS = ("performance", "estimated", "every_2", "every_3", "combined")
 WINDOW = 8
 INITIAL = 9
+#: Start weeks of the robustness table (the first model is trained through this batch index).
+STARTS = tuple(range(INITIAL - 1, INITIAL + 8))
 #: Planted covariate shift, in standard deviations: far enough that the trees extrapolate flat.
 SHIFT = 3.0
 
@@ -79,9 +98,10 @@ class Served:
 
     scorer: Scorer
     profile: object
-    thresholds: dict[str, float]
+    psis: dict[str, list[float]]
     importance: dict[str, float]
     auc_at_promotion: float
+    calibrator: object
 
 
 @dataclass
@@ -94,6 +114,7 @@ class Simulation:
     models: dict[int, Served] = field(default_factory=dict)
     verdicts: dict[tuple[int, int], dict[str, bool]] = field(default_factory=dict)
     aucs: dict[tuple[int, int], float] = field(default_factory=dict)
+    estimated: dict[tuple[int, int], bool] = field(default_factory=dict)
     trainings: int = 0
 
     def model(self, as_of: int) -> Served:
@@ -108,19 +129,23 @@ class Simulation:
             test = data[data[SPLIT_COLUMN] == "test"]
             model = train_model(train, schema, TrainParams(num_threads=1))
             scorer = Scorer(model.booster, schema)
-            auc = compute_metrics(test[schema.target].to_numpy(), scorer.predict(test)).auc
+            test_scores = scorer.predict(test)
+            auc = compute_metrics(test[schema.target].to_numpy(), test_scores).auc
             numeric, categorical = list(schema.numeric_features), list(schema.categorical_features)
             gains = model.booster.feature_importance(importance_type="gain")
             total = float(sum(gains)) or 1.0
             self.models[as_of] = Served(
                 scorer=scorer,
                 profile=build_reference(train, numeric, categorical),
-                thresholds=calibrate_thresholds(train, numeric, categorical, BATCH_COLUMN),
+                psis=reference_psis(train, numeric, categorical, BATCH_COLUMN),
                 importance={
                     n: float(g) / total
                     for n, g in zip(model.booster.feature_name(), gains, strict=True)
                 },
                 auc_at_promotion=auc,
+                calibrator=fit_calibrator(
+                    test[schema.target].to_numpy(dtype="float64"), test_scores
+                ),
             )
             self.trainings += 1
         return self.models[as_of]
@@ -133,6 +158,16 @@ class Simulation:
             y = frame[self.schema.target].to_numpy()
             self.aucs[key] = compute_metrics(y, self.model(served).scorer.predict(frame)).auc
         return self.aucs[key]
+
+    def estimated_degraded(self, served: int, t: int) -> bool:
+        """CBPE: the estimated AUC of batch ``t`` < 0.95 x the model's test-week AUC."""
+        key = (served, t)
+        if key not in self.estimated:
+            model = self.model(served)
+            scores = model.scorer.predict(self.frames[self.ids[t]])
+            estimate = estimate_performance(model.calibrator, scores)  # type: ignore[arg-type]
+            self.estimated[key] = bool(estimate.estimated_auc < 0.95 * estimate.reference_auc)
+        return self.estimated[key]
 
     def fired(self, served: int, t: int, rule: str) -> bool:
         """Whether ``rule`` fires on batch ``t`` against the model trained through ``served``."""
@@ -163,11 +198,11 @@ class Simulation:
         if rule in cached:
             return bool(cached[rule])
         model = self.model(served)
-        margin, share_threshold = MATTERS[rule]
+        quantile, margin, share_threshold = MATTERS[rule]
         importance = model.importance if share_threshold > 0 else {n: 1.0 for n in model.importance}
         verdict = drift_that_matters(
             cached["_result"],  # type: ignore[arg-type]
-            model.thresholds,
+            thresholds_from_psis(model.psis, quantile),
             importance,
             margin=margin,
             share_threshold=max(share_threshold, 1e-9),
@@ -189,7 +224,7 @@ class PolicyRun:
 
 
 def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRun:
-    """Walk periods start+1..end; ``policy`` is never, weekly, performance, combined or a rule."""
+    """Walk periods start+1..end; ``policy`` is a rule of RULES or OTHERS, never or weekly."""
     served = start
     aucs: list[float] = []
     retrainings = drift_retrainings = 0
@@ -207,6 +242,10 @@ def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRu
             fire = degraded
         elif policy == "combined":
             fire = True  # weekly batches: the fallback fires every period anyway
+        elif policy == "estimated":
+            fire = sim.estimated_degraded(served, t)
+        elif policy.startswith("every_"):
+            fire = t - served >= int(policy.removeprefix("every_"))
         else:
             fire = sim.fired(served, t, policy)
             drift_retrainings += int(fire)
@@ -240,18 +279,53 @@ def flights(directory: Path) -> None:
     frames = {b: read_batch(directory / f"{b}.parquet") for b in ids}
     sim = Simulation(FLIGHTS_SCHEMA, frames, ids)
     started = time.perf_counter()
-    runs = [simulate(sim, p) for p in ("never", "weekly", *RULES, "performance", "combined")]
+    policies = ("never", "weekly", *RULES, *OTHERS)
+    runs = [simulate(sim, p) for p in policies]
     table(
         f"flights ({len(ids) - INITIAL} periods, {sim.trainings} models trained, "
         f"{time.perf_counter() - started:.0f}s)",
         runs,
     )
     model = sim.model(INITIAL - 1)
-    print("initial model: importance and calibrated PSI thresholds (x1.5, floor 0.2)")
+    default_q, default_m, _ = MATTERS[DEFAULT_RULE]
+    thresholds = thresholds_from_psis(model.psis, default_q)
+    print(
+        f"initial model: importance and calibrated PSI thresholds "
+        f"(x{default_m:g} the q{100 * default_q:g} of the leave-one-out PSIs, floor 0.2)"
+    )
     for name, imp in sorted(model.importance.items(), key=lambda kv: -kv[1]):
-        thr = max(0.2, 1.5 * model.thresholds.get(name, 0.0))
+        thr = max(0.2, default_m * thresholds.get(name, 0.0))
         cal = " (calendar: not monitored)" if calendar_like(name) else ""
         print(f"  {name:15s} importance {imp:.3f}  threshold {thr:.3f}{cal}")
+    robustness(sim, [p for p in policies if p not in ("never", "weekly", "combined")])
+
+
+def robustness(sim: Simulation, policies: list[str]) -> None:
+    """The flights table again from each start in STARTS: retrainings and pooled gain share."""
+    base = {s: simulate(sim, "never", s).mean_auc for s in STARTS}
+    weekly = {s: simulate(sim, "weekly", s) for s in STARTS}
+    pooled_weekly = sum(weekly[s].mean_auc - base[s] for s in STARTS)
+    print(
+        f"\n## flights, from {len(STARTS)} start weeks (first model through batch "
+        f"{STARTS[0]}..{STARTS[-1]}): weekly gains "
+        + ", ".join(f"{weekly[s].mean_auc - base[s]:.3f}" for s in STARTS)
+    )
+    print(
+        "| policy | retrainings / weekly's | pooled share of weekly's gain | "
+        "median share | worst share |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for policy in policies:
+        runs = {s: simulate(sim, policy, s) for s in STARTS}
+        ratio = sum(r.retrainings for r in runs.values()) / sum(
+            w.retrainings for w in weekly.values()
+        )
+        gains = {s: runs[s].mean_auc - base[s] for s in STARTS}
+        shares = [gains[s] / (weekly[s].mean_auc - base[s]) for s in STARTS]
+        print(
+            f"| {policy} | {ratio:.2f} | {100 * sum(gains.values()) / pooled_weekly:.0f}% | "
+            f"{100 * float(np.median(shares)):.0f}% | {100 * min(shares):.0f}% |"
+        )
 
 
 def _synthetic_sim(
@@ -304,7 +378,7 @@ def synthetic_targets(seeds: int = 5) -> None:
     )
     table(
         "synthetic x0 shift",
-        [simulate(sim, p) for p in ("never", "weekly", *RULES, "performance", "combined")],
+        [simulate(sim, p) for p in ("never", "weekly", *RULES, *OTHERS)],
     )
 
 

@@ -158,9 +158,9 @@ class TriggerPolicy:
     correction: str = "holm"
     drift_rule: str = "matters"
     share_threshold: float = 0.3
-    drift_quantile: float = 0.99
+    drift_quantile: float = 0.75
     drift_margin: float = 1.5
-    drift_importance_share: float = 0.05
+    drift_importance_share: float = 0.1
     drift_exclude_calendar: bool = True
     drift_exclude: tuple[str, ...] = ()
     auc_floor: float = 0.60

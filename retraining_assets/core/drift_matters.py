@@ -8,10 +8,13 @@ only movement that is (1) unusual for that feature, (2) on a feature the model r
 * **Calibrated thresholds.** The reference (the production model's training rows) is cut into its
   periods (the ``__batch__`` column). Each period is compared with a reference built from the
   other periods (leave one out), which gives, per feature, how far a normal period moves: the
-  threshold is the ``quantile`` (99th percentile) of those PSIs times ``margin``, and never below
-  the classic ``psi_floor`` (0.2).
+  threshold is the ``quantile`` (the upper quartile, 0.75) of those PSIs times ``margin`` (1.5),
+  and never below the classic ``psi_floor`` (0.2). The upper quartile, not the 99th percentile:
+  with the handful of periods a training window holds, the 99th percentile is the single most
+  unusual period (a storm week), so one outlier in the window would blind the rule to shifts of
+  that size until the next retraining; the quartile is a robust measure of normal movement.
 * **Importance-weighted.** The features that exceed their thresholds are weighed by the model's
-  gain importance; the batch has drifted when their weight reaches ``share_threshold`` (5%) of
+  gain importance; the batch has drifted when their weight reaches ``share_threshold`` (10%) of
   the monitored total, so a feature the model does not use cannot fire it.
 * **Calendar-like features** (year, month, week, day of month or year) leave the reference range
   by construction as time passes; they are not monitored by this rule (weekday and hour cycle
@@ -40,6 +43,11 @@ _CALENDAR = re.compile(
     r"dayofyear|day_of_year|doy|date)($|_)"
 )
 
+#: Defaults of the rule (``settings.TriggerPolicy`` passes its own; measured in docs/GUIDE.md).
+DEFAULT_QUANTILE = 0.75
+DEFAULT_MARGIN = 1.5
+DEFAULT_SHARE = 0.1
+
 
 def calendar_like(name: str) -> bool:
     """True for a calendar field that moves with time by construction (year, month, day, ...)."""
@@ -67,25 +75,23 @@ class MattersVerdict:
     ignored: tuple[str, ...]
 
 
-def calibrate_thresholds(
+def reference_psis(
     frame: pd.DataFrame,
     numeric: Sequence[str],
     categorical: Sequence[str],
     period_column: str,
-    *,
-    quantile: float = 0.99,
-) -> dict[str, float]:
-    """Each feature's normal period-to-period PSI in the reference rows (leave one period out).
+) -> dict[str, list[float]]:
+    """Each feature's PSI between each reference period and the other periods (leave one out).
 
     Args:
         frame: The reference rows with a period column (e.g. ``__batch__``).
         numeric: Numeric features.
         categorical: Categorical features.
         period_column: The column naming each row's period.
-        quantile: Quantile of the per-period PSIs (0.99: about the largest).
 
     Returns:
-        PSI per feature; empty when the reference has fewer than 3 periods (no calibration).
+        The finite PSIs per feature, one per period; empty when the reference has fewer than 3
+        periods (nothing to calibrate on).
     """
     periods = sorted(frame[period_column].dropna().unique().tolist()) if len(frame) else []
     if len(periods) < 3:
@@ -101,9 +107,38 @@ def calibrate_thresholds(
         for feature in result.features:
             if feature.psi is not None and np.isfinite(feature.psi):
                 values[feature.name].append(float(feature.psi))
-    return {
-        name: float(np.quantile(found, quantile)) for name, found in values.items() if len(found)
-    }
+    return {name: found for name, found in values.items() if found}
+
+
+def thresholds_from_psis(psis: Mapping[str, Sequence[float]], quantile: float) -> dict[str, float]:
+    """The ``quantile`` of each feature's leave-one-out PSIs (see :func:`reference_psis`)."""
+    return {name: float(np.quantile(list(found), quantile)) for name, found in psis.items()}
+
+
+def calibrate_thresholds(
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    period_column: str,
+    *,
+    quantile: float = DEFAULT_QUANTILE,
+) -> dict[str, float]:
+    """Each feature's normal period-to-period PSI in the reference rows (leave one period out).
+
+    Args:
+        frame: The reference rows with a period column (e.g. ``__batch__``).
+        numeric: Numeric features.
+        categorical: Categorical features.
+        period_column: The column naming each row's period.
+        quantile: Quantile of the per-period PSIs (0.75: the upper quartile, which one stormy
+            reference week does not move; 0.99 of a handful of periods is their maximum).
+
+    Returns:
+        PSI per feature; empty when the reference has fewer than 3 periods (no calibration).
+    """
+    return thresholds_from_psis(
+        reference_psis(frame, numeric, categorical, period_column), quantile
+    )
 
 
 def drift_that_matters(
@@ -112,8 +147,8 @@ def drift_that_matters(
     importance: Mapping[str, float],
     *,
     psi_floor: float = 0.2,
-    margin: float = 1.5,
-    share_threshold: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
+    share_threshold: float = DEFAULT_SHARE,
     exclude_calendar: bool = True,
 ) -> MattersVerdict:
     """Decide whether a batch drifted in a way that matters (see the module docstring).

@@ -8,11 +8,16 @@ import pytest
 from retraining_assets.core import synthetic
 from retraining_assets.core.drift import DriftPolicy, build_reference, compute_drift
 from retraining_assets.core.drift_matters import (
+    DEFAULT_MARGIN,
+    DEFAULT_QUANTILE,
+    DEFAULT_SHARE,
     calendar_like,
     calibrate_thresholds,
     drift_that_matters,
+    reference_psis,
+    thresholds_from_psis,
 )
-from retraining_assets.settings import BATCH_COLUMN
+from retraining_assets.settings import BATCH_COLUMN, TriggerPolicy
 
 NUMERIC = list(synthetic.SYNTHETIC_SCHEMA.numeric_features)
 CATEGORICAL = list(synthetic.SYNTHETIC_SCHEMA.categorical_features)
@@ -61,3 +66,31 @@ def test_a_shift_fires_only_on_a_feature_the_model_uses(reference, column, fires
 def test_calendar_fields_are_not_monitored() -> None:
     assert all(calendar_like(n) for n in ("month", "day", "week_of_year", "year", "sched_month"))
     assert not any(calendar_like(n) for n in ("weekday", "hour", "humid", "daylight", "x0"))
+
+
+def test_one_unusual_reference_period_does_not_blind_the_default_threshold(reference) -> None:
+    # One stormy week in the window: x0 shifted by 1.5 sd in one of the 6 reference periods.
+    first = reference[BATCH_COLUMN].min()
+    stormy = reference.copy()
+    inside = stormy[BATCH_COLUMN] == first
+    stormy.loc[inside, "x0"] = stormy.loc[inside, "x0"] + 1.5
+    psis = reference_psis(stormy, NUMERIC, CATEGORICAL, BATCH_COLUMN)
+    assert len(psis["x0"]) == 6
+    near_max = thresholds_from_psis(psis, 0.99)["x0"]
+    quartile = thresholds_from_psis(psis, DEFAULT_QUANTILE)["x0"]
+    # The 99th percentile is the storm week; the upper quartile is still ordinary movement.
+    assert near_max > 0.5
+    assert quartile < 0.2 < near_max
+    assert calibrate_thresholds(stormy, NUMERIC, CATEGORICAL, BATCH_COLUMN) == pytest.approx(
+        thresholds_from_psis(psis, DEFAULT_QUANTILE)
+    )
+
+
+def test_the_rule_defaults_are_the_policy_defaults() -> None:
+    policy = TriggerPolicy()
+    assert policy.drift_rule == "matters"
+    assert (policy.drift_quantile, policy.drift_margin, policy.drift_importance_share) == (
+        DEFAULT_QUANTILE,
+        DEFAULT_MARGIN,
+        DEFAULT_SHARE,
+    )
