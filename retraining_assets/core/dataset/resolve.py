@@ -34,8 +34,32 @@ def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSc
         DatasetConfigError: on a column that does not exist (the message lists the available
             ones), or on contradictory settings (e.g. a feature that is also dropped).
     """
-    notes: list[str] = []
     available = [str(c) for c in frame.columns]
+    _check_columns_exist(config, available)
+    roles = _column_roles(config, set(available))
+    candidates = _candidate_features(config, available, roles)
+    notes: list[str] = []
+    numeric, categorical = _split_by_dtype(config, frame, candidates, notes)
+    if not numeric and not categorical:
+        raise DatasetConfigError(
+            f"{config.where('features')}: no feature left (available: {listing(available)})"
+        )
+    _check_feature_settings(config, numeric, categorical)
+    schema = DatasetSchema(
+        timestamp=config.timestamp,
+        target=config.label_column,
+        numeric_features=tuple(numeric),
+        categorical_features=tuple(categorical),
+        id_column=config.id_column,
+        numeric_ranges=dict(config.numeric_ranges),
+        required_non_null=config.required_non_null,
+        min_rows=config.min_rows,
+    )
+    return schema, notes
+
+
+def _check_columns_exist(config: DatasetConfig, available: list[str]) -> None:
+    """Every column the configuration names is in the source (else the closest name)."""
     present = set(available)
 
     def unknown(key: str, columns: Sequence[str]) -> None:
@@ -62,6 +86,9 @@ def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSc
     unknown("numeric_ranges", list(config.numeric_ranges))
     unknown("required_non_null", config.required_non_null)
 
+
+def _column_roles(config: DatasetConfig, present: set[str]) -> dict[str, str]:
+    """The columns that are not features (timestamp, label source, id) by role; no clashes."""
     if config.target_rule is not None:
         label_source, role = config.target_rule.column, "target_rule column"
     else:
@@ -84,6 +111,13 @@ def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSc
             f"{config.where('target_name')}: the rule's label column {config.target_name!r} "
             "already exists in the source; choose another name with target_name:"
         )
+    return roles
+
+
+def _candidate_features(
+    config: DatasetConfig, available: list[str], roles: dict[str, str]
+) -> list[str]:
+    """The listed features, or every column that has no role and is not dropped."""
     for key, columns in (("features", config.features or ()), ("categorical", config.categorical)):
         for column in columns:
             if column in roles:
@@ -95,7 +129,6 @@ def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSc
         raise DatasetConfigError(
             f"{config.where('drop')}: {', '.join(map(repr, clash))} also listed under features"
         )
-
     if config.features is not None:
         outside = [c for c in config.categorical if c not in config.features]
         if outside:
@@ -103,17 +136,20 @@ def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSc
                 f"{config.where('categorical')}: {', '.join(map(repr, outside))} not among "
                 "the listed features"
             )
-        candidates = list(config.features)
-    else:
-        excluded = set(roles) | set(config.drop)
-        candidates = [c for c in available if c not in excluded]
-        dropped = [c for c in config.categorical if c in config.drop]
-        if dropped:
-            raise DatasetConfigError(
-                f"{config.where('categorical')}: {', '.join(map(repr, dropped))} also listed "
-                "under drop"
-            )
+        return list(config.features)
+    dropped = [c for c in config.categorical if c in config.drop]
+    if dropped:
+        raise DatasetConfigError(
+            f"{config.where('categorical')}: {', '.join(map(repr, dropped))} also listed under drop"
+        )
+    excluded = set(roles) | set(config.drop)
+    return [c for c in available if c not in excluded]
 
+
+def _split_by_dtype(
+    config: DatasetConfig, frame: pd.DataFrame, candidates: list[str], notes: list[str]
+) -> tuple[list[str], list[str]]:
+    """Numeric and categorical features by dtype and ``categorical``; datetimes are refused."""
     numeric: list[str] = []
     categorical: list[str] = []
     for column in candidates:
@@ -130,10 +166,13 @@ def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSc
             numeric.append(column)
         else:
             categorical.append(column)
-    if not numeric and not categorical:
-        raise DatasetConfigError(
-            f"{config.where('features')}: no feature left (available: {listing(available)})"
-        )
+    return numeric, categorical
+
+
+def _check_feature_settings(
+    config: DatasetConfig, numeric: list[str], categorical: list[str]
+) -> None:
+    """Ranges name numeric features and ``required_non_null`` names features."""
     features = set(numeric) | set(categorical)
     for column in config.numeric_ranges:
         if column not in numeric:
@@ -148,17 +187,6 @@ def _infer_schema(config: DatasetConfig, frame: pd.DataFrame) -> tuple[DatasetSc
             f"{config.where('required_non_null')}: {', '.join(map(repr, not_features))} "
             "not among the features"
         )
-    schema = DatasetSchema(
-        timestamp=config.timestamp,
-        target=config.label_column,
-        numeric_features=tuple(numeric),
-        categorical_features=tuple(categorical),
-        id_column=config.id_column,
-        numeric_ranges=dict(config.numeric_ranges),
-        required_non_null=config.required_non_null,
-        min_rows=config.min_rows,
-    )
-    return schema, notes
 
 
 def resolve(
