@@ -13,9 +13,10 @@ columns (5 to 50 levels). Each timing is the best of ``repeats`` runs, all in th
   corrections, verdict) against a profile built once, with 1 and 2 worker threads;
 * ``scipy ks_2samp loop``: ``scipy.stats.ks_2samp`` per numeric column (statistic and p-value,
   no PSI, no categoricals), as a per-column scipy approach would do;
-* ``baseline compute_drift``: the same calls on ``retraining_assets/core/drift.py`` as it was at
-  git ``--baseline`` (``git show REF:...``, loaded as a separate module), for a before/after
-  measured side by side. Pass ``--baseline ''`` to skip it;
+* ``baseline compute_drift``: the same calls on the drift code (``core/drift.py``, since issue 14
+  the package ``core/drift/``) as it was at git ``--baseline`` (``git show REF:...``, loaded
+  as a separate module), for a before/after measured side by side. Pass ``--baseline ''`` to
+  skip it;
 * ``category_counts``: the categorical part alone (counting the 5 object-string columns), new
   and baseline.
 
@@ -126,24 +127,45 @@ def cpu_report() -> str:
 
 
 def load_baseline(ref: str) -> ModuleType:
-    """Import ``retraining_assets/core/drift.py`` as of git ``ref`` under another module name.
+    """Import the drift code as of git ``ref`` under another module name, ``drift_baseline``.
+
+    Up to issue 14 it was one file, ``retraining_assets/core/drift.py``; since then it is the
+    package ``retraining_assets/core/drift/``, whose modules import each other by their full
+    name: those imports are pointed at the copy.
 
     Args:
         ref: A git revision of this repository.
 
     Returns:
-        The module (its ``build_reference`` and ``compute_drift`` are the old code).
+        The module or package (its ``build_reference``, ``compute_drift`` and
+        ``category_counts`` are the old code).
     """
-    source = subprocess.run(
-        ["git", "show", f"{ref}:retraining_assets/core/drift.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent,
-    ).stdout
-    path = Path(tempfile.mkdtemp(prefix="drift-baseline-")) / "drift_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("drift_baseline", path)
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], check=True, capture_output=True, text=True, cwd=here
+        ).stdout
+
+    names = git(
+        "ls-tree", "--full-tree", "-r", "--name-only", ref, "retraining_assets/core"
+    ).split()
+    root = Path(tempfile.mkdtemp(prefix="drift-baseline-"))
+    if "retraining_assets/core/drift.py" in names:
+        path = root / "drift_baseline.py"
+        path.write_text(git("show", f"{ref}:retraining_assets/core/drift.py"))
+        spec = importlib.util.spec_from_file_location("drift_baseline", path)
+    else:
+        package = root / "drift_baseline"
+        package.mkdir()
+        for name in names:
+            if name.startswith("retraining_assets/core/drift/") and name.endswith(".py"):
+                source = git("show", f"{ref}:{name}")
+                source = source.replace("retraining_assets.core.drift.", "drift_baseline.")
+                (package / Path(name).name).write_text(source)
+        spec = importlib.util.spec_from_file_location(
+            "drift_baseline", package / "__init__.py", submodule_search_locations=[str(package)]
+        )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["drift_baseline"] = module  # dataclasses look their module up by name

@@ -26,6 +26,8 @@ from retraining_assets.core.drift import (
     ks_statistic_sorted,
     psi,
 )
+from retraining_assets.core.drift import columns as drift_columns
+from retraining_assets.core.drift import ks as drift_ks
 from retraining_assets.core.synthetic import SYNTHETIC_SCHEMA, DriftSpec, make_batch
 
 START = pd.Timestamp("2024-01-01")
@@ -143,7 +145,7 @@ def test_ks_pvalue_matches_scipy_default_method(n: int, m: int) -> None:
 def test_ks_pvalue_uses_scipy_exact_helper() -> None:
     # The exact small-sample path calls scipy's private helper; if scipy moves it this fails
     # loudly instead of silently switching small samples to the asymptotic formula.
-    assert drift._attempt_exact_2kssamp is not None
+    assert drift_ks._attempt_exact_2kssamp is not None
     with pytest.raises(ValueError):
         ks_pvalue(0.1, 0, 5)
 
@@ -153,8 +155,8 @@ def test_ks_pvalue_uses_scipy_exact_helper() -> None:
 def test_fast_smirnov_branch_matches_scipy(n: int, z2: float) -> None:
     d = math.sqrt(z2 / n)
     expected = float(stats.kstwo.sf(d, n))
-    assert drift._kstwo_sf(d, n) == pytest.approx(expected, rel=1e-10, abs=1e-300)
-    assert drift._smirnov_sf(n, d) == pytest.approx(float(special.smirnov(n, d)), rel=1e-10)
+    assert drift_ks._kstwo_sf(d, n) == pytest.approx(expected, rel=1e-10, abs=1e-300)
+    assert drift_ks._smirnov_sf(n, d) == pytest.approx(float(special.smirnov(n, d)), rel=1e-10)
 
 
 @pytest.mark.parametrize("n", [300_000, 1_000_000])
@@ -163,11 +165,11 @@ def test_smirnov_sum_on_a_step_matches_every_term(
     n: int, z2: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     d = math.sqrt(z2 / n)
-    assert drift._smirnov_step(n, d) > 50  # the shortcut is really taken
-    fast = drift._smirnov_sf(n, d)
-    monkeypatch.setattr(drift, "_SMIRNOV_WIDTH_PER_STEP", math.inf)  # step 1: every term
-    assert drift._smirnov_step(n, d) == 1
-    assert fast == pytest.approx(drift._smirnov_sf(n, d), rel=1e-12)
+    assert drift_ks._smirnov_step(n, d) > 50  # the shortcut is really taken
+    fast = drift_ks._smirnov_sf(n, d)
+    monkeypatch.setattr(drift_ks, "_SMIRNOV_WIDTH_PER_STEP", math.inf)  # step 1: every term
+    assert drift_ks._smirnov_step(n, d) == 1
+    assert fast == pytest.approx(drift_ks._smirnov_sf(n, d), rel=1e-12)
 
 
 # --- PSI ---------------------------------------------------------------------------------------
@@ -316,16 +318,18 @@ def test_object_strings_counted_by_identity_like_by_value() -> None:
     fresh = ["".join(["le", "vel", str(k)]) for k in rng.integers(0, 7, 3000)]
     values = np.array(fresh + ["level3"] * 200 + [None, np.nan, pd.NA] * 50, dtype=object)
     series = pd.Series(values[rng.permutation(values.size)])
-    assert drift._object_counts(series.to_numpy()) is not None  # the identity path is taken
+    assert drift_columns._object_counts(series.to_numpy()) is not None  # the identity path is taken
     assert list(drift.category_counts(series).items()) == _counts_by_value(series)
     strided = pd.Series(series.to_numpy()[::3])  # not contiguous: counted on a copy
     assert list(drift.category_counts(strided).items()) == _counts_by_value(strided)
     # 1, 1.0 and True are one value to value_counts, labelled "1": not counted by identity.
     mixed = pd.Series([1, 1.0, True, "a", None, 2, "a"], dtype=object)
-    assert drift._object_counts(mixed.to_numpy()) is None
+    assert drift_columns._object_counts(mixed.to_numpy()) is None
     assert drift.category_counts(mixed) == {"1": 3, "a": 2, MISSING_CATEGORY: 1, "2": 1}
-    unique = pd.Series([f"id{i}" for i in range(drift._MAX_DISTINCT_OBJECTS + 1)], dtype=object)
-    assert drift._object_counts(unique.to_numpy()) is None
+    unique = pd.Series(
+        [f"id{i}" for i in range(drift_columns._MAX_DISTINCT_OBJECTS + 1)], dtype=object
+    )
+    assert drift_columns._object_counts(unique.to_numpy()) is None
     assert drift.category_counts(unique) == dict.fromkeys(unique, 1)
     assert drift.category_counts(pd.Series([], dtype=object)) == {}
 
