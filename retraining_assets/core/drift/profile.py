@@ -22,6 +22,7 @@ from retraining_assets.core.drift.columns import (
     _numeric_values,
     category_counts,
 )
+from retraining_assets.fileio import atomic_path
 
 _PROFILE_FORMAT = "retraining_assets.drift.profile/1"
 
@@ -139,11 +140,9 @@ class ReferenceProfile:
             The written path.
         """
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as handle:
+        # np.savez on an open handle: given a name it would append ".npz" to the temporary file.
+        with atomic_path(target) as tmp, tmp.open("wb") as handle:
             np.savez(handle, allow_pickle=False, **self._arrays())
-        os.replace(tmp, target)
         return target
 
     @classmethod
