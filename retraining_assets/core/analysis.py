@@ -448,36 +448,46 @@ def _noise_sd(
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
 
 
-def _analyse_stint(
-    performance: Sequence[PeriodPerformance],
-    usable: Sequence[bool],
-    start: int,
-    end: int,
-    version: int | None,
-    *,
-    method: Literal["pelt", "binseg"],
-    min_drop: float,
-    min_size: int,
-    min_z: float,
-    noise_sd: float,
-) -> tuple[ModelDegradation, list[Segment]]:
-    """Degradation onset and segments of the periods ``[start, end)``.
+@dataclass(frozen=True)
+class _Settings:
+    """The search settings of one :func:`analyze_degradation` call, checked when made."""
 
-    The first change point to a level worse by ``min_drop`` (``degradation_onset``) must also
-    be clear of the noise: ``drop / (noise_sd * sqrt(1/n_before + 1/n_after)) >= min_z`` with
-    the two segments' lengths; if it is not, the next worse change point is tried.
-    """
-    positions = [i for i in range(start, end) if usable[i]]
-    values = np.array([performance[i].auc for i in positions], dtype=np.float64)
-    first, last = performance[start].period, performance[end - 1].period
-    if not positions:
-        empty = ModelDegradation(version, first, last, end - start, 0, None, False)
-        return empty, []
-    result = degradation_onset(values, min_drop=min_drop, method=method, min_size=min_size)
-    cps = list(result.change_points)
-    bounds = [0, *cps, len(values)]
-    means = [float(values[a:b].mean()) for a, b in itertools.pairwise(bounds)]
-    segments = [
+    method: str
+    min_drop: float
+    window: int
+    min_size: int
+    min_z: float
+    min_psi_increase: float
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"unknown method {self.method!r}; use 'pelt' or 'binseg'")
+        if not self.min_drop >= 0.0:
+            raise ValueError(f"min_drop must be >= 0, got {self.min_drop}")
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0, got {self.window}")
+        if self.min_size < 1:
+            raise ValueError(f"min_size must be >= 1, got {self.min_size}")
+        if not self.min_z >= 0.0:
+            raise ValueError(f"min_z must be >= 0, got {self.min_z}")
+        if not self.min_psi_increase >= 0.0:
+            raise ValueError(f"min_psi_increase must be >= 0, got {self.min_psi_increase}")
+
+    @property
+    def search(self) -> Literal["pelt", "binseg"]:
+        """The change-point method, as the detectors type it."""
+        return cast(Literal["pelt", "binseg"], self.method)
+
+
+def _segments(
+    performance: Sequence[PeriodPerformance],
+    positions: Sequence[int],
+    bounds: Sequence[int],
+    means: Sequence[float],
+    version: int | None,
+) -> list[Segment]:
+    """The segments between ``bounds`` (indices into ``positions``) with their mean AUCs."""
+    return [
         Segment(
             start=performance[positions[a]].period,
             end=performance[positions[b - 1]].period,
@@ -487,20 +497,64 @@ def _analyse_stint(
         )
         for (a, b), mean in zip(itertools.pairwise(bounds), means, strict=True)
     ]
-    onset_k: int | None = None
+
+
+def _clear_onset(
+    means: Sequence[float],
+    bounds: Sequence[int],
+    candidates: range,
+    settings: _Settings,
+    noise_sd: float,
+) -> tuple[int | None, float]:
+    """First candidate change point whose drop is at least ``min_drop`` and ``min_z`` s.e.
+
+    Returns:
+        The change point's index (None if none qualifies) and the z of the last drop tested
+        (NaN if none was).
+    """
     z = math.nan
-    first_k = 0 if result.onset_index is None else cps.index(result.onset_index)
-    for k in range(first_k, len(cps) if result.found else 0):
+    for k in candidates:
         drop = means[k] - means[k + 1]
-        if not (drop > 0.0 and drop >= min_drop):
+        if not (drop > 0.0 and drop >= settings.min_drop):
             continue
         spread = noise_sd * math.sqrt(
             1.0 / (bounds[k + 1] - bounds[k]) + 1.0 / (bounds[k + 2] - bounds[k + 1])
         )
         z = drop / spread if spread > 0.0 else math.inf
-        if z >= min_z:
-            onset_k = k
-            break
+        if z >= settings.min_z:
+            return k, z
+    return None, z
+
+
+def _analyse_stint(
+    performance: Sequence[PeriodPerformance],
+    usable: Sequence[bool],
+    stint: tuple[int, int, int | None],
+    settings: _Settings,
+    noise_sd: float,
+) -> tuple[ModelDegradation, list[Segment]]:
+    """Degradation onset and segments of the periods ``[start, end)`` served by ``version``.
+
+    The first change point to a level worse by ``min_drop`` (``degradation_onset``) must also
+    be clear of the noise: ``drop / (noise_sd * sqrt(1/n_before + 1/n_after)) >= min_z`` with
+    the two segments' lengths; if it is not, the next worse change point is tried.
+    """
+    start, end, version = stint
+    positions = [i for i in range(start, end) if usable[i]]
+    values = np.array([performance[i].auc for i in positions], dtype=np.float64)
+    first, last = performance[start].period, performance[end - 1].period
+    if not positions:
+        empty = ModelDegradation(version, first, last, end - start, 0, None, False)
+        return empty, []
+    result = degradation_onset(
+        values, min_drop=settings.min_drop, method=settings.search, min_size=settings.min_size
+    )
+    cps = list(result.change_points)
+    bounds = [0, *cps, len(values)]
+    means = [float(values[a:b].mean()) for a, b in itertools.pairwise(bounds)]
+    first_k = 0 if result.onset_index is None else cps.index(result.onset_index)
+    candidates = range(first_k, len(cps) if result.found else 0)
+    onset_k, z = _clear_onset(means, bounds, candidates, settings, noise_sd)
     base = ModelDegradation(
         model_version=version,
         start=first,
@@ -511,6 +565,7 @@ def _analyse_stint(
         found=False,
         change_points=tuple(performance[positions[cp]].period for cp in cps),
     )
+    segments = _segments(performance, positions, bounds, means, version)
     if onset_k is None:
         return base, segments
     onset = positions[cps[onset_k]]
@@ -530,61 +585,134 @@ def _analyse_stint(
 def _attribute_drift(
     drift: Mapping[str, Mapping[str, DriftValue]],
     performance: Sequence[PeriodPerformance],
-    start: int,
-    end: int,
+    span: range,
     onset: int,
-    *,
-    window: int,
-    method: Literal["pelt", "binseg"],
-    min_size: int,
-    min_psi_increase: float,
+    settings: _Settings,
 ) -> tuple[tuple[str, float, str], ...]:
-    """Features whose PSI level rose within ``window`` positions of ``onset`` in ``[start, end)``.
+    """Features whose PSI level rose within ``window`` positions of ``onset`` in ``span``.
 
     Returns:
         ``(feature, PSI level change, period the new level starts)``, largest change first.
     """
     features: dict[str, None] = {}
-    for i in range(start, end):
+    for i in span:
         for name in drift.get(performance[i].period, {}):
             features.setdefault(name, None)
     found: list[tuple[str, float, str]] = []
     for name in features:
-        positions: list[int] = []
-        psis: list[float] = []
-        flags: list[bool | None] = []
-        for i in range(start, end):
-            per_period = drift.get(performance[i].period)
-            if per_period is None or name not in per_period:
-                continue
-            psi, flag = _drift_value(per_period[name])
-            if psi is None:
-                continue
-            positions.append(i)
-            psis.append(psi)
-            flags.append(flag)
-        if len(psis) < 2 * min_size:
-            continue
-        series = np.array(psis, dtype=np.float64)
-        cps = find_change_points(series, method=method, min_size=min_size)
-        bounds = [0, *cps, len(series)]
-        means = [float(series[a:b].mean()) for a, b in itertools.pairwise(bounds)]
-        has_flags = any(flag is not None for flag in flags)
-        best: tuple[int, float, int] | None = None  # (distance, -increase, position)
-        for k, cp in enumerate(cps):
-            increase = means[k + 1] - means[k]
-            distance = abs(positions[cp] - onset)
-            if increase < min_psi_increase or distance > window:
-                continue
-            if has_flags and not any(flags[cp : bounds[k + 2]]):
-                continue
-            candidate = (distance, -increase, positions[cp])
-            if best is None or candidate < best:
-                best = candidate
+        series = _feature_series(drift, performance, span, name)
+        best = _drift_start(series, onset, settings)
         if best is not None:
-            found.append((name, -best[1], performance[best[2]].period))
+            increase, position = best
+            found.append((name, increase, performance[position].period))
     found.sort(key=lambda item: (-item[1], item[0]))
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class _FeatureSeries:
+    """One feature's usable PSIs: their positions in the history, values and drifted flags."""
+
+    positions: list[int]
+    psis: list[float]
+    flags: list[bool | None]
+
+
+def _feature_series(
+    drift: Mapping[str, Mapping[str, DriftValue]],
+    performance: Sequence[PeriodPerformance],
+    span: range,
+    name: str,
+) -> _FeatureSeries:
+    """The PSIs of feature ``name`` over the positions ``span`` (missing and non-finite skipped)."""
+    series = _FeatureSeries([], [], [])
+    for i in span:
+        per_period = drift.get(performance[i].period)
+        if per_period is None or name not in per_period:
+            continue
+        psi, flag = _drift_value(per_period[name])
+        if psi is None:
+            continue
+        series.positions.append(i)
+        series.psis.append(psi)
+        series.flags.append(flag)
+    return series
+
+
+def _drift_start(
+    feature: _FeatureSeries, onset: int, settings: _Settings
+) -> tuple[float, int] | None:
+    """PSI level increase and position of the qualifying change point nearest the onset.
+
+    Ties in distance go to the larger increase, then the earlier position; None when the series
+    is too short or no change point qualifies.
+    """
+    if len(feature.psis) < 2 * settings.min_size:
+        return None
+    series = np.array(feature.psis, dtype=np.float64)
+    cps = find_change_points(series, method=settings.search, min_size=settings.min_size)
+    bounds = [0, *cps, len(series)]
+    means = [float(series[a:b].mean()) for a, b in itertools.pairwise(bounds)]
+    has_flags = any(flag is not None for flag in feature.flags)
+    best: tuple[int, float, int] | None = None  # (distance, -increase, position)
+    for k, cp in enumerate(cps):
+        increase = means[k + 1] - means[k]
+        distance = abs(feature.positions[cp] - onset)
+        if increase < settings.min_psi_increase or distance > settings.window:
+            continue
+        if has_flags and not any(feature.flags[cp : bounds[k + 2]]):
+            continue
+        candidate = (distance, -increase, feature.positions[cp])
+        if best is None or candidate < best:
+            best = candidate
+    return None if best is None else (-best[1], best[2])
+
+
+def _check_unique_periods(performance: Sequence[PeriodPerformance]) -> None:
+    """Raise ValueError naming (up to 5) duplicated period ids."""
+    periods = [p.period for p in performance]
+    if len(set(periods)) != len(periods):
+        dupes = sorted({p for p in periods if periods.count(p) > 1})
+        raise ValueError(f"duplicated period ids: {dupes[:5]}")
+
+
+def _analysis_ranges(
+    versions: Sequence[int | None], *, per_model: bool
+) -> list[tuple[int, int, int | None]]:
+    """``(start, end, version)`` of each range analysed alone: the stints, or the whole series.
+
+    The whole series has a version only when a single one served it.
+    """
+    n = len(versions)
+    if per_model:
+        return [(a, b, versions[a]) for a, b in _stints(versions)]
+    single = versions[0] if n and len(set(versions)) == 1 else None
+    return [(0, n, single)] if n else []
+
+
+def _report_fields(
+    performance: Sequence[PeriodPerformance],
+    usable: Sequence[bool],
+    analysed: Sequence[tuple[ModelDegradation, list[Segment]]],
+    noise_sd: float,
+) -> dict[str, Any]:
+    """The :class:`DegradationReport` fields that do not depend on whether something degraded."""
+    models = tuple(model for model, _ in analysed)
+    values = [p.auc for p, ok in zip(performance, usable, strict=True) if ok]
+    n = len(performance)
+    return {
+        "change_points": tuple(cp for m in models for cp in m.change_points),
+        "segments": tuple(segment for _, segments in analysed for segment in segments),
+        "n_periods": n,
+        "n_analysed": len(values),
+        "mean_auc": float(np.mean(values)) if values else None,
+        "current_model_version": _filled_versions(performance)[-1] if n else None,
+        "models": models,
+        "skipped_periods": tuple(
+            p.period for p, ok in zip(performance, usable, strict=True) if not ok
+        ),
+        "noise_sd": noise_sd if values else None,
+    }
 
 
 def analyze_degradation(
@@ -625,97 +753,31 @@ def analyze_degradation(
         ValueError: On an unknown method, negative ``min_drop``/``window``/``min_psi_increase``,
             ``min_z``, ``min_size < 1`` or duplicated period ids.
     """
-    if method not in _METHODS:
-        raise ValueError(f"unknown method {method!r}; use 'pelt' or 'binseg'")
-    cp_method = cast(Literal["pelt", "binseg"], method)
-    if not min_drop >= 0.0:
-        raise ValueError(f"min_drop must be >= 0, got {min_drop}")
-    if window < 0:
-        raise ValueError(f"window must be >= 0, got {window}")
-    if min_size < 1:
-        raise ValueError(f"min_size must be >= 1, got {min_size}")
-    if not min_z >= 0.0:
-        raise ValueError(f"min_z must be >= 0, got {min_z}")
-    if not min_psi_increase >= 0.0:
-        raise ValueError(f"min_psi_increase must be >= 0, got {min_psi_increase}")
-    periods = [p.period for p in performance]
-    if len(set(periods)) != len(periods):
-        dupes = sorted({p for p in periods if periods.count(p) > 1})
-        raise ValueError(f"duplicated period ids: {dupes[:5]}")
-
+    settings = _Settings(method, min_drop, window, min_size, min_z, min_psi_increase)
+    _check_unique_periods(performance)
     usable = [math.isfinite(p.auc) and not (0 < p.n_rows < min_rows) for p in performance]
-    skipped = tuple(p.period for p, ok in zip(performance, usable, strict=True) if not ok)
-    versions = _filled_versions(performance)
-    n = len(performance)
-    if per_model:
-        ranges = [(a, b, versions[a]) for a, b in _stints(versions)]
-    else:
-        single = versions[0] if n and len(set(versions)) == 1 else None
-        ranges = [(0, n, single)] if n else []
-
+    ranges = _analysis_ranges(_filled_versions(performance), per_model=per_model)
     noise_sd = _noise_sd(performance, usable, ranges)
-    models: list[ModelDegradation] = []
-    segments: list[Segment] = []
-    for a, b, version in ranges:
-        model, segs = _analyse_stint(
-            performance,
-            usable,
-            a,
-            b,
-            version,
-            method=cp_method,
-            min_drop=min_drop,
-            min_size=min_size,
-            min_z=min_z,
-            noise_sd=noise_sd,
-        )
-        models.append(model)
-        segments.extend(segs)
-
+    analysed = [_analyse_stint(performance, usable, r, settings, noise_sd) for r in ranges]
+    common = _report_fields(performance, usable, analysed, noise_sd)
+    common.update(
+        method=method,
+        per_model=per_model,
+        min_drop=float(min_drop),
+        window=int(window),
+        drift_given=drift is not None,
+    )
+    models = common["models"]
     primary_at = next((k for k in range(len(models) - 1, -1, -1) if models[k].found), None)
-    values = [p.auc for p, ok in zip(performance, usable, strict=True) if ok]
-    common: dict[str, Any] = {
-        "method": method,
-        "change_points": tuple(cp for m in models for cp in m.change_points),
-        "segments": tuple(segments),
-        "n_periods": n,
-        "n_analysed": len(values),
-        "mean_auc": float(np.mean(values)) if values else None,
-        "current_model_version": versions[-1] if n else None,
-        "models": tuple(models),
-        "skipped_periods": skipped,
-        "per_model": per_model,
-        "min_drop": float(min_drop),
-        "window": int(window),
-        "drift_given": drift is not None,
-        "noise_sd": noise_sd if values else None,
-    }
     if primary_at is None:
-        return DegradationReport(
-            found=False,
-            onset_period=None,
-            onset_index=None,
-            before_mean=None,
-            after_mean=None,
-            drop=None,
-            **common,
-        )
+        # found, onset_period, onset_index, before_mean, after_mean, drop
+        return DegradationReport(False, None, None, None, None, None, **common)
     primary = models[primary_at]
     onset = cast(int, primary.onset_index)
     drifting: tuple[tuple[str, float, str], ...] = ()
     if drift is not None:
-        a, b, _ = ranges[primary_at]
-        drifting = _attribute_drift(
-            drift,
-            performance,
-            a,
-            b,
-            onset,
-            window=window,
-            method=cp_method,
-            min_size=min_size,
-            min_psi_increase=min_psi_increase,
-        )
+        start, end, _ = ranges[primary_at]
+        drifting = _attribute_drift(drift, performance, range(start, end), onset, settings)
     return DegradationReport(
         found=True,
         onset_period=primary.onset_period,
@@ -793,29 +855,43 @@ def render_degradation(
     from matplotlib.transforms import blended_transform_factory
 
     index = {p.period: i for i, p in enumerate(performance)}
-    n = len(performance)
-    x = np.arange(n)
     skipped = set(report.skipped_periods)
     auc = np.array(
         [math.nan if p.period in skipped else p.auc for p in performance], dtype=np.float64
     )
     fig, ax = plt.subplots(figsize=(10, 4.8), dpi=100)
+    # x in data coordinates, y as a fraction of the axes' height: labels at fixed heights.
     top = blended_transform_factory(ax.transData, ax.transAxes)
+    _draw_stints(ax, top, performance)
+    _draw_auc(ax, top, auc, [index[p] for p in report.skipped_periods if p in index])
+    _draw_segments(ax, report, index, len(performance))
+    _draw_onset(ax, top, report)
+    _draw_events(ax, top, events, index)
+    _finish_axes(ax, performance, auc, title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
 
+
+def _draw_stints(ax: Any, top: Any, performance: Sequence[PeriodPerformance]) -> None:
+    """Shade every other stint, a dotted line at each model change, each stint's version."""
     versions = _filled_versions(performance)
-    stints = _stints(versions) if n else []
-    if any(v is not None for v in versions):
-        for k, (a, b) in enumerate(stints):
-            if k % 2:
-                ax.axvspan(a - 0.5, b - 0.5, color="0.93", zorder=0)
-            if k:
-                ax.axvline(a - 0.5, color="0.35", linestyle=":", linewidth=1.2, zorder=1)
-            ax.text(
-                a - 0.3, 0.97, _v(versions[a]), transform=top, fontsize=9, va="top", color="0.25"
-            )
+    if not any(v is not None for v in versions):
+        return
+    for k, (a, b) in enumerate(_stints(versions)):
+        if k % 2:
+            ax.axvspan(a - 0.5, b - 0.5, color="0.93", zorder=0)
+        if k:
+            ax.axvline(a - 0.5, color="0.35", linestyle=":", linewidth=1.2, zorder=1)
+        ax.text(a - 0.3, 0.97, _v(versions[a]), transform=top, fontsize=9, va="top", color="0.25")
 
+
+def _draw_auc(ax: Any, top: Any, auc: np.ndarray, gaps: Sequence[int]) -> None:
+    """The AUC line (NaN at skipped periods) and an ``x`` on the bottom axis at each gap."""
+    x = np.arange(len(auc))
     ax.plot(x, auc, color="tab:blue", marker="o", markersize=3.5, linewidth=1.2, label="AUC")
-    gaps = [index[p] for p in report.skipped_periods if p in index]
     if gaps:
         ax.plot(
             gaps,
@@ -827,7 +903,9 @@ def render_degradation(
             clip_on=False,
         )
 
-    onset_version = report.model_version
+
+def _draw_segments(ax: Any, report: DegradationReport, index: Mapping[str, int], n: int) -> None:
+    """Each segment's mean over its periods: red within the degraded stint from the onset."""
     degraded = report.degraded_model
     worse_from = report.onset_index if report.onset_index is not None else n
     worse_to = index.get(degraded.end, n) if degraded is not None else n
@@ -850,21 +928,30 @@ def render_degradation(
         )
         labelled.add(worse)
 
-    if report.found and report.onset_index is not None:
-        ax.axvline(report.onset_index - 0.5, color="tab:red", linestyle="--", linewidth=1.5)
-        which = "" if onset_version is None else f" ({_v(onset_version)})"
-        ax.text(
-            report.onset_index - 0.3,
-            0.06,
-            f"onset {report.onset_period}{which}\n"
-            f"AUC {_fmt(report.before_mean)} -> {_fmt(report.after_mean)}",
-            transform=top,
-            color="tab:red",
-            fontsize=9,
-            va="bottom",
-            bbox={"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.85, "pad": 2},
-        )
 
+def _draw_onset(ax: Any, top: Any, report: DegradationReport) -> None:
+    """A red dashed line at the onset, labelled with its period, version and AUC levels."""
+    if not report.found or report.onset_index is None:
+        return
+    ax.axvline(report.onset_index - 0.5, color="tab:red", linestyle="--", linewidth=1.5)
+    which = "" if report.model_version is None else f" ({_v(report.model_version)})"
+    ax.text(
+        report.onset_index - 0.3,
+        0.06,
+        f"onset {report.onset_period}{which}\n"
+        f"AUC {_fmt(report.before_mean)} -> {_fmt(report.after_mean)}",
+        transform=top,
+        color="tab:red",
+        fontsize=9,
+        va="bottom",
+        bbox={"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.85, "pad": 2},
+    )
+
+
+def _draw_events(
+    ax: Any, top: Any, events: Sequence[tuple[str, str]], index: Mapping[str, int]
+) -> None:
+    """A dash-dot line with its label at each event of a known period."""
     for period, label in events:
         if period not in index:
             continue
@@ -881,6 +968,12 @@ def render_degradation(
             va="center",
         )
 
+
+def _finish_axes(
+    ax: Any, performance: Sequence[PeriodPerformance], auc: np.ndarray, title: str
+) -> None:
+    """Period ticks (at most ~14), limits around the finite AUCs, labels, grid and legend."""
+    n = len(performance)
     step = max(1, math.ceil(n / 14))
     ticks = list(range(0, n, step))
     ax.set_xticks(ticks)
@@ -897,8 +990,3 @@ def render_degradation(
     ax.grid(alpha=0.3)
     # Below the axes: inside, it would hide the data or the version labels.
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
