@@ -408,6 +408,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.config:
             raw = settings.load_config(Path(args.config).resolve())
             config = {"triggers": raw.get("triggers") or {}}
+            if raw.get("dataset") in ("flights", "synthetic"):
+                # A built-in schema named in the file: the replay's batches follow it.
+                config["dataset"] = raw["dataset"]
         if dataset is not None:
             schema_file = schema_file_for(dataset)
         if source is None and dataset is not None:
@@ -437,6 +440,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         max_periods=args.periods,
         keep_state=args.keep_state,
         schema_file=schema_file,
+        jobs=args.jobs,
     )
     print(f"\n{(Path(args.out) / 'summary.md').read_text()}")
     print(f"wrote {args.out}/replay.json, replay.png, summary.md in {report['wall_seconds']:.0f}s")
@@ -557,6 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subsample", type=float, default=None, help="share of rows per batch")
     p.add_argument("--periods", type=int, default=None, help="replay at most this many periods")
     p.add_argument("--keep-state", action="store_true", help="keep each policy's state in OUT")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="policies replayed at once, each in its own process (default: one per core)",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("analyze", help="when did the model begin to degrade (replay output)")

@@ -13,14 +13,13 @@ This module drives Dagster, so it lives beside ``cli.py`` rather than in the Dag
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,20 +94,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def replay_cadence(batch_ids: list[str], schema_file: Path | None = None) -> str:
     """The batches' cadence: the schema file's ``frequency``, else read from the batch ids.
 
@@ -137,6 +122,400 @@ def replay_cadence(batch_ids: list[str], schema_file: Path | None = None) -> str
     return f"{int(gap / pd.Timedelta(minutes=1))}min"
 
 
+@dataclass
+class ReplayOptions:
+    """How a replay walks the history (see :func:`replay_policy` for each field)."""
+
+    initial: int = 9
+    window_batches: int = 8
+    config: dict[str, Any] | None = None
+    subsample: float | None = None
+    max_periods: int | None = None
+    schema_file: Path | None = None
+    mlflow_template: Path | None = None
+
+
+class ReplayHarness:
+    """One policy's replay: the project's definitions on a fresh state, driven by a simulated clock.
+
+    The harness owns a temporary Dagster instance and the resources of this replay, built from
+    the resources of ``definitions`` (so a setting made there, such as the experiment name,
+    reaches the replay) with every path pointed into ``work_dir``. It never reads or writes the
+    process environment and uses only Dagster's public API, so replays in one process (or in
+    parallel processes) are independent.
+    """
+
+    def __init__(
+        self,
+        source_dir: Path,
+        policy: str,
+        work_dir: Path,
+        options: ReplayOptions | None = None,
+        *,
+        definitions: Any = None,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        """Check the policy and the batches and lay out ``work_dir`` (nothing runs yet)."""
+        from retraining_assets.core.batches import list_batches
+        from retraining_assets.core.cadence import parse_cadence
+
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; choose from {', '.join([*ALL, 'all'])}")
+        self.options = options or ReplayOptions()
+        self.source_dir, self.policy, self.progress = source_dir, policy, progress
+        self.batch_ids = list_batches(source_dir)
+        if len(self.batch_ids) <= self.options.initial:
+            raise ValueError(
+                f"need more than {self.options.initial} batches in {source_dir}, "
+                f"found {len(self.batch_ids)}"
+            )
+        self.home = work_dir / "var"
+        self.incoming = work_dir / "batches"
+        self.config_path = work_dir / "retraining.yaml"
+        self.dagster_dir = work_dir / "dagster"
+        self.frequency = replay_cadence(self.batch_ids, self.options.schema_file)
+        self.cadence = parse_cadence(self.frequency)
+        self._prepare_state()
+        if definitions is None:
+            from retraining_assets.definitions import defs as definitions
+        self.definitions = self._replay_definitions(definitions)
+        self.resources = dict(self.definitions.resources or {})
+        self.cursors: dict[str, str | None] = {}
+        self.compute = 0.0
+        self.retrainings = self.promotions = 0
+        self.instance: Any = None
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def _prepare_state(self) -> None:
+        """Folders, the copied MLflow store and the replay's configuration file."""
+        import yaml
+
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.dagster_dir.mkdir(parents=True, exist_ok=True)
+        (self.home / "mlflow").mkdir(parents=True, exist_ok=True)
+        if self.options.mlflow_template is not None:
+            shutil.copyfile(self.options.mlflow_template, self.home / "mlflow" / "mlflow.db")
+        config = {**(self.options.config or {})}
+        # The replay's clock moves a period per step: cooldowns are in simulated hours.
+        triggers = {"cooldown_hours": 0.0, "schedule_cooldown_hours": 0.0}
+        triggers.update(config.get("triggers") or {})
+        config["triggers"] = triggers
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def _resources(self, configured: dict[str, Any]) -> dict[str, Any]:
+        """The configured resources with every location moved into this replay's state."""
+        home = str(self.home)
+        dataset = (self.options.config or {}).get("dataset")
+        builtin = dataset if isinstance(dataset, str) else "flights"
+        places: dict[str, dict[str, Any]] = {
+            "batch_source": {
+                "directory": str(self.incoming),
+                **(
+                    {"schema_file": str(self.options.schema_file)}
+                    if self.options.schema_file is not None
+                    else {"dataset": configured["batch_source"].dataset or builtin}
+                ),
+            },
+            "dvc": {
+                "repo_dir": str(self.home / "store"),
+                "remote_url": str(self.home / "dvc-remote"),
+            },
+            "io_manager": {"url": home},
+            "mlflow": {
+                "tracking_uri": f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
+                "artifact_location": (self.home / "mlflow" / "artifacts").as_uri(),
+            },
+            "production": {"root": str(self.home / "production")},
+            "triggers": {"config_file": str(self.config_path)},
+            "monitoring_store": {"url": home},
+            "alerts": {"state_url": home},
+        }
+        return {
+            key: _with_fields(resource, places[key]) if key in places else resource
+            for key, resource in configured.items()
+        }
+
+    def _replay_definitions(self, definitions: Any) -> Any:
+        """``definitions`` with this replay's resources and the schedule of its cadence."""
+        import dagster as dg
+
+        from retraining_assets.defs.schedules import build_weekly_schedule
+
+        cron = ((self.options.config or {}).get("triggers") or {}).get("cron")
+        # ``defs`` was built once per process, maybe for another dataset: the schedule follows
+        # this replay's cadence.
+        self.schedule = build_weekly_schedule(str(cron) if cron else None, self.frequency)
+        return dg.Definitions(
+            assets=definitions.assets,
+            asset_checks=definitions.asset_checks,
+            jobs=definitions.jobs,
+            sensors=definitions.sensors,
+            schedules=[self.schedule],
+            resources=self._resources(dict(definitions.resources or {})),
+            executor=definitions.executor,
+            loggers=definitions.loggers,
+        )
+
+    # --- the clock and the world ----------------------------------------------------------
+
+    def clock(self, batch_id: str) -> float:
+        """When a batch is complete, and so arrives: the end of its period (epoch seconds)."""
+        from retraining_assets.core.cadence import batch_start
+
+        start = batch_start(batch_id)
+        if start is None:
+            raise ValueError(f"batch id {batch_id!r} does not start with its period's date")
+        return self.cadence.next(start).timestamp()
+
+    def arrive(self, batch_id: str) -> None:
+        """Copy a batch (subsampled if asked) into the watched folder."""
+        frame = pd.read_parquet(self.source_dir / f"{batch_id}.parquet")
+        if self.options.subsample:
+            frame = frame.sample(frac=self.options.subsample, random_state=0).sort_index()
+        frame.to_parquet(self.incoming / f"{batch_id}.parquet", index=False)
+
+    def served_version(self) -> int | None:
+        """The version in production now, through the production resource."""
+        current = self.resources["production"].store().current()
+        return current.version if current else None
+
+    def _context(self, cursor: str | None, resources: dict[str, Any]) -> Any:
+        import dagster as dg
+
+        return dg.build_sensor_context(
+            instance=self.instance, cursor=cursor, resources=resources, definitions=self.definitions
+        )
+
+    # --- what the daemon would do ---------------------------------------------------------
+
+    def observe(self) -> None:
+        """The real new_batch_sensor sees new files; monitoring_job runs on each partition."""
+        import dagster as dg
+
+        sensor = self.definitions.resolve_sensor_def("new_batch_sensor")
+        context = self._context(self.cursors.get("new_batch_sensor"), self.resources)
+        result = sensor(context)
+        if not isinstance(result, dg.SensorResult):
+            return
+        self.cursors["new_batch_sensor"] = result.cursor
+        for request in result.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions("batches", list(request.partition_keys or []))
+        monitoring = self.definitions.resolve_job_def("monitoring_job")
+        for run in result.run_requests or []:
+            started = time.perf_counter()
+            monitoring.execute_in_process(
+                instance=self.instance,
+                partition_key=run.partition_key,
+                run_config=_QUIET,
+                raise_on_error=False,
+            )
+            self.compute += time.perf_counter() - started
+
+    def retrain(self, cause: str, tags: dict[str, str], now: float) -> dict[str, Any]:
+        """Run retraining_job as of ``now``; what it did (promoted, version, seconds)."""
+        from retraining_assets.defs.sensors import CLOCK_TAG
+
+        started = time.perf_counter()
+        before = self.served_version()
+        result = self.definitions.resolve_job_def("retraining_job").execute_in_process(
+            instance=self.instance,
+            run_config={
+                "ops": {
+                    "training_dataset": {"config": {"window_batches": self.options.window_batches}},
+                    "evaluation_report": {"config": {"latency_calls": 100}},
+                },
+                **_QUIET,
+            },
+            tags={**tags, CLOCK_TAG: str(now)},
+            raise_on_error=False,
+        )
+        seconds = time.perf_counter() - started
+        self.compute += seconds
+        self.retrainings += 1
+        after = self.served_version()
+        promoted = after != before
+        self.promotions += int(promoted)
+        return {
+            "cause": cause,
+            "success": result.success,
+            "promoted": promoted,
+            "version": after,
+            "seconds": round(seconds, 2),
+            "detail": tags.get("retraining/cause", ""),
+        }
+
+    def settle(self, name: str) -> None:
+        """Advance a sensor's cursor past the history so far: the policy acts on what follows."""
+        sensor = self.definitions.resolve_sensor_def(name)
+        cursor = self.cursors.get(name)
+        for _ in range(100):
+            data = sensor.evaluate_tick(self._context(cursor, self.resources))
+            if data.cursor == cursor:
+                break
+            cursor = data.cursor
+        self.cursors[name] = cursor
+
+    def requests(self, last_tick: float, now: float) -> list[tuple[str, dict[str, str]]]:
+        """The runs the policy's sensors and schedule ask for at the simulated time ``now``."""
+        from retraining_assets.defs.resources import TriggerPolicyResource
+
+        triggers = self.resources["triggers"]
+        resources = {
+            **self.resources,
+            "triggers": TriggerPolicyResource(config_file=triggers.config_file, simulated_now=now),
+        }
+        found: list[tuple[str, dict[str, str]]] = []
+        for name in POLICIES[self.policy]:
+            if name == "schedule":
+                found += self._schedule_requests(resources, last_tick, now)
+                continue
+            sensor = self.definitions.resolve_sensor_def(name)
+            data = sensor.evaluate_tick(self._context(self.cursors.get(name), resources))
+            self.cursors[name] = data.cursor
+            found += [(name.removesuffix("_sensor"), dict(r.tags)) for r in data.run_requests or []]
+        return found
+
+    def _schedule_requests(
+        self, resources: dict[str, Any], last_tick: float, now: float
+    ) -> list[tuple[str, dict[str, str]]]:
+        import datetime as dt
+
+        import dagster as dg
+
+        from retraining_assets.core.cron import cron_ticks
+
+        found = []
+        utc = dt.UTC
+        span = (dt.datetime.fromtimestamp(last_tick, utc), dt.datetime.fromtimestamp(now, utc))
+        for tick in cron_ticks(str(self.schedule.cron_schedule), *span):
+            context = dg.build_schedule_context(
+                instance=self.instance, scheduled_execution_time=tick, resources=resources
+            )
+            ticked = self.schedule.evaluate_tick(context)
+            found += [("weekly", dict(run.tags)) for run in ticked.run_requests or []]
+        return found
+
+    # --- the walk -------------------------------------------------------------------------
+
+    def run(self) -> PolicyResult:
+        """Train the first model, then replay period after period; the policy's whole result."""
+        import dagster as dg
+
+        with (
+            warnings.catch_warnings(),
+            dg.instance_for_test(set_dagster_home=False, temp_dir=str(self.dagster_dir)) as inst,
+        ):
+            warnings.filterwarnings("ignore", category=dg.BetaWarning)
+            self.instance = inst
+            try:
+                last_tick = self._first_model()
+                periods = []
+                for batch_id in self._replayed():
+                    record = self.step(batch_id, last_tick)
+                    last_tick = self.clock(batch_id)
+                    periods.append(record)
+            finally:
+                self.instance = None
+        return self._result(periods)
+
+    def _first_model(self) -> float:
+        """The initial batches arrive, one retraining as of the last of them; its clock time."""
+        from retraining_assets.defs.sensors import TRIGGER_TAG
+
+        initial = self.batch_ids[: self.options.initial]
+        for batch_id in initial:
+            self.arrive(batch_id)
+        self.observe()
+        now = self.clock(initial[-1])
+        first = self.retrain("initial", {TRIGGER_TAG: "initial"}, now)
+        self.progress(
+            f"[{self.policy}] initial model on {initial[0]}..{initial[-1]}: "
+            f"v{first['version']} ({first['seconds']:.0f}s)"
+        )
+        for name in POLICIES[self.policy]:
+            if name != "schedule":
+                self.settle(name)
+        return now
+
+    def _replayed(self) -> list[str]:
+        replayed = self.batch_ids[self.options.initial :]
+        if self.options.max_periods is not None:
+            replayed = replayed[: self.options.max_periods]
+        return replayed
+
+    def step(self, batch_id: str, last_tick: float) -> PeriodRecord:
+        """One period: the batch arrives and is scored, then the policy may retrain."""
+        started = time.perf_counter()
+        now = self.clock(batch_id)
+        served = self.served_version()
+        self.arrive(batch_id)
+        self.observe()
+        record = self._record(batch_id, served)
+        requests = self.requests(last_tick, now)
+        if requests:
+            # At most one retraining per period, whatever number of triggers fired: the
+            # instance allows one at a time, and the cooldown holds the rest back.
+            cause, tags = requests[0]
+            event = self.retrain(cause, tags, now)
+            event["also_fired"] = [c for c, _ in requests[1:]]
+            record.events.append(event)
+        record.seconds = round(time.perf_counter() - started, 2)
+        self.progress(_progress_line(self.policy, record))
+        return record
+
+    def _record(self, batch_id: str, served: int | None) -> PeriodRecord:
+        """The served model's quality on the batch and its drift, from the monitoring assets."""
+        from retraining_assets.core.verdicts import DriftVerdict, PerformanceVerdict, read_verdict
+
+        perf = read_verdict(
+            _metadata(self.instance, "batch_performance", batch_id), PerformanceVerdict
+        )
+        drift = read_verdict(_metadata(self.instance, "batch_drift", batch_id), DriftVerdict)
+        return PeriodRecord(
+            period=batch_id,
+            start=batch_id,
+            rows=perf.rows if perf else 0,
+            served_version=served,
+            auc=perf.auc if perf else None,
+            log_loss=perf.log_loss if perf else None,
+            drift=drift.status if drift else None,
+            max_psi=drift.max_psi if drift and drift.measured else None,
+            psi=dict(drift.psi) if drift else {},
+        )
+
+    def _result(self, periods: list[PeriodRecord]) -> PolicyResult:
+        aucs = [p.auc for p in periods if p.auc is not None and p.auc == p.auc]
+        return PolicyResult(
+            policy=self.policy,
+            periods=periods,
+            retrainings=self.retrainings - 1,  # the initial model is not a re-training
+            promotions=self.promotions - 1 if self.promotions else 0,
+            mean_auc=sum(aucs) / len(aucs) if aucs else None,
+            compute_seconds=round(self.compute, 1),
+            initial_batches=self.batch_ids[: self.options.initial],
+        )
+
+
+def _with_fields(resource: Any, fields: dict[str, Any]) -> Any:
+    """A copy of a configurable resource with some fields replaced (the others as configured)."""
+    current = {name: getattr(resource, name) for name in type(resource).model_fields}
+    return type(resource)(**{**current, **fields})
+
+
+def _progress_line(policy: str, record: PeriodRecord) -> str:
+    mark = ""
+    if record.events:
+        event = record.events[0]
+        outcome = f"promoted v{event['version']}" if event["promoted"] else "rejected"
+        mark = f" -> retrain ({event['cause']}): {outcome}"
+    auc_text = f"{record.auc:.4f}" if record.auc is not None else "n/a"
+    return (
+        f"[{policy}] {record.period}: served v{record.served_version} AUC {auc_text}, "
+        f"drift {record.drift}{mark} ({record.seconds:.1f}s)"
+    )
+
+
 def _metadata(instance: Any, key: str, partition: str) -> dict[str, Any]:
     import dagster as dg
 
@@ -161,8 +540,9 @@ def replay_policy(
     max_periods: int | None = None,
     progress: Callable[[str], None] = print,
     schema_file: Path | None = None,
+    definitions: Any = None,
 ) -> PolicyResult:
-    """Replay the batches of ``source_dir`` under one retraining policy.
+    """Replay the batches of ``source_dir`` under one retraining policy (a :class:`ReplayHarness`).
 
     Args:
         source_dir: Folder of batch files (``<id>.parquet``), e.g. ``data/batches``.
@@ -177,268 +557,22 @@ def replay_policy(
         progress: Called with one line per period.
         schema_file: The resolved schema of a configured dataset (written by build-batches
             beside its configuration); batch folders never hold one.
+        definitions: The ``dg.Definitions`` to drive (default: the project's); its resources'
+            settings are kept, their locations moved into ``work_dir``.
     """
-    import dagster as dg
-
-    from retraining_assets.core.batches import list_batches
-    from retraining_assets.core.verdicts import DriftVerdict, PerformanceVerdict, read_verdict
-    from retraining_assets.defs.resources import TriggerPolicyResource
-    from retraining_assets.defs.sensors import CLOCK_TAG, TRIGGER_TAG
-
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose from {', '.join([*ALL, 'all'])}")
-    batch_ids = list_batches(source_dir)
-    if len(batch_ids) <= initial:
-        raise ValueError(
-            f"need more than {initial} batches in {source_dir}, found {len(batch_ids)}"
-        )
-    home = work_dir / "var"
-    incoming = work_dir / "batches"
-    incoming.mkdir(parents=True, exist_ok=True)
-    (home / "mlflow").mkdir(parents=True, exist_ok=True)
-    if mlflow_template is not None:
-        shutil.copyfile(mlflow_template, home / "mlflow" / "mlflow.db")
-    config_path = work_dir / "retraining.yaml"
-    import yaml
-
-    replay_config = {**(config or {})}
-    # The replay's clock moves a period per step: cooldowns are in simulated hours.
-    triggers = {"cooldown_hours": 0.0, "schedule_cooldown_hours": 0.0}
-    triggers.update(replay_config.get("triggers") or {})
-    replay_config["triggers"] = triggers
-    config_path.write_text(yaml.safe_dump(replay_config))
-
-    def arrive(batch_id: str) -> None:
-        frame = pd.read_parquet(source_dir / f"{batch_id}.parquet")
-        if subsample:
-            frame = frame.sample(frac=subsample, random_state=0).sort_index()
-        frame.to_parquet(incoming / f"{batch_id}.parquet", index=False)
-
-    env = {
-        "RETRAINING_HOME": str(home),
-        # The replay's own state, even when the caller's points at a shared bucket.
-        "RETRAINING_STATE_URL": str(home),
-        "RETRAINING_BATCHES_DIR": str(incoming),
-        "RETRAINING_CONFIG": str(config_path),
-        **({"RETRAINING_SCHEMA": str(schema_file)} if schema_file is not None else {}),
-    }
-    from retraining_assets.core.cadence import batch_start, parse_cadence
-    from retraining_assets.defs.schedules import build_weekly_schedule
-
-    frequency = replay_cadence(batch_ids, schema_file)
-    cadence = parse_cadence(frequency)
-    periods: list[PeriodRecord] = []
-    retrainings = promotions = 0
-    compute = 0.0
-    with _environment(env), dg.instance_for_test() as instance:
-        warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        from retraining_assets.definitions import defs
-
-        resources = dict(defs.resources or {})
-        monitoring = defs.resolve_job_def("monitoring_job")
-        retraining = defs.resolve_job_def("retraining_job")
-        # The schedule of this replay's cadence: ``defs`` was built once per process, maybe for
-        # another dataset.
-        cron = (config or {}).get("triggers", {}).get("cron")
-        schedule = build_weekly_schedule(str(cron) if cron else None, frequency)
-        cursors: dict[str, str | None] = {}
-
-        def clock(batch_id: str) -> float:
-            # A batch is complete, and so arrives, at the end of its period.
-            start = batch_start(batch_id)
-            if start is None:
-                raise ValueError(f"batch id {batch_id!r} does not start with its period's date")
-            return cadence.next(start).timestamp()
-
-        def observe(batch_id: str) -> None:
-            """The real new_batch_sensor sees the file; monitoring_job runs on the partition."""
-            nonlocal compute
-            sensor = defs.resolve_sensor_def("new_batch_sensor")
-            context = dg.build_sensor_context(
-                instance=instance,
-                cursor=cursors.get("new_batch_sensor"),
-                resources=resources,
-                definitions=defs,
-            )
-            result = sensor(context)
-            if not isinstance(result, dg.SensorResult):
-                return
-            cursors["new_batch_sensor"] = result.cursor
-            for request in result.dynamic_partitions_requests or []:
-                instance.add_dynamic_partitions("batches", list(request.partition_keys or []))
-            for run in result.run_requests or []:
-                started = time.perf_counter()
-                monitoring.execute_in_process(
-                    instance=instance,
-                    partition_key=run.partition_key,
-                    run_config=_QUIET,
-                    raise_on_error=False,
-                )
-                compute += time.perf_counter() - started
-
-        def retrain(cause: str, tags: dict[str, str], now: float) -> dict[str, Any]:
-            nonlocal compute, retrainings, promotions
-            started = time.perf_counter()
-            before = _current_version(home)
-            result = retraining.execute_in_process(
-                instance=instance,
-                run_config={
-                    "ops": {
-                        "training_dataset": {"config": {"window_batches": window_batches}},
-                        "evaluation_report": {"config": {"latency_calls": 100}},
-                    },
-                    **_QUIET,
-                },
-                tags={**tags, CLOCK_TAG: str(now)},
-                raise_on_error=False,
-            )
-            seconds = time.perf_counter() - started
-            compute += seconds
-            retrainings += 1
-            after = _current_version(home)
-            promoted = after != before
-            promotions += int(promoted)
-            return {
-                "cause": cause,
-                "success": result.success,
-                "promoted": promoted,
-                "version": after,
-                "seconds": round(seconds, 2),
-                "detail": tags.get("retraining/cause", ""),
-            }
-
-        # The first model: the initial batches, then one retraining as of the last of them.
-        for batch_id in batch_ids[:initial]:
-            arrive(batch_id)
-        observe(batch_ids[initial - 1])
-        first = retrain("initial", {TRIGGER_TAG: "initial"}, clock(batch_ids[initial - 1]))
-        progress(
-            f"[{policy}] initial model on {batch_ids[0]}..{batch_ids[initial - 1]}: "
-            f"v{first['version']} ({first['seconds']:.0f}s)"
-        )
-        # Advance the trigger cursors past the initial history: the policy acts on what follows.
-        for name in POLICIES[policy]:
-            if name != "schedule":
-                cursors[name] = _settle(defs, name, instance, resources, None)
-        last_tick = clock(batch_ids[initial - 1])
-
-        replayed = batch_ids[initial:]
-        if max_periods is not None:
-            replayed = replayed[:max_periods]
-        for batch_id in replayed:
-            step = time.perf_counter()
-            now = clock(batch_id)
-            served = _current_version(home)
-            arrive(batch_id)
-            observe(batch_id)
-            perf = read_verdict(
-                _metadata(instance, "batch_performance", batch_id), PerformanceVerdict
-            )
-            drift = read_verdict(_metadata(instance, "batch_drift", batch_id), DriftVerdict)
-            record = PeriodRecord(
-                period=batch_id,
-                start=batch_id,
-                rows=perf.rows if perf else 0,
-                served_version=served,
-                auc=perf.auc if perf else None,
-                log_loss=perf.log_loss if perf else None,
-                drift=drift.status if drift else None,
-                max_psi=drift.max_psi if drift and drift.measured else None,
-                psi=dict(drift.psi) if drift else {},
-            )
-            tick_resources = {
-                **resources,
-                "triggers": TriggerPolicyResource(simulated_now=now),
-            }
-            requests: list[tuple[str, dict[str, str]]] = []
-            for name in POLICIES[policy]:
-                if name == "schedule":
-                    for tick in _cron_ticks(str(schedule.cron_schedule), last_tick, now):
-                        schedule_context = dg.build_schedule_context(
-                            instance=instance,
-                            scheduled_execution_time=tick,
-                            resources=tick_resources,
-                        )
-                        ticked = schedule.evaluate_tick(schedule_context)
-                        for run in ticked.run_requests or []:
-                            requests.append(("weekly", dict(run.tags)))
-                    continue
-                sensor = defs.resolve_sensor_def(name)
-                sensor_context = dg.build_sensor_context(
-                    instance=instance,
-                    cursor=cursors.get(name),
-                    resources=tick_resources,
-                    definitions=defs,
-                )
-                data = sensor.evaluate_tick(sensor_context)
-                cursors[name] = data.cursor
-                for run in data.run_requests or []:
-                    requests.append((name.removesuffix("_sensor"), dict(run.tags)))
-            last_tick = now
-            if requests:
-                # At most one retraining per period, whatever number of triggers fired: the
-                # instance allows one at a time, and the cooldown holds the rest back.
-                cause, tags = requests[0]
-                event = retrain(cause, tags, now)
-                event["also_fired"] = [c for c, _ in requests[1:]]
-                record.events.append(event)
-            record.seconds = round(time.perf_counter() - step, 2)
-            periods.append(record)
-            mark = ""
-            if record.events:
-                event = record.events[0]
-                outcome = f"promoted v{event['version']}" if event["promoted"] else "rejected"
-                mark = f" -> retrain ({event['cause']}): {outcome}"
-            auc_text = f"{record.auc:.4f}" if record.auc is not None else "n/a"
-            progress(
-                f"[{policy}] {batch_id}: served v{served} AUC {auc_text}, "
-                f"drift {record.drift}{mark} ({record.seconds:.1f}s)"
-            )
-    aucs = [p.auc for p in periods if p.auc is not None and p.auc == p.auc]
-    return PolicyResult(
-        policy=policy,
-        periods=periods,
-        retrainings=retrainings - 1,  # the initial model is not a re-training
-        promotions=promotions - 1 if promotions else 0,
-        mean_auc=sum(aucs) / len(aucs) if aucs else None,
-        compute_seconds=round(compute, 1),
-        initial_batches=batch_ids[:initial],
+    options = ReplayOptions(
+        initial=initial,
+        window_batches=window_batches,
+        config=config,
+        subsample=subsample,
+        max_periods=max_periods,
+        schema_file=schema_file,
+        mlflow_template=mlflow_template,
     )
-
-
-def _settle(defs: Any, name: str, instance: Any, resources: dict, cursor: str | None) -> str | None:
-    import dagster as dg
-
-    sensor = defs.resolve_sensor_def(name)
-    for _ in range(100):
-        context = dg.build_sensor_context(
-            instance=instance, cursor=cursor, resources=resources, definitions=defs
-        )
-        data = sensor.evaluate_tick(context)
-        if data.cursor == cursor:
-            break
-        cursor = data.cursor
-    return cursor
-
-
-def _cron_ticks(cron: str, after: float, until: float) -> list[Any]:
-    """Schedule ticks in (after, until]."""
-    from dagster._utils.schedules import cron_string_iterator
-
-    ticks = []
-    for tick in cron_string_iterator(after, cron, "UTC"):
-        if tick.timestamp() > until:
-            break
-        if tick.timestamp() > after:
-            ticks.append(tick)
-    return ticks
-
-
-def _current_version(home: Path) -> int | None:
-    from retraining_assets.core.registry import ProductionStore
-
-    current = ProductionStore(home / "production").current()
-    return current.version if current else None
+    harness = ReplayHarness(
+        source_dir, policy, work_dir, options, definitions=definitions, progress=progress
+    )
+    return harness.run()
 
 
 def make_mlflow_template(directory: Path) -> Path:
@@ -449,6 +583,19 @@ def make_mlflow_template(directory: Path) -> Path:
     if not db.exists():
         MlflowClient(f"sqlite:///{db}").search_experiments()
     return db
+
+
+def default_jobs(policies: int) -> int:
+    """Parallel replay processes: one per policy, at most one per core."""
+    return max(1, min(policies, os.cpu_count() or 1))
+
+
+def _replay_in_worker(kwargs: dict[str, Any]) -> PolicyResult:
+    """One policy's replay in a worker process (LightGBM and BLAS kept to one thread each)."""
+    # This worker's own environment, read by OpenMP when LightGBM loads: one thread per process,
+    # so parallel policies do not oversubscribe the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return replay_policy(**kwargs)
 
 
 def run_replay(
@@ -464,42 +611,40 @@ def run_replay(
     keep_state: bool = False,
     progress: Callable[[str], None] = print,
     schema_file: Path | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Replay each policy and write ``replay.json``, ``replay.png`` and ``summary.md``.
 
     ``schema_file`` is the resolved schema of a configured dataset (see ``replay_policy``).
+    ``jobs``: policies replayed at once, each in its own process (default: one per core);
+    1 replays them one after another in this process. The result does not depend on it.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results: list[PolicyResult] = []
+    jobs = default_jobs(len(policies)) if jobs is None else max(1, jobs)
     with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
         template = make_mlflow_template(Path(tmp))
+        calls = []
         for policy in policies:
             work = (out_dir / "state" / policy) if keep_state else Path(tmp) / policy
             if work.exists():
                 shutil.rmtree(work)
             work.mkdir(parents=True)
-            t0 = time.perf_counter()
-            result = replay_policy(
-                source_dir,
-                policy,
-                work_dir=work,
-                mlflow_template=template,
-                initial=initial,
-                window_batches=window_batches,
-                config=config,
-                subsample=subsample,
-                max_periods=max_periods,
-                progress=progress,
-                schema_file=schema_file,
+            calls.append(
+                {
+                    "source_dir": source_dir,
+                    "policy": policy,
+                    "work_dir": work,
+                    "mlflow_template": template,
+                    "initial": initial,
+                    "window_batches": window_batches,
+                    "config": config,
+                    "subsample": subsample,
+                    "max_periods": max_periods,
+                    "schema_file": schema_file,
+                }
             )
-            progress(
-                f"[{policy}] done in {time.perf_counter() - t0:.0f}s: mean AUC "
-                f"{result.mean_auc:.4f}, {result.retrainings} retrainings"
-                if result.mean_auc is not None
-                else f"[{policy}] done"
-            )
-            results.append(result)
+        results = _replay_all(calls, jobs, progress)
     wall = round(time.perf_counter() - started, 1)
     report: dict[str, Any] = {
         "source": str(source_dir),
@@ -514,6 +659,42 @@ def run_replay(
     plot_replay(results, out_dir / "replay.png")
     (out_dir / "summary.md").write_text(summary_markdown(results, wall))
     return report
+
+
+def _done_line(result: PolicyResult, seconds: float) -> str:
+    if result.mean_auc is None:
+        return f"[{result.policy}] done"
+    return (
+        f"[{result.policy}] done in {seconds:.0f}s: mean AUC {result.mean_auc:.4f}, "
+        f"{result.retrainings} retrainings"
+    )
+
+
+def _replay_all(
+    calls: list[dict[str, Any]], jobs: int, progress: Callable[[str], None]
+) -> list[PolicyResult]:
+    """The policies' results in the order given: in this process, or in ``jobs`` workers."""
+    if jobs == 1 or len(calls) == 1:
+        results = []
+        for call in calls:
+            t0 = time.perf_counter()
+            results.append(replay_policy(**call, progress=progress))
+            progress(_done_line(results[-1], time.perf_counter() - t0))
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Workers print their own progress lines (stdout is shared); a fresh interpreter each
+    # ("spawn"): nothing of this process's Dagster or MLflow state is inherited.
+    context = multiprocessing.get_context("spawn")
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(_replay_in_worker, call) for call in calls]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            progress(_done_line(results[-1], time.perf_counter() - t0))
+    return results
 
 
 def trigger_quality(results: list[PolicyResult]) -> dict[str, dict[str, float | None]]:
