@@ -384,12 +384,12 @@ def cmd_restore_data(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a dataset's history under one or all retraining policies."""
-    from retraining_assets.replay import ALL, POLICIES, parse_policies, run_replay
+    from retraining_assets.replay import POLICIES, parse_policies, run_replay
 
     policies = parse_policies(args.policy)
     if any(p not in POLICIES for p in policies):
         print(
-            f"unknown policy {args.policy!r}; choose from {', '.join([*ALL, 'all'])}",
+            f"unknown policy {args.policy!r}; choose from {', '.join([*POLICIES, 'all'])}",
             file=sys.stderr,
         )
         return 2
@@ -441,6 +441,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         keep_state=args.keep_state,
         schema_file=schema_file,
         jobs=args.jobs,
+        training_cache=Path(args.training_cache).resolve() if args.training_cache else None,
     )
     print(f"\n{(Path(args.out) / 'summary.md').read_text()}")
     print(f"wrote {args.out}/replay.json, replay.png, summary.md in {report['wall_seconds']:.0f}s")
@@ -553,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--policy",
         default="combined",
-        help="never|weekly|drift|performance|combined|all, or a comma list (weekly,drift)",
+        help="never|weekly|drift|performance|combined|estimated|all (all: every one but"
+        " estimated), or a comma list (weekly,drift)",
     )
     p.add_argument("--out", default="replay_out")
     p.add_argument("--initial", type=int, default=9, help="batches before the first model")
@@ -566,6 +568,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="policies replayed at once, each in its own process (default: one per core)",
+    )
+    p.add_argument(
+        "--training-cache",
+        default=None,
+        help="folder of trained boosters by their inputs, kept across replays of the same data"
+        " (default: one for this replay only)",
     )
     p.set_defaults(func=cmd_replay)
 

@@ -37,6 +37,9 @@ POLICIES: dict[str, tuple[str, ...]] = {
         "concept_drift_sensor",
         "schedule",
     ),
+    # The label-free early warning (CBPE estimate of the served model's AUC); by name only,
+    # not part of ``all``.
+    "estimated": ("estimated_performance_sensor",),
 }
 ALL = ("never", "weekly", "drift", "performance", "combined")
 
@@ -133,6 +136,7 @@ class ReplayOptions:
     max_periods: int | None = None
     schema_file: Path | None = None
     mlflow_template: Path | None = None
+    training_cache: Path | None = None
 
 
 class ReplayHarness:
@@ -160,7 +164,8 @@ class ReplayHarness:
         from retraining_assets.core.cadence import parse_cadence
 
         if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r}; choose from {', '.join([*ALL, 'all'])}")
+            known = ", ".join([*POLICIES, "all"])
+            raise ValueError(f"unknown policy {policy!r}; choose from {known}")
         self.options = options or ReplayOptions()
         self.source_dir, self.policy, self.progress = source_dir, policy, progress
         self.batch_ids = list_batches(source_dir)
@@ -324,6 +329,7 @@ class ReplayHarness:
                 "ops": {
                     "training_dataset": {"config": {"window_batches": self.options.window_batches}},
                     "evaluation_report": {"config": {"latency_calls": 100}},
+                    **self._training_cache_config(),
                 },
                 **_QUIET,
             },
@@ -344,6 +350,11 @@ class ReplayHarness:
             "seconds": round(seconds, 2),
             "detail": tags.get("retraining/cause", ""),
         }
+
+    def _training_cache_config(self) -> dict[str, Any]:
+        # Policies retraining on the same window reuse the booster (same inputs, same model).
+        cache = self.options.training_cache
+        return {"candidate_model": {"config": {"training_cache": str(cache)}}} if cache else {}
 
     def settle(self, name: str) -> None:
         """Advance a sensor's cursor past the history so far: the policy acts on what follows."""
@@ -541,6 +552,7 @@ def replay_policy(
     progress: Callable[[str], None] = print,
     schema_file: Path | None = None,
     definitions: Any = None,
+    training_cache: Path | None = None,
 ) -> PolicyResult:
     """Replay the batches of ``source_dir`` under one retraining policy (a :class:`ReplayHarness`).
 
@@ -559,6 +571,8 @@ def replay_policy(
             beside its configuration); batch folders never hold one.
         definitions: The ``dg.Definitions`` to drive (default: the project's); its resources'
             settings are kept, their locations moved into ``work_dir``.
+        training_cache: Folder of trained boosters by their inputs (see
+            ``core/training_cache.py``), shared by the policies of a replay; ``None``: none.
     """
     options = ReplayOptions(
         initial=initial,
@@ -568,6 +582,7 @@ def replay_policy(
         max_periods=max_periods,
         schema_file=schema_file,
         mlflow_template=mlflow_template,
+        training_cache=training_cache,
     )
     harness = ReplayHarness(
         source_dir, policy, work_dir, options, definitions=definitions, progress=progress
@@ -612,18 +627,23 @@ def run_replay(
     progress: Callable[[str], None] = print,
     schema_file: Path | None = None,
     jobs: int | None = None,
+    training_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Replay each policy and write ``replay.json``, ``replay.png`` and ``summary.md``.
 
     ``schema_file`` is the resolved schema of a configured dataset (see ``replay_policy``).
     ``jobs``: policies replayed at once, each in its own process (default: one per core);
     1 replays them one after another in this process. The result does not depend on it.
+    ``training_cache``: where trained boosters are kept by their inputs, so a retraining on a
+    window another policy (or an earlier replay using the same folder) already trained on
+    reuses that model; default a folder of this replay only.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     jobs = default_jobs(len(policies)) if jobs is None else max(1, jobs)
     with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
         template = make_mlflow_template(Path(tmp))
+        cache = training_cache or Path(tmp) / "training-cache"
         calls = []
         for policy in policies:
             work = (out_dir / "state" / policy) if keep_state else Path(tmp) / policy
@@ -642,6 +662,7 @@ def run_replay(
                     "subsample": subsample,
                     "max_periods": max_periods,
                     "schema_file": schema_file,
+                    "training_cache": cache,
                 }
             )
         results = _replay_all(calls, jobs, progress)

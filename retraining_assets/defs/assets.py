@@ -477,6 +477,7 @@ def candidate_model(
     from mlflow.models import infer_signature
 
     from retraining_assets.core.training import prepare_features, train_model
+    from retraining_assets.core.training_cache import train_cached, training_key
 
     if not validated_dataset.validated:
         raise dg.Failure(description="refusing to train on a dataset that was not validated")
@@ -496,7 +497,18 @@ def candidate_model(
         frame = dvc.read_dataset(validated_dataset.md5)
         train = split_rows(frame, "train")
         weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
-        trained = train_model(train, schema, params, weights=weights, init_model=init_model)
+        trained = train_cached(
+            config.training_cache if init_model is None else None,
+            training_key(
+                dataset_md5=validated_dataset.md5,
+                params=params.as_dict(),
+                strategy=validated_dataset.strategy,
+                code_version=code_metadata(context)["code/version"],
+                extra={"half_life_days": validated_dataset.half_life_days},
+            ),
+            params,
+            lambda: train_model(train, schema, params, weights=weights, init_model=init_model),
+        )
         example = prepare_features(train.head(5), schema)
     store = dvc.store()
     model_path = trained.save(store.repo_dir / "artifacts" / "candidate_model.txt")

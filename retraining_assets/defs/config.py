@@ -63,12 +63,18 @@ class CandidateModelConfig(dg.Config):
         description="local: LightGBM in the run process. dask: lightgbm.dask on the DaskResource's"
         " cluster (workers read the dataset by partitions); same parameters, same text model.",
     )
+    training_cache: str | None = Field(
+        default=None,
+        description="Folder of a content-addressed cache of trained boosters (key: dataset md5,"
+        " parameters, strategy, code version): a training whose inputs already produced a model"
+        " reuses it. Empty: always train. `retraining replay` sets one for its policies.",
+    )
 
     def train_params(self) -> TrainParams:
         """The pure-core parameter object (hyper-parameters only, not where they run)."""
         from retraining_assets.core.training import TrainParams
 
-        return TrainParams(**self.model_dump(exclude={"trainer"}))
+        return TrainParams(**self.model_dump(exclude={"trainer", "training_cache"}))
 
 
 class GateConfig(dg.Config):

@@ -35,6 +35,7 @@ NO_SETTING = {
     "TrainingDatasetConfig.as_of_batch": "a per-run choice (empty: the newest batch), no policy",
     "RollbackConfig.to_version": "a per-run choice (empty: the version before), no policy",
     "RollbackConfig.reason": "free text recorded in the production history",
+    "CandidateModelConfig.training_cache": "where trained boosters are kept (a replay sets it)",
     "TrainParams.valid_fraction": "not a launchpad knob: the early-stopping split of core training",
     "DriftPolicy.chi2_min_tvd": "statistic-level floor of the drift library, no trigger setting",
     "DriftPolicy.missing_rate_threshold": "statistic-level rule of the drift library",

@@ -38,13 +38,10 @@ JUSTIFIED: dict[tuple[str, str], str] = {
         " of the demo data; a deployment sets an S3 remote instead"
     ),
     ("cli.py", "cmd_doctor"): "prints where the state folder is",
-    ("replay.py", "replay_policy"): (
-        "a replay is a sandbox on one host: it points RETRAINING_HOME and RETRAINING_STATE_URL"
-        " at its own work folder and seeds the MLflow SQLite store there"
-    ),
-    ("replay.py", "_current_version"): (
-        "reads the served version from the replay sandbox's own production area (the"
-        " RETRAINING_STATE_URL that replay_policy sets is that same folder)"
+    ("replay.py", "ReplayHarness"): (
+        "a replay is a sandbox on one host: its harness lays out its own work folder (Dagster"
+        " instance, MLflow SQLite store, DVC repository and remote, production area) and hands"
+        " each location to the resources it builds, never through the environment"
     ),
 }
 
