@@ -30,7 +30,7 @@ def test_a_second_replay_in_the_same_process_gives_the_same_result(tmp_path, pro
         "  id_column: row_id\n  categorical: [c0, c1]\n  frequency: daily\n  min_rows: 100\n"
         "triggers:\n  min_labelled_rows: 100\n"
     )
-    from retraining_assets.core.dataset_config import (
+    from retraining_assets.core.dataset import (
         build_batches,
         load_dataset_config,
         schema_file_for,
