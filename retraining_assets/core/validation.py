@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -222,129 +222,161 @@ def build_suite(
     _prepare_gx_environment()
     import great_expectations as gx
 
-    items = _suite_items(
-        schema,
-        extra_columns=extra_columns,
-        with_target=with_target,
-        period=period,
-        not_after=not_after,
-    )
+    items = _suite_items(schema, _Rules(extra_columns, with_target, period, not_after))
     return gx.ExpectationSuite(name=f"{schema.target}_batch", expectations=items)
 
 
-def _suite_items(
-    schema: DatasetSchema,
-    *,
-    extra_columns: Sequence[str] = (),
-    with_target: bool = True,
-    period: tuple[Any, Any] | None = None,
-    not_after: Any | None = None,
-) -> list[Any]:
+@dataclass(frozen=True)
+class _Rules:
+    """The per-batch arguments of :func:`build_suite` (see there)."""
+
+    extra_columns: Sequence[str] = ()
+    with_target: bool = True
+    period: tuple[Any, Any] | None = None
+    not_after: Any | None = None
+
+
+def _meta(group: str, **extra: str) -> dict[str, str]:
+    """An expectation's ``meta``: its group, and e.g. the expected value in words."""
+    return {GROUP_META_KEY: group, **extra}
+
+
+def _suite_items(schema: DatasetSchema, rules: _Rules) -> list[Any]:
     """The expectations of :func:`build_suite`, in order, not yet in a suite."""
     import great_expectations as gx
 
     gxe = gx.expectations
     # Collected in a list for the constructor: adding them one by one is quadratic in GX (each
     # new expectation is compared with every one already in the suite), ~0.3 s for this suite.
-    items: list[Any] = []
+    columns = [c for c in schema.columns if rules.with_target or c != schema.target]
+    return [
+        *_schema_items(gxe, schema, [*columns, *rules.extra_columns]),
+        *_type_items(gxe, schema, rules.with_target),
+        *_null_items(gxe, schema, rules.with_target),
+        *_range_items(gxe, schema),
+        *_period_items(gxe, schema, rules),
+        *(_label_items(gxe, schema) if rules.with_target else []),
+        *_row_items(gxe, schema, columns),
+    ]
 
-    def meta(group: str, **extra: str) -> dict[str, str]:
-        return {GROUP_META_KEY: group, **extra}
 
-    columns = [c for c in schema.columns if with_target or c != schema.target]
-    for column in _unique([*columns, *extra_columns]):
-        items.append(gxe.ExpectColumnToExist(column=column, meta=meta("schema")))
+def _schema_items(gxe: Any, schema: DatasetSchema, columns: Sequence[str]) -> list[Any]:
+    """Every column exists; the id column is unique."""
+    items = [gxe.ExpectColumnToExist(column=c, meta=_meta("schema")) for c in _unique(columns)]
     if schema.id_column:
-        items.append(gxe.ExpectColumnValuesToBeUnique(column=schema.id_column, meta=meta("schema")))
+        items.append(
+            gxe.ExpectColumnValuesToBeUnique(column=schema.id_column, meta=_meta("schema"))
+        )
+    return items
 
+
+def _type_items(gxe: Any, schema: DatasetSchema, with_target: bool) -> list[Any]:
+    """Each typed column has one of its types (``meta`` names them in words)."""
     typed: list[tuple[str, tuple[str, ...], str]] = [
         (schema.timestamp, DATETIME_TYPES, "naive datetime"),
         *((c, NUMERIC_TYPES, "numeric") for c in schema.numeric_features),
         *((c, CATEGORICAL_TYPES, "string") for c in schema.categorical_features),
         *([(schema.target, TARGET_TYPES, "numeric or boolean")] if with_target else []),
     ]
-    for column, type_list, expected in typed:
-        items.append(
-            gxe.ExpectColumnValuesToBeInTypeList(
-                column=column,
-                type_list=list(type_list),
-                meta=meta("types", **{EXPECTED_META_KEY: expected}),
-            )
+    return [
+        gxe.ExpectColumnValuesToBeInTypeList(
+            column=column,
+            type_list=list(type_list),
+            meta=_meta("types", **{EXPECTED_META_KEY: expected}),
         )
+        for column, type_list, expected in typed
+    ]
 
+
+def _null_items(gxe: Any, schema: DatasetSchema, with_target: bool) -> list[Any]:
+    """Target, timestamp, id and the required columns have no missing values."""
     not_null = [
         schema.target if with_target else None,
         schema.timestamp,
         schema.id_column,
         *schema.required_non_null,
     ]
-    for column in _unique(c for c in not_null if c):
-        items.append(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta("nulls")))
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column=column, meta=_meta("nulls"))
+        for column in _unique(c for c in not_null if c)
+    ]
 
-    for column, (low, high) in schema.numeric_ranges.items():
-        items.append(
-            gxe.ExpectColumnValuesToBeBetween(
-                column=column, min_value=low, max_value=high, meta=meta("ranges")
-            )
+
+def _range_items(gxe: Any, schema: DatasetSchema) -> list[Any]:
+    """The schema's numeric ranges; every other numeric feature finite."""
+    items = [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=column, min_value=low, max_value=high, meta=_meta("ranges")
         )
+        for column, (low, high) in schema.numeric_ranges.items()
+    ]
     # A range rule excludes inf already; every other numeric feature still must be finite.
     finite = f"finite (|x| <= {MAX_ABS_VALUE:g})"
-    for column in schema.numeric_features:
-        if column not in schema.numeric_ranges:
-            items.append(
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=column,
-                    min_value=-MAX_ABS_VALUE,
-                    max_value=MAX_ABS_VALUE,
-                    meta=meta("ranges", **{EXPECTED_META_KEY: finite}),
-                )
-            )
-    if period is not None:
-        start, end = (pd.Timestamp(t).to_pydatetime() for t in period)
+    items.extend(
+        gxe.ExpectColumnValuesToBeBetween(
+            column=column,
+            min_value=-MAX_ABS_VALUE,
+            max_value=MAX_ABS_VALUE,
+            meta=_meta("ranges", **{EXPECTED_META_KEY: finite}),
+        )
+        for column in schema.numeric_features
+        if column not in schema.numeric_ranges
+    )
+    return items
+
+
+def _period_items(gxe: Any, schema: DatasetSchema, rules: _Rules) -> list[Any]:
+    """Timestamps within the batch's period and not in the future (when given)."""
+    items = []
+    if rules.period is not None:
+        start, end = (pd.Timestamp(t).to_pydatetime() for t in rules.period)
+        within = f"within the batch period [{_day(start)}, {_day(end)})"
         items.append(
             gxe.ExpectColumnValuesToBeBetween(
                 column=schema.timestamp,
                 min_value=start,
                 max_value=end,
                 strict_max=True,
-                meta=meta(
-                    "ranges",
-                    **{EXPECTED_META_KEY: f"within the batch period [{_day(start)}, {_day(end)})"},
-                ),
+                meta=_meta("ranges", **{EXPECTED_META_KEY: within}),
             )
         )
-    if not_after is not None:
+    if rules.not_after is not None:
         items.append(
             gxe.ExpectColumnMaxToBeBetween(
                 column=schema.timestamp,
-                max_value=pd.Timestamp(not_after).to_pydatetime(),
-                meta=meta("ranges", **{EXPECTED_META_KEY: "not in the future"}),
+                max_value=pd.Timestamp(rules.not_after).to_pydatetime(),
+                meta=_meta("ranges", **{EXPECTED_META_KEY: "not in the future"}),
             )
         )
+    return items
 
-    if with_target:
-        items.append(
-            gxe.ExpectColumnValuesToBeInSet(
-                column=schema.target, value_set=[0, 1], meta=meta("label")
-            )
-        )
-        items.append(
-            gxe.ExpectColumnDistinctValuesToContainSet(
-                column=schema.target, value_set=[0, 1], meta=meta("label")
-            )
-        )
-    items.append(
+
+def _label_items(gxe: Any, schema: DatasetSchema) -> list[Any]:
+    """Target values in {0, 1}, and both present."""
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column=schema.target, value_set=[0, 1], meta=_meta("label")
+        ),
+        gxe.ExpectColumnDistinctValuesToContainSet(
+            column=schema.target, value_set=[0, 1], meta=_meta("label")
+        ),
+    ]
+
+
+def _row_items(gxe: Any, schema: DatasetSchema, columns: Sequence[str]) -> list[Any]:
+    """Enough rows; few rows repeating another in every data column (id excluded)."""
+    items = [
         gxe.ExpectTableRowCountToBeBetween(
-            min_value=schema.min_rows, max_value=None, meta=meta("row_count")
+            min_value=schema.min_rows, max_value=None, meta=_meta("row_count")
         )
-    )
+    ]
     data_columns = [c for c in columns if c != schema.id_column]
     if len(data_columns) >= 2:
         items.append(
             gxe.ExpectCompoundColumnsToBeUnique(
                 column_list=data_columns,
                 mostly=1.0 - MAX_DUPLICATE_ROW_SHARE,
-                meta=meta("row_count"),
+                meta=_meta("row_count"),
             )
         )
     return items
@@ -379,92 +411,119 @@ def validate_frame(
     """
     context = _get_context()
     started = time.perf_counter()
-    options: dict[str, Any] = {
-        "extra_columns": extra_columns,
-        "with_target": with_target,
-        "period": period,
-        "not_after": not_after,
-    }
+    rules = _Rules(extra_columns, with_target, period, not_after)
     import great_expectations as gx
 
-    items = _suite_items(schema, **options)
+    items = _suite_items(schema, rules)
     configs = [e.configuration for e in items]
-    order = {_expectation_key(c.type, c.kwargs): i for i, c in enumerate(configs)}
     # Row uniqueness is counted here, not by GX: GX's pandas metric runs
     # ``frame[column_list].duplicated()``, a copy of every data column plus one int64 code array
     # per column, about 1.9x the frame at its peak (5M flights rows: +2.9 GB). Same rule, same
     # outcome, a few int64 arrays (see :func:`duplicated_rows`).
-    by_pandas = [c for c in configs if c.type == COMPOUND_UNIQUE]
     suite = gx.ExpectationSuite(
         name=f"{schema.target}_batch",
         expectations=[e for e in items if e.configuration.type != COMPOUND_UNIQUE],
     )
-
-    outcomes: list[ExpectationOutcome] = []
-    duplicated = _unique(str(c) for c in frame.columns[frame.columns.duplicated()])
-    if duplicated:
-        names = ", ".join(f"'{c}'" for c in duplicated)
-        verb = "is" if len(duplicated) == 1 else "are"
-        outcomes.append(
-            ExpectationOutcome(
-                name=UNIQUE_COLUMN_NAMES,
-                group="schema",
-                success=False,
-                column=None,
-                observed=f"column name{_s(len(duplicated))} {names} {verb} duplicated",
-                details={"duplicated": duplicated},
-            )
-        )
-
+    outcomes = _duplicated_names(frame)
     try:
-        view = _gx_view(frame, schema)
-        # Pass/fail first: with GX's default result format every column expectation also collects
-        # example values and indices, which costs more than the checks themselves (52 weeks of
-        # flights: 0.63 s instead of 1.0-1.4 s). Only when something fails is the suite run again
-        # for the examples the failure messages quote; a failing batch is rare and small.
-        results = _run_suite(context, view, suite, result_format="BOOLEAN_ONLY")
-        failed = {_result_key(r) for r in results if not r.success}
-        if failed:
-            # The failed expectations only, from a fresh suite (an expectation belongs to one).
-            fresh = build_suite(schema, **options)
-            detail = type(fresh)(
-                name=fresh.name,
-                expectations=[
-                    e
-                    for e in fresh.expectations
-                    if _expectation_key(e.expectation_type, e.configuration.kwargs) in failed
-                ],
-            )
-            detailed = {
-                _result_key(r): r for r in _run_suite(context, view, detail, result_format="BASIC")
-            }
-            results = [detailed.get(_result_key(r), r) for r in results]
+        results = _run_with_details(context, _gx_view(frame, schema), suite, schema, rules)
     except Exception as exc:  # GX failed as a whole: report it on every expectation.
-        message = f"validation could not run: {type(exc).__name__}: {exc}"
-        outcomes.extend(
-            ExpectationOutcome(
-                name=config.type,
-                group=str((config.meta or {}).get(GROUP_META_KEY, "schema")),
-                success=False,
-                column=config.kwargs.get("column"),
-                observed=message,
-                details={"kwargs": _plain(_kwargs_of(config.kwargs)), "exception": message},
-            )
-            for config in configs
-        )
+        outcomes.extend(_all_failed(configs, f"{type(exc).__name__}: {exc}"))
     else:
-        present = set(frame.columns)
-        converted = [_outcome(result, frame, present) for result in results]
-        converted.extend(_compound_outcome(config, frame, present) for config in by_pandas)
-        converted.sort(key=lambda o: order.get(_expectation_key(o.name, o.details["kwargs"]), 0))
-        outcomes.extend(converted)
-
+        outcomes.extend(_converted(results, configs, frame))
     return ValidationResult(
         success=bool(outcomes) and all(o.success for o in outcomes),
         outcomes=tuple(outcomes),
         n_rows=len(frame),
         duration_s=time.perf_counter() - started,
     )
+
+
+def _duplicated_names(frame: pd.DataFrame) -> list[ExpectationOutcome]:
+    """The failed ``unique_column_names`` outcome if column names repeat (else none)."""
+    duplicated = _unique(str(c) for c in frame.columns[frame.columns.duplicated()])
+    if not duplicated:
+        return []
+    names = ", ".join(f"'{c}'" for c in duplicated)
+    verb = "is" if len(duplicated) == 1 else "are"
+    return [
+        ExpectationOutcome(
+            name=UNIQUE_COLUMN_NAMES,
+            group="schema",
+            success=False,
+            column=None,
+            observed=f"column name{_s(len(duplicated))} {names} {verb} duplicated",
+            details={"duplicated": duplicated},
+        )
+    ]
+
+
+def _run_with_details(
+    context: AbstractDataContext,
+    view: pd.DataFrame,
+    suite: ExpectationSuite,
+    schema: DatasetSchema,
+    rules: _Rules,
+) -> list[ExpectationValidationResult]:
+    """The suite's results, with GX's examples for the failed expectations only."""
+    # Pass/fail first: with GX's default result format every column expectation also collects
+    # example values and indices, which costs more than the checks themselves (52 weeks of
+    # flights: 0.63 s instead of 1.0-1.4 s). Only when something fails is the suite run again
+    # for the examples the failure messages quote; a failing batch is rare and small.
+    results = _run_suite(context, view, suite, result_format="BOOLEAN_ONLY")
+    failed = {_result_key(r) for r in results if not r.success}
+    if not failed:
+        return results
+    # The failed expectations only, from a fresh suite (an expectation belongs to one).
+    fresh = build_suite(
+        schema,
+        extra_columns=rules.extra_columns,
+        with_target=rules.with_target,
+        period=rules.period,
+        not_after=rules.not_after,
+    )
+    detail = type(fresh)(
+        name=fresh.name,
+        expectations=[
+            e
+            for e in fresh.expectations
+            if _expectation_key(e.expectation_type, e.configuration.kwargs) in failed
+        ],
+    )
+    detailed = {_result_key(r): r for r in _run_suite(context, view, detail, result_format="BASIC")}
+    return [detailed.get(_result_key(r), r) for r in results]
+
+
+def _all_failed(configs: Sequence[Any], error: str) -> list[ExpectationOutcome]:
+    """Every expectation failed with the error that stopped GX as a whole."""
+    message = f"validation could not run: {error}"
+    return [
+        ExpectationOutcome(
+            name=config.type,
+            group=str((config.meta or {}).get(GROUP_META_KEY, "schema")),
+            success=False,
+            column=config.kwargs.get("column"),
+            observed=message,
+            details={"kwargs": _plain(_kwargs_of(config.kwargs)), "exception": message},
+        )
+        for config in configs
+    ]
+
+
+def _converted(
+    results: Sequence[ExpectationValidationResult], configs: Sequence[Any], frame: pd.DataFrame
+) -> list[ExpectationOutcome]:
+    """GX's results and the pandas-counted row uniqueness as outcomes, in the suite's order."""
+    order = {_expectation_key(c.type, c.kwargs): i for i, c in enumerate(configs)}
+    present = set(frame.columns)
+    converted = [_outcome(result, frame, present) for result in results]
+    converted.extend(
+        _compound_outcome(config, frame, present)
+        for config in configs
+        if config.type == COMPOUND_UNIQUE
+    )
+    converted.sort(key=lambda o: order.get(_expectation_key(o.name, o.details["kwargs"]), 0))
+    return converted
 
 
 # --- row uniqueness without copying the columns ---------------------------------------------
@@ -680,6 +739,35 @@ def _outcome(
     return ExpectationOutcome(name, group, success, column, observed, details)
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What one expectation found: the inputs of its sentence in :func:`_describe`."""
+
+    name: str
+    success: bool
+    column: str | None
+    kwargs: Mapping[str, Any]
+    result: Mapping[str, Any]
+    meta: Mapping[str, Any]
+    frame: pd.DataFrame
+
+    @property
+    def col(self) -> str:
+        return f"column '{self.column}'"
+
+    @property
+    def unexpected(self) -> int:
+        return int(self.result.get("unexpected_count") or 0)
+
+    @property
+    def values(self) -> str:
+        return f"{self.unexpected} value{_s(self.unexpected)}"
+
+    @property
+    def examples(self) -> str:
+        return _examples(self.result.get("partial_unexpected_list") or [])
+
+
 def _describe(
     name: str,
     success: bool,
@@ -690,75 +778,111 @@ def _describe(
     frame: pd.DataFrame,
 ) -> str:
     """A sentence on what an expectation found (both for passes and failures)."""
-    col = f"column '{column}'"
-    unexpected = int(result.get("unexpected_count") or 0)
-    values = f"{unexpected} value{_s(unexpected)}"
-    examples = _examples(result.get("partial_unexpected_list") or [])
+    found = _Found(name, success, column, kwargs, result, meta, frame)
+    return _SENTENCES.get(name, _other_text)(found)
 
-    if name == _EXISTS:
-        return f"{col} is present"
-    if name == "expect_column_values_to_not_be_null":
-        return f"{col} has {unexpected} missing value{_s(unexpected)} (expected none)"
-    if name == "expect_column_values_to_be_unique":
-        if success:
-            return f"{col} has unique values"
-        return f"{col} has {unexpected} rows sharing a value with another row (e.g. {examples})"
-    if name == "expect_column_values_to_be_in_type_list":
-        expected = meta.get(EXPECTED_META_KEY, "one of " + ", ".join(kwargs.get("type_list", [])))
-        dtype = _dtype_text(frame, column, result)
-        if success:
-            return f"{col} has dtype {dtype}"
-        if "unexpected_count" in result:  # object column: GX checked value by value
-            wrong = f"{values} of the wrong type, expected {expected}"
-            return f"{col} (dtype {dtype}) has {wrong} (e.g. {examples})"
-        return f"{col} has dtype {dtype} (expected {expected})"
-    if name == "expect_column_values_to_be_between":
-        if EXPECTED_META_KEY in meta:
-            if success:
-                return f"{col} values are {meta[EXPECTED_META_KEY]}"
-            return f"{col} has {values} not {meta[EXPECTED_META_KEY]} (e.g. {examples})"
-        bounds = f"[{_num(kwargs.get('min_value'))}, {_num(kwargs.get('max_value'))}]"
-        if success:
-            return f"{col} values are within {bounds}"
-        return f"{col} has {values} outside {bounds} (e.g. {examples})"
-    if name == "expect_column_max_to_be_between":
-        latest = _num(result.get("observed_value"))
-        bound = _num(kwargs.get("max_value"))
-        if not success and latest in ("None", "NaT", "'NaT'"):
-            return f"{col} has no value to compare with {bound} ({meta.get(EXPECTED_META_KEY, '')})"
-        if success:
-            return f"{col} is {meta.get(EXPECTED_META_KEY, f'at most {bound}')}"
-        return f"{col} reaches {latest}, later than {bound} ({meta.get(EXPECTED_META_KEY, '')})"
-    if name == "expect_compound_columns_to_be_unique":
-        share = f"{MAX_DUPLICATE_ROW_SHARE:.0%}"
-        if success:
-            return f"table has at most {share} of rows repeating another row"
-        return (
-            f"table has {unexpected} row{_s(unexpected)} repeating another row in every column "
-            "but the id "
-            f"(at most {share} of rows may)"
-        )
-    if name == "expect_column_values_to_be_in_set":
-        allowed = _set_text(kwargs.get("value_set", []))
-        if success:
-            return f"{col} values are all in {allowed}"
-        return f"{col} has {values} not in {allowed} (e.g. {examples})"
-    if name == "expect_column_distinct_values_to_contain_set":
-        wanted = _set_text(kwargs.get("value_set", []))
-        absent = [_num(v) for v in result.get("partial_missing_list") or []]
-        if success:
-            return f"{col} takes every value of {wanted}"
-        never = f"value{_s(len(absent))} {', '.join(absent)}"
-        return f"{col} never takes the {never} (expected all of {wanted})"
-    if name == "expect_table_row_count_to_be_between":
-        low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        expected = f"at least {low}" if high is None else f"between {low} and {high}"
-        rows = result.get("observed_value", len(frame))  # absent from a pass/fail-only result
-        return f"table has {rows} rows (expected {expected})"
-    # Fallback for expectations without a dedicated sentence.
-    observed_value = result.get("observed_value", f"{unexpected} unexpected values")
-    where = col if column is not None else "table"
-    return f"{where}: {name} {'passed' if success else 'failed'} (observed {observed_value})"
+
+def _exists_text(f: _Found) -> str:
+    return f"{f.col} is present"
+
+
+def _not_null_text(f: _Found) -> str:
+    return f"{f.col} has {f.unexpected} missing value{_s(f.unexpected)} (expected none)"
+
+
+def _unique_text(f: _Found) -> str:
+    if f.success:
+        return f"{f.col} has unique values"
+    return f"{f.col} has {f.unexpected} rows sharing a value with another row (e.g. {f.examples})"
+
+
+def _type_list_text(f: _Found) -> str:
+    expected = f.meta.get(EXPECTED_META_KEY, "one of " + ", ".join(f.kwargs.get("type_list", [])))
+    dtype = _dtype_text(f.frame, f.column, f.result)
+    if f.success:
+        return f"{f.col} has dtype {dtype}"
+    if "unexpected_count" in f.result:  # object column: GX checked value by value
+        wrong = f"{f.values} of the wrong type, expected {expected}"
+        return f"{f.col} (dtype {dtype}) has {wrong} (e.g. {f.examples})"
+    return f"{f.col} has dtype {dtype} (expected {expected})"
+
+
+def _between_text(f: _Found) -> str:
+    if EXPECTED_META_KEY in f.meta:
+        if f.success:
+            return f"{f.col} values are {f.meta[EXPECTED_META_KEY]}"
+        return f"{f.col} has {f.values} not {f.meta[EXPECTED_META_KEY]} (e.g. {f.examples})"
+    bounds = f"[{_num(f.kwargs.get('min_value'))}, {_num(f.kwargs.get('max_value'))}]"
+    if f.success:
+        return f"{f.col} values are within {bounds}"
+    return f"{f.col} has {f.values} outside {bounds} (e.g. {f.examples})"
+
+
+def _max_text(f: _Found) -> str:
+    latest = _num(f.result.get("observed_value"))
+    bound = _num(f.kwargs.get("max_value"))
+    expected = f.meta.get(EXPECTED_META_KEY, "")
+    if not f.success and latest in ("None", "NaT", "'NaT'"):
+        return f"{f.col} has no value to compare with {bound} ({expected})"
+    if f.success:
+        return f"{f.col} is {f.meta.get(EXPECTED_META_KEY, f'at most {bound}')}"
+    return f"{f.col} reaches {latest}, later than {bound} ({expected})"
+
+
+def _compound_text(f: _Found) -> str:
+    share = f"{MAX_DUPLICATE_ROW_SHARE:.0%}"
+    if f.success:
+        return f"table has at most {share} of rows repeating another row"
+    return (
+        f"table has {f.unexpected} row{_s(f.unexpected)} repeating another row in every column "
+        "but the id "
+        f"(at most {share} of rows may)"
+    )
+
+
+def _in_set_text(f: _Found) -> str:
+    allowed = _set_text(f.kwargs.get("value_set", []))
+    if f.success:
+        return f"{f.col} values are all in {allowed}"
+    return f"{f.col} has {f.values} not in {allowed} (e.g. {f.examples})"
+
+
+def _contains_set_text(f: _Found) -> str:
+    wanted = _set_text(f.kwargs.get("value_set", []))
+    absent = [_num(v) for v in f.result.get("partial_missing_list") or []]
+    if f.success:
+        return f"{f.col} takes every value of {wanted}"
+    never = f"value{_s(len(absent))} {', '.join(absent)}"
+    return f"{f.col} never takes the {never} (expected all of {wanted})"
+
+
+def _row_count_text(f: _Found) -> str:
+    low, high = f.kwargs.get("min_value"), f.kwargs.get("max_value")
+    expected = f"at least {low}" if high is None else f"between {low} and {high}"
+    rows = f.result.get("observed_value", len(f.frame))  # absent from a pass/fail-only result
+    return f"table has {rows} rows (expected {expected})"
+
+
+def _other_text(f: _Found) -> str:
+    """Fallback for expectations without a dedicated sentence."""
+    observed_value = f.result.get("observed_value", f"{f.unexpected} unexpected values")
+    where = f.col if f.column is not None else "table"
+    return f"{where}: {f.name} {'passed' if f.success else 'failed'} (observed {observed_value})"
+
+
+_SENTENCES: dict[str, Callable[[_Found], str]] = {
+    _EXISTS: _exists_text,
+    "expect_column_values_to_not_be_null": _not_null_text,
+    "expect_column_values_to_be_unique": _unique_text,
+    "expect_column_values_to_be_in_type_list": _type_list_text,
+    "expect_column_values_to_be_between": _between_text,
+    "expect_column_max_to_be_between": _max_text,
+    COMPOUND_UNIQUE: _compound_text,
+    "expect_column_values_to_be_in_set": _in_set_text,
+    "expect_column_distinct_values_to_contain_set": _contains_set_text,
+    "expect_table_row_count_to_be_between": _row_count_text,
+}
+"""The sentence for each expectation type :func:`build_suite` uses."""
 
 
 def _dtype_text(frame: pd.DataFrame, column: str | None, result: Mapping[str, Any]) -> str:
@@ -992,11 +1116,7 @@ def check_batch(
         frame = batch_io.parse_batch(raw.data, raw.key, schema)
     except batch_io.BatchError as exc:
         return BatchCheck(batch_id, key, raw.md5, None, None, str(exc), None)
-    stamps = frame[schema.timestamp] if list(frame.columns).count(schema.timestamp) == 1 else None
-    try:
-        period = batch_io.batch_period(batch_id, stamps, frequency)
-    except (batch_io.BatchError, ValueError, TypeError, OverflowError):
-        period = None
+    period = _own_period(frame, schema, batch_id, frequency)
     labelled = schema.target in frame.columns
     current = pd.Timestamp.now(tz="UTC").tz_localize(None) if now is None else pd.Timestamp(now)
     rules: dict[str, Any] = {
@@ -1005,17 +1125,34 @@ def check_batch(
         "not_after": current + FUTURE_TOLERANCE,
     }
     result = validate_frame(frame, schema, **rules)
-    if result.success:
-        # Both must pass: the pandas rules are the same as the suite's, so this only speaks up
-        # if GX ever reads a frame differently.
-        try:
-            problems = quick_problems(frame, schema, **rules)
-        except Exception as exc:  # a bug here must refuse the batch, clearly, not crash
-            problems = [f"the pandas rules could not run: {type(exc).__name__}: {exc}"]
-        if problems:
-            error = "; ".join(problems)
-            return BatchCheck(batch_id, key, raw.md5, frame, result, error, period, labelled)
-    return BatchCheck(batch_id, key, raw.md5, frame, result, None, period, labelled)
+    # Both must pass: the pandas rules are the same as the suite's, so this only speaks up if GX
+    # ever reads a frame differently.
+    error = _pandas_problems(frame, schema, rules) if result.success else None
+    return BatchCheck(batch_id, key, raw.md5, frame, result, error, period, labelled)
+
+
+def _own_period(
+    frame: pd.DataFrame, schema: DatasetSchema, batch_id: str, frequency: str
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The batch's own period (``batches.batch_period``), None if it cannot be told."""
+    from retraining_assets.core import batches as batch_io
+
+    stamps = frame[schema.timestamp] if list(frame.columns).count(schema.timestamp) == 1 else None
+    try:
+        return batch_io.batch_period(batch_id, stamps, frequency)
+    except (batch_io.BatchError, ValueError, TypeError, OverflowError):
+        return None
+
+
+def _pandas_problems(
+    frame: pd.DataFrame, schema: DatasetSchema, rules: Mapping[str, Any]
+) -> str | None:
+    """:func:`quick_problems` joined into one error (None if there are none)."""
+    try:
+        problems = quick_problems(frame, schema, **rules)
+    except Exception as exc:  # a bug here must refuse the batch, clearly, not crash
+        problems = [f"the pandas rules could not run: {type(exc).__name__}: {exc}"]
+    return "; ".join(problems) if problems else None
 
 
 # --- the same rules without GX --------------------------------------------------------------------
@@ -1051,83 +1188,132 @@ def quick_problems(
     this and the GX suite pass (defence in depth), and the property test runs it on thousands of
     generated batches. Never raises on bad data.
     """
-    problems: list[str] = []
     names = [str(c) for c in frame.columns]
+    columns = [c for c in schema.columns if with_target or c != schema.target]
+    missing = [c for c in columns if c not in names]
+    single = {c for c in columns if names.count(c) == 1}
+    problems = _shape_problems(frame, schema, names, missing)
+    type_problems, well_typed = _type_problems(frame, schema, single, with_target)
+    problems += type_problems
+    problems += _null_problems(frame, schema, single, with_target)
+    problems += _range_problems(frame, schema, well_typed)
+    if schema.timestamp in well_typed:
+        problems += _time_problems(frame[schema.timestamp], schema.timestamp, period, not_after)
+    if with_target and schema.target in well_typed:
+        problems += _label_problems(frame[schema.target], schema.target)
+    data_columns = [c for c in columns if c != schema.id_column and c in single]
+    if len(data_columns) >= 2 and not missing and len(frame):
+        problems += _repeat_problems(frame, data_columns)
+    return problems
+
+
+def _shape_problems(
+    frame: pd.DataFrame, schema: DatasetSchema, names: Sequence[str], missing: Sequence[str]
+) -> list[str]:
+    """Duplicated column names, missing columns, too few rows."""
+    problems: list[str] = []
     duplicated = sorted({c for c in names if names.count(c) > 1})
     if duplicated:
         problems.append(f"column names {duplicated} are duplicated")
-    columns = [c for c in schema.columns if with_target or c != schema.target]
-    missing = [c for c in columns if c not in names]
     if missing:
-        problems.append(f"columns {missing} are missing")
+        problems.append(f"columns {list(missing)} are missing")
     if len(frame) < schema.min_rows:
         problems.append(f"table has {len(frame)} rows (expected at least {schema.min_rows})")
-    single = {c for c in columns if names.count(c) == 1}
+    return problems
 
-    def col(name: str) -> pd.Series:
-        return frame[name]
 
+def _type_problems(
+    frame: pd.DataFrame, schema: DatasetSchema, single: set[str], with_target: bool
+) -> tuple[list[str], set[str]]:
+    """Columns (present once) of the wrong type, and the set of well-typed ones."""
     typed: list[tuple[str, tuple[str, ...]]] = [
         (schema.timestamp, DATETIME_TYPES),
         *((c, NUMERIC_TYPES) for c in schema.numeric_features),
         *((c, CATEGORICAL_TYPES) for c in schema.categorical_features),
         *([(schema.target, TARGET_TYPES)] if with_target else []),
     ]
+    problems: list[str] = []
     well_typed: set[str] = set()
     for name, allowed in typed:
-        if name in single:
-            try:
-                ok = _typed(col(name), allowed)
-            except (TypeError, ValueError):
-                ok = False
-            if ok:
-                well_typed.add(name)
-            else:
-                problems.append(f"column {name!r} has values of the wrong type")
+        if name not in single:
+            continue
+        try:
+            ok = _typed(frame[name], allowed)
+        except (TypeError, ValueError):
+            ok = False
+        if ok:
+            well_typed.add(name)
+        else:
+            problems.append(f"column {name!r} has values of the wrong type")
+    return problems, well_typed
+
+
+def _null_problems(
+    frame: pd.DataFrame, schema: DatasetSchema, single: set[str], with_target: bool
+) -> list[str]:
+    """Missing values where none may be; duplicate or unhashable ids."""
+    problems: list[str] = []
     not_null = [schema.target if with_target else None, schema.timestamp, schema.id_column]
     for name in _unique(c for c in [*not_null, *schema.required_non_null] if c):
-        if name in single and col(name).isna().any():
-            problems.append(f"column {name!r} has {int(col(name).isna().sum())} missing values")
+        if name in single and frame[name].isna().any():
+            problems.append(f"column {name!r} has {int(frame[name].isna().sum())} missing values")
     if schema.id_column and schema.id_column in single:
         try:
-            ids = col(schema.id_column).dropna()
+            ids = frame[schema.id_column].dropna()
             if ids.duplicated().any():
                 problems.append(f"column {schema.id_column!r} has duplicate values")
         except TypeError:
             problems.append(f"column {schema.id_column!r} has unhashable values")
+    return problems
+
+
+def _range_problems(frame: pd.DataFrame, schema: DatasetSchema, well_typed: set[str]) -> list[str]:
+    """Well-typed numeric features with values outside their range (default: finite)."""
+    problems: list[str] = []
     for name in schema.numeric_features:
         if name not in well_typed:
             continue
-        values = pd.to_numeric(col(name), errors="coerce").to_numpy(dtype="float64")
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64")
         values = values[~np.isnan(values)]
         low, high = schema.numeric_ranges.get(name, (-MAX_ABS_VALUE, MAX_ABS_VALUE))
         outside = int(((values < low) | (values > high)).sum())
         if outside:
             problems.append(f"column {name!r} has {outside} values outside [{low:g}, {high:g}]")
-    if schema.timestamp in well_typed:
-        stamps = pd.to_datetime(col(schema.timestamp), errors="coerce").dropna()
-        if period is not None and len(stamps):
-            start, end = (pd.Timestamp(t) for t in period)
-            outside = int(((stamps < start) | (stamps >= end)).sum())
-            if outside:
-                problems.append(
-                    f"column {schema.timestamp!r} has {outside} values outside the period"
-                )
-        if not_after is not None and len(stamps) and stamps.max() > pd.Timestamp(not_after):
-            problems.append(f"column {schema.timestamp!r} has values in the future")
-    if with_target and schema.target in well_typed:
-        labels = pd.to_numeric(col(schema.target).dropna(), errors="coerce")
-        if (~labels.isin([0, 1])).any():
-            problems.append(f"column {schema.target!r} has values not in {{0, 1}}")
-        elif set(labels.unique().tolist()) != {0, 1}:
-            problems.append(f"column {schema.target!r} does not take both 0 and 1")
-    data_columns = [c for c in columns if c != schema.id_column and c in single]
-    if len(data_columns) >= 2 and not missing and len(frame):
-        try:
-            repeated = duplicated_rows(frame, data_columns).mean()
-        except TypeError:
-            problems.append("rows hold unhashable values (lists, dicts)")
-        else:
-            if repeated > MAX_DUPLICATE_ROW_SHARE:
-                problems.append(f"{repeated:.0%} of rows repeat another row")
     return problems
+
+
+def _time_problems(
+    column: pd.Series, name: str, period: tuple[Any, Any] | None, not_after: Any | None
+) -> list[str]:
+    """Timestamps outside the batch's period or in the future."""
+    problems: list[str] = []
+    stamps = pd.to_datetime(column, errors="coerce").dropna()
+    if period is not None and len(stamps):
+        start, end = (pd.Timestamp(t) for t in period)
+        outside = int(((stamps < start) | (stamps >= end)).sum())
+        if outside:
+            problems.append(f"column {name!r} has {outside} values outside the period")
+    if not_after is not None and len(stamps) and stamps.max() > pd.Timestamp(not_after):
+        problems.append(f"column {name!r} has values in the future")
+    return problems
+
+
+def _label_problems(column: pd.Series, name: str) -> list[str]:
+    """Labels other than 0 and 1, or not both of them."""
+    labels = pd.to_numeric(column.dropna(), errors="coerce")
+    if (~labels.isin([0, 1])).any():
+        return [f"column {name!r} has values not in {{0, 1}}"]
+    if set(labels.unique().tolist()) != {0, 1}:
+        return [f"column {name!r} does not take both 0 and 1"]
+    return []
+
+
+def _repeat_problems(frame: pd.DataFrame, data_columns: Sequence[str]) -> list[str]:
+    """Too many rows repeating another in every data column, or rows that cannot be hashed."""
+    try:
+        repeated = duplicated_rows(frame, data_columns).mean()
+    except TypeError:
+        return ["rows hold unhashable values (lists, dicts)"]
+    if repeated > MAX_DUPLICATE_ROW_SHARE:
+        return [f"{repeated:.0%} of rows repeat another row"]
+    return []
