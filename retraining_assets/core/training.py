@@ -219,58 +219,10 @@ def train_model(
     init_booster = _init_booster(init_model, schema) if init_model is not None else None
     if weights is not None and len(weights) != len(train):
         raise ValueError(f"{len(weights)} weights for {len(train)} rows")
-    y_all = train[schema.target]
-    classes = set(pd.unique(y_all.dropna()))
-    if y_all.isna().any() or not classes <= {0, 1} or len(classes) < 2:
-        raise ValueError(
-            f"target {schema.target!r} must be 0/1 with both classes present, got {sorted(classes)}"
-            f" and {int(y_all.isna().sum())} missing"
-        )
-    # Rows in time order without copying them: a dataset from collect_dataset is already
-    # ordered, so the split is two slices (views); only an unordered frame is sorted (a copy).
-    # The weights travel as an array beside the rows, not as a column of a copied frame.
-    w_all = None if weights is None else np.asarray(weights, dtype="float64")
-    stamps = pd.Index(train[schema.timestamp])
-    if stamps.is_monotonic_increasing:
-        ordered, w_ordered = train, w_all
-    else:
-        order = np.argsort(stamps.to_numpy(), kind="stable")
-        ordered = train.take(order)
-        w_ordered = None if w_all is None else w_all[order]
-    del stamps
-    n_valid = int(len(ordered) * params.valid_fraction)
-    n_fit = len(ordered) - n_valid if n_valid >= 1 else len(ordered)
-    fit, valid = ordered.iloc[:n_fit], ordered.iloc[n_fit:]
-    w_fit = None if w_ordered is None else w_ordered[:n_fit]
-    w_valid = None if w_ordered is None else w_ordered[n_fit:]
-    x_fit = prepare_features(fit, schema)
-    if init_booster is not None:
-        # The validation Dataset below takes these levels from its reference (fit_set).
-        x_fit = align_categories(x_fit, init_booster.pandas_categorical or [], schema)
-    feature_names = list(x_fit.columns)
-    fit_set = lgb.Dataset(
-        x_fit,
-        label=fit[schema.target].to_numpy(),
-        weight=w_fit,
-        categorical_feature=list(schema.categorical_features),
-        free_raw_data=True,
-    )
-    # fit_set is the only holder of the features now: free_raw_data drops them once LightGBM
-    # has binned them, before the first tree.
-    del x_fit
-    valid_sets: list[lgb.Dataset] = []
-    callbacks: list[Callable[..., Any]] = []
-    if len(valid) and valid[schema.target].nunique() == 2:
-        valid_set = lgb.Dataset(
-            prepare_features(valid, schema),
-            label=valid[schema.target].to_numpy(),
-            weight=w_valid,
-            reference=fit_set,
-        )
-        valid_sets = [valid_set]
-        callbacks = [
-            lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)
-        ]
+    _check_binary_target(train, schema.target)
+    split = _time_split(train, schema.timestamp, weights, params.valid_fraction)
+    fit_set, feature_names = _fit_dataset(split, schema, init_booster)
+    valid_sets, callbacks = _early_stopping(split, schema, params, fit_set)
     started = time.perf_counter()
     booster = lgb.train(
         params.lightgbm_params(),
@@ -296,12 +248,100 @@ def train_model(
         params=params,
         best_iteration=best,
         train_seconds=seconds,
-        n_train=len(fit),
-        n_valid=len(valid),
+        n_train=len(split.fit),
+        n_valid=len(split.valid),
         feature_names=feature_names,
         valid_auc=valid_auc,
         extra=extra,
     )
+
+
+def _check_binary_target(train: pd.DataFrame, target: str) -> None:
+    """Raise ValueError unless ``target`` is 0/1 with both classes and nothing missing."""
+    y_all = train[target]
+    classes = set(pd.unique(y_all.dropna()))
+    if y_all.isna().any() or not classes <= {0, 1} or len(classes) < 2:
+        raise ValueError(
+            f"target {target!r} must be 0/1 with both classes present, got {sorted(classes)}"
+            f" and {int(y_all.isna().sum())} missing"
+        )
+
+
+@dataclass(frozen=True)
+class _TimeSplit:
+    """The rows fitted on and the later rows that decide early stopping, with their weights."""
+
+    fit: pd.DataFrame
+    valid: pd.DataFrame
+    w_fit: np.ndarray | None
+    w_valid: np.ndarray | None
+
+
+def _time_split(
+    train: pd.DataFrame, timestamp: str, weights: np.ndarray | None, valid_fraction: float
+) -> _TimeSplit:
+    """The last ``valid_fraction`` of rows by time for validation (none if that is < 1 row)."""
+    # Rows in time order without copying them: a dataset from collect_dataset is already
+    # ordered, so the split is two slices (views); only an unordered frame is sorted (a copy).
+    # The weights travel as an array beside the rows, not as a column of a copied frame.
+    w_all = None if weights is None else np.asarray(weights, dtype="float64")
+    stamps = pd.Index(train[timestamp])
+    if stamps.is_monotonic_increasing:
+        ordered, w_ordered = train, w_all
+    else:
+        order = np.argsort(stamps.to_numpy(), kind="stable")
+        ordered = train.take(order)
+        w_ordered = None if w_all is None else w_all[order]
+    del stamps
+    n_valid = int(len(ordered) * valid_fraction)
+    n_fit = len(ordered) - n_valid if n_valid >= 1 else len(ordered)
+    return _TimeSplit(
+        fit=ordered.iloc[:n_fit],
+        valid=ordered.iloc[n_fit:],
+        w_fit=None if w_ordered is None else w_ordered[:n_fit],
+        w_valid=None if w_ordered is None else w_ordered[n_fit:],
+    )
+
+
+def _fit_dataset(
+    split: _TimeSplit, schema: DatasetSchema, init_booster: lgb.Booster | None
+) -> tuple[lgb.Dataset, list[str]]:
+    """The LightGBM Dataset of the fit rows (categories aligned with an init model), features."""
+    import lightgbm as lgb
+
+    x_fit = prepare_features(split.fit, schema)
+    if init_booster is not None:
+        # The validation Dataset takes these levels from its reference (the fit Dataset).
+        x_fit = align_categories(x_fit, init_booster.pandas_categorical or [], schema)
+    # The Dataset is the only holder of the features once this returns: free_raw_data drops
+    # them once LightGBM has binned them, before the first tree.
+    fit_set = lgb.Dataset(
+        x_fit,
+        label=split.fit[schema.target].to_numpy(),
+        weight=split.w_fit,
+        categorical_feature=list(schema.categorical_features),
+        free_raw_data=True,
+    )
+    return fit_set, list(x_fit.columns)
+
+
+def _early_stopping(
+    split: _TimeSplit, schema: DatasetSchema, params: TrainParams, fit_set: lgb.Dataset
+) -> tuple[list[lgb.Dataset], list[Callable[..., Any]]]:
+    """The validation Dataset and early-stopping callback (none unless both classes occur)."""
+    import lightgbm as lgb
+
+    valid = split.valid
+    if not (len(valid) and valid[schema.target].nunique() == 2):
+        return [], []
+    valid_set = lgb.Dataset(
+        prepare_features(valid, schema),
+        label=valid[schema.target].to_numpy(),
+        weight=split.w_valid,
+        reference=fit_set,
+    )
+    stop = lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)
+    return [valid_set], [stop]
 
 
 def load_model(path: Path) -> lgb.Booster:
