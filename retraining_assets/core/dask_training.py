@@ -380,13 +380,67 @@ def train_model_dask(
         ValueError: if the target is not binary or has a single class, the rows are not in time
             order, there are no train rows, or the init model does not match.
     """
-    import dask.dataframe as dd
-    import lightgbm as lgb
-
     params = params or TrainParams()
     init_booster = _init_booster(init_model, schema) if init_model is not None else None
     started = time.perf_counter()
     n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    read = _read_train_rows(client, source, schema, storage_options, n_workers)
+    cut, n_valid = _split_sizes(read.stats, source, schema, params.valid_fraction)
+    placed = _place_rows(client, read, cut, params.seed)
+    dtypes = _category_dtypes(client, placed.fit_parts(), schema, init_booster)
+    prepared = _prepared(client, read, placed, schema, dtypes)
+    run = uuid.uuid4().hex
+    copies, callbacks = _valid_copies(client, schema, dtypes, placed, params, run)
+    model = _classifier(client, placed.training(), params)
+    fit_seconds = _fit(model, prepared, read.weighted, schema, init_booster, callbacks)
+    del copies
+    booster = model.booster_
+    # As lgb.train: the booster is cut at the best iteration; without early stopping, all trees.
+    best = int(booster.best_iteration or booster.current_iteration())
+    extra: dict[str, Any] = {
+        "trainer": "dask",
+        "dask_workers": n_workers,
+        "dask_partitions": len(read.parts),
+        "dask_machines": sum(1 for rows in placed.load.values() if rows),
+        "fit_seconds": fit_seconds,
+        # {worker: {"rank", "rows"}} as LightGBM saw them (empty without early stopping).
+        "dask_ranks": _reported_ranks(client, run),
+    }
+    if init_booster is not None:
+        init_trees = int(init_booster.current_iteration())
+        extra.update({"init_trees": init_trees, "new_trees": best - init_trees})
+    return TrainedModel(
+        booster=booster,
+        params=params,
+        best_iteration=best,
+        train_seconds=time.perf_counter() - started,
+        n_train=cut,
+        n_valid=n_valid,
+        feature_names=list(schema.features),
+        valid_auc=float(booster.best_score["valid"]["auc"]) if callbacks else None,
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True)
+class _TrainRows:
+    """The train rows of the file as read by the workers: one future and its stats per part."""
+
+    frame: Any  # dask DataFrame: its ``_meta`` gives the prepared partitions' schema
+    weighted: bool
+    parts: list[Any]
+    stats: list[PartitionStats]
+
+
+def _read_train_rows(
+    client: distributed.Client,
+    source: str | Path,
+    schema: DatasetSchema,
+    storage_options: dict[str, Any] | None,
+    n_workers: int,
+) -> _TrainRows:
+    """Read the ``train`` split's columns on the workers, at least one partition per worker."""
+    import dask.dataframe as dd
 
     columns = [schema.timestamp, *schema.features, schema.target]
     frame = dd.read_parquet(
@@ -406,14 +460,29 @@ def train_model_dask(
     stats: list[PartitionStats] = client.gather(
         [client.submit(_partition_stats, p, schema) for p in parts]
     )
-    _check_labels(stats, schema.target)
-    _check_time_order(stats, schema.timestamp)
-    n_rows = sum(s.n_rows for s in stats)
-    if n_rows == 0:
-        raise ValueError(f"{source} has no train rows")
-    n_valid = int(n_rows * params.valid_fraction)
-    cut = n_rows - n_valid
+    return _TrainRows(train, WEIGHT_COLUMN in columns, parts, stats)
 
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where the rows went: each worker's fit pieces (and row count), the validation parts."""
+
+    workers: list[str]
+    load: dict[str, int]
+    pieces: dict[str, list[Any]]
+    valid_parts: list[Any]
+
+    def fit_parts(self) -> list[tuple[Any, str]]:
+        """``(piece, worker)`` for every fit piece, worker by worker."""
+        return [(p, w) for w in self.workers for p in self.pieces[w]]
+
+    def training(self) -> list[str]:
+        """The workers that hold fit rows, in sorted order (their LightGBM ranks)."""
+        return [w for w in self.workers if self.pieces[w]]
+
+
+def _place_rows(client: distributed.Client, read: _TrainRows, cut: int, seed: int) -> _Placement:
+    """Deal the first ``cut`` rows (fit) to the workers; the rest are validation parts."""
     # Every worker gets a random share (seeded) of the fit rows of every partition, not a
     # contiguous stretch: the file is in time order, and in a data-parallel run each worker bins
     # some of the features from its own rows only (LightGBM's distributed bin finding). With
@@ -422,27 +491,33 @@ def train_model_dask(
     # why not every k-th row.
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     k = len(workers)
-    load = dict.fromkeys(workers, 0)
-    pieces: dict[str, list[Any]] = {w: [] for w in workers}
-    valid_parts: list[Any] = []
+    placed = _Placement(workers, dict.fromkeys(workers, 0), {w: [] for w in workers}, [])
     offset = 0
-    for index, (part, s) in enumerate(zip(parts, stats, strict=True)):
+    for index, (part, s) in enumerate(zip(read.parts, read.stats, strict=True)):
         stop = min(max(cut - offset, 0), s.n_rows)
         if stop:
-            counts = np.bincount(_owners(stop, k, params.seed, index), minlength=k)
+            counts = np.bincount(_owners(stop, k, seed, index), minlength=k)
             for rank, worker in enumerate(workers):
                 if counts[rank]:
-                    load[worker] += int(counts[rank])
-                    pieces[worker].append(
+                    placed.load[worker] += int(counts[rank])
+                    placed.pieces[worker].append(
                         client.submit(
-                            _worker_rows, part, stop, rank, k, params.seed, index, workers=[worker]
+                            _worker_rows, part, stop, rank, k, seed, index, workers=[worker]
                         )
                     )
         if stop < s.n_rows:
-            valid_parts.append(client.submit(_rows, part, stop, s.n_rows))
+            placed.valid_parts.append(client.submit(_rows, part, stop, s.n_rows))
         offset += s.n_rows
-    fit_parts = [(p, w) for w in workers for p in pieces[w]]
+    return placed
 
+
+def _category_dtypes(
+    client: distributed.Client,
+    fit_parts: Sequence[tuple[Any, str]],
+    schema: DatasetSchema,
+    init_booster: lgb.Booster | None,
+) -> dict[str, pd.CategoricalDtype]:
+    """Each categorical's levels: the init model's first (if any), then the fit rows' sorted."""
     categorical = list(schema.categorical_features)
     present: dict[str, set[str]] = {c: set() for c in categorical}
     for found in client.gather([client.submit(_levels, p, categorical) for p, _ in fit_parts]):
@@ -462,38 +537,107 @@ def train_model_dask(
         # prepare_features sorts the levels; align_categories keeps the init model's first.
         new = sorted(v for v in present[col] if v not in set(first))
         dtypes[col] = pd.CategoricalDtype(pd.Index([*first, *new], dtype="string"))
+    return dtypes
 
-    meta = _prepare(train._meta, schema, dtypes)
+
+def _prepared(
+    client: distributed.Client,
+    read: _TrainRows,
+    placed: _Placement,
+    schema: DatasetSchema,
+    dtypes: dict[str, pd.CategoricalDtype],
+) -> Any:
+    """The fit rows as a dask DataFrame of model inputs, one partition per training worker."""
+    import dask.dataframe as dd
+
+    meta = _prepare(read.frame._meta, schema, dtypes)
     # One partition per worker, its rows in a fixed order (bagging draws by local row number).
-    training = [w for w in workers if pieces[w]]
     prepared = dd.from_delayed(
-        [client.submit(_prepare_all, schema, dtypes, *pieces[w], workers=[w]) for w in training],
+        [
+            client.submit(_prepare_all, schema, dtypes, *placed.pieces[w], workers=[w])
+            for w in placed.training()
+        ],
         meta=meta,
         verify_meta=False,
     )
-    weighted = WEIGHT_COLUMN in columns
-    callbacks = []
-    copies: dict[str, Any] = {}
-    run = uuid.uuid4().hex
-    if valid_parts:
-        # One copy of the whole validation set on each worker; the futures keep them in memory
-        # until training is done, and only their keys travel with the callback.
-        copies = {
-            w: client.submit(_encode_valid, schema, dtypes, *valid_parts, workers=[w], pure=False)
-            for w in load
-        }
-        if all(client.gather([client.submit(_is_present, f) for f in copies.values()])):
-            keys = {w: f.key for w, f in copies.items()}
-            callbacks = [EarlyStoppingOnAllRows(keys, params.early_stopping_rounds, run=run)]
+    return prepared
+
+
+def _valid_copies(
+    client: distributed.Client,
+    schema: DatasetSchema,
+    dtypes: dict[str, pd.CategoricalDtype],
+    placed: _Placement,
+    params: TrainParams,
+    run: str,
+) -> tuple[dict[str, Any], list[EarlyStoppingOnAllRows]]:
+    """A copy of the validation set on every worker and the callback that stops on it.
+
+    The futures must be held until training is done (they keep the copies in memory); no
+    callback when there are no validation rows or a copy could not be made.
+    """
+    if not placed.valid_parts:
+        return {}, []
+    # One copy of the whole validation set on each worker; the futures keep them in memory
+    # until training is done, and only their keys travel with the callback.
+    copies = {
+        w: client.submit(
+            _encode_valid, schema, dtypes, *placed.valid_parts, workers=[w], pure=False
+        )
+        for w in placed.load
+    }
+    if not all(client.gather([client.submit(_is_present, f) for f in copies.values()])):
+        return copies, []
+    keys = {w: f.key for w, f in copies.items()}
+    return copies, [EarlyStoppingOnAllRows(keys, params.early_stopping_rounds, run=run)]
+
+
+def _split_sizes(
+    stats: Sequence[PartitionStats],
+    source: str | Path,
+    schema: DatasetSchema,
+    valid_fraction: float,
+) -> tuple[int, int]:
+    """Fit and validation row counts, after checking the labels and the time order."""
+    _check_labels(stats, schema.target)
+    _check_time_order(stats, schema.timestamp)
+    n_rows = sum(s.n_rows for s in stats)
+    if n_rows == 0:
+        raise ValueError(f"{source} has no train rows")
+    n_valid = int(n_rows * valid_fraction)
+    return n_rows - n_valid, n_valid
+
+
+def _classifier(
+    client: distributed.Client, training: list[str], params: TrainParams
+) -> lgb.DaskLGBMClassifier:
+    """The ``lightgbm.dask`` classifier with ``params``, ranking ``training`` in their order."""
+    import lightgbm as lgb
+
     lgb_params = params.lightgbm_params()
     # lightgbm.dask sets each worker's num_threads to its Dask thread count.
     lgb_params.pop("num_threads")
-    model = lgb.DaskLGBMClassifier(
+    return lgb.DaskLGBMClassifier(
         # Duck-typed: lightgbm.dask only calls the client's methods.
         client=cast("distributed.Client", _RankedClient(client, training)),
         n_estimators=params.num_boost_round,
         **lgb_params,
     )
+
+
+def _fit(
+    model: lgb.DaskLGBMClassifier,
+    prepared: Any,
+    weighted: bool,
+    schema: DatasetSchema,
+    init_booster: lgb.Booster | None,
+    callbacks: list[EarlyStoppingOnAllRows],
+) -> float:
+    """Fit ``model`` on the prepared rows (with their sample weights, if the file has them).
+
+    Returns:
+        The seconds the fit took.
+    """
     fit_started = time.perf_counter()
     with warnings.catch_warnings():
         # The sklearn wrapper always passes n_jobs; lightgbm.dask drops it (threads per worker).
@@ -502,41 +646,18 @@ def train_model_dask(
             prepared[list(schema.features)],
             prepared[_LABEL],
             sample_weight=prepared[_WEIGHT] if weighted else None,
-            categorical_feature=categorical,
+            categorical_feature=list(schema.categorical_features),
             init_model=init_booster,
             callbacks=callbacks,
         )
-    fit_seconds = time.perf_counter() - fit_started
-    del copies
+    return time.perf_counter() - fit_started
+
+
+def _reported_ranks(client: distributed.Client, run: str) -> dict[str, dict[str, int]]:
+    """``{worker: {"rank", "rows"}}`` the workers reported for ``run``, by rank."""
     ranks = {
         msg["worker"]: {"rank": msg["rank"], "rows": msg["rows"]}
         for _, msg in client.get_events(RANK_TOPIC)
         if isinstance(msg, dict) and msg.get("run") == run
     }
-    booster = model.booster_
-    init_trees = int(init_booster.current_iteration()) if init_booster is not None else 0
-    # As lgb.train: the booster is cut at the best iteration; without early stopping, all trees.
-    best = int(booster.best_iteration or booster.current_iteration())
-    valid_auc = float(booster.best_score["valid"]["auc"]) if callbacks else None
-    extra: dict[str, Any] = {
-        "trainer": "dask",
-        "dask_workers": n_workers,
-        "dask_partitions": len(parts),
-        "dask_machines": sum(1 for rows in load.values() if rows),
-        "fit_seconds": fit_seconds,
-        # {worker: {"rank", "rows"}} as LightGBM saw them (empty without early stopping).
-        "dask_ranks": dict(sorted(ranks.items(), key=lambda kv: kv[1]["rank"])),
-    }
-    if init_booster is not None:
-        extra.update({"init_trees": init_trees, "new_trees": best - init_trees})
-    return TrainedModel(
-        booster=booster,
-        params=params,
-        best_iteration=best,
-        train_seconds=time.perf_counter() - started,
-        n_train=cut,
-        n_valid=n_valid,
-        feature_names=list(schema.features),
-        valid_auc=valid_auc,
-        extra=extra,
-    )
+    return dict(sorted(ranks.items(), key=lambda kv: kv[1]["rank"]))
