@@ -7,8 +7,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from retraining_assets import settings
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from retraining_assets.core.registry import ProductionRecord, ProductionStore
+    from retraining_assets.core.versioning import DvcStore
+    from retraining_assets.defs.resources import MlflowResource
 
 
 def _dagster_home() -> Path:
@@ -160,7 +168,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"need more than {max(first, later)} batches, found {len(batches)}", file=sys.stderr)
         return 2
     instance = dg.DagsterInstance.get()
-    wanted = batches[: later + 1]
+    _demo_ingest(defs, instance, batches[: later + 1])
+    job = defs.resolve_job_def("retraining_job")
+    for label, as_of in (("cycle 1", batches[first]), ("cycle 2 (later)", batches[later])):
+        _demo_cycle(job, instance, label, as_of)
+    _print_where_things_are()
+    if later + 1 < len(batches):
+        # Left empty, as_of_batch means the newest batch file: months past what the demo ingested.
+        print(
+            f"   next week: in the UI launch retraining_job with training_dataset config"
+            f" as_of_batch: {batches[later + 1]!r} (empty = the newest file, {batches[-1]})"
+        )
+    print(f"   demo wall time {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def _demo_ingest(defs: dg.Definitions, instance: dg.DagsterInstance, wanted: list[str]) -> None:
+    """Register and ingest the demo's batches (those not ingested by an earlier demo)."""
+    import dagster as dg
+
     instance.add_dynamic_partitions("batches", wanted)
     ingest = defs.resolve_job_def("ingest_job")
     done = instance.get_materialized_partitions(dg.AssetKey("raw_batches"))
@@ -172,26 +198,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         print(f"ingest {batch_id}: {'ok' if result.success else 'REJECTED'}")
 
-    job = defs.resolve_job_def("retraining_job")
-    for label, as_of in (("cycle 1", batches[first]), ("cycle 2 (later)", batches[later])):
-        run_config = {
-            "ops": {"training_dataset": {"config": {"as_of_batch": as_of}}},
-            **_QUIET,
-        }
-        t0 = time.perf_counter()
-        result = job.execute_in_process(instance=instance, run_config=run_config)
-        report = result.output_for_node("evaluation_report")
-        cand = report.candidate["metrics"]
-        prod = (report.production or {}).get("metrics", {})
-        print(
-            f"\n== {label}: test on {', '.join(report.test_batches)} "
-            f"({time.perf_counter() - t0:.1f}s, run {result.run_id[:8]})\n"
-            f"   candidate AUC {cand['auc']:.4f}"
-            + (f" vs production AUC {prod['auc']:.4f}" if prod else " vs constant baseline")
-            + f", p95 latency {report.candidate['latency']['p95_ms']:.2f} ms\n"
-            f"   gate: {'PROMOTED' if report.promote else 'rejected'}: " + "; ".join(report.reasons)
-        )
 
+def _demo_cycle(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, label: str, as_of: str
+) -> None:
+    """Run one retraining cycle as of batch ``as_of`` and print its test and gate verdict."""
+    run_config = {
+        "ops": {"training_dataset": {"config": {"as_of_batch": as_of}}},
+        **_QUIET,
+    }
+    t0 = time.perf_counter()
+    result = job.execute_in_process(instance=instance, run_config=run_config)
+    report = result.output_for_node("evaluation_report")
+    cand = report.candidate["metrics"]
+    prod = (report.production or {}).get("metrics", {})
+    print(
+        f"\n== {label}: test on {', '.join(report.test_batches)} "
+        f"({time.perf_counter() - t0:.1f}s, run {result.run_id[:8]})\n"
+        f"   candidate AUC {cand['auc']:.4f}"
+        + (f" vs production AUC {prod['auc']:.4f}" if prod else " vs constant baseline")
+        + f", p95 latency {report.candidate['latency']['p95_ms']:.2f} ms\n"
+        f"   gate: {'PROMOTED' if report.promote else 'rejected'}: " + "; ".join(report.reasons)
+    )
+
+
+def _print_where_things_are() -> None:
+    """The serving model's files and runs, the MLflow store and the Dagster home."""
     from retraining_assets.defs.resources import MlflowResource, ProductionResource
 
     store = ProductionResource().store()
@@ -212,14 +244,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"   Dagster home: {os.environ['DAGSTER_HOME']}"
         f"  (UI: make dev -> {settings.DEFAULT_DAGSTER_UI})"
     )
-    if later + 1 < len(batches):
-        # Left empty, as_of_batch means the newest batch file: months past what the demo ingested.
-        print(
-            f"   next week: in the UI launch retraining_job with training_dataset config"
-            f" as_of_batch: {batches[later + 1]!r} (empty = the newest file, {batches[-1]})"
-        )
-    print(f"   demo wall time {time.perf_counter() - started:.1f}s")
-    return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -275,6 +299,15 @@ def lineage_text(version: int | None) -> str:
     record = store.record(version) if version is not None else store.current()
     if record is None:
         return "nothing is in production yet"
+    lines = _record_lines(store, record)
+    if record.mlflow_run_id:
+        lines += _mlflow_lines(MlflowResource(), record, record.mlflow_run_id)
+    lines += _data_lines(DvcResource().store(), record.dataset_md5)
+    return "\n".join(lines)
+
+
+def _record_lines(store: ProductionStore, record: ProductionRecord) -> list[str]:
+    """The version record: action, reason, files, rollback, strategy, batches, runs, code."""
     current = store.current()
     lines = [
         f"production v{record.version} ({record.action} at {record.created_at})"
@@ -306,28 +339,32 @@ def lineage_text(version: int | None) -> str:
     ]
     if extra.get("init_from_version") is not None:
         lines.append(f"  continued from production v{extra['init_from_version']} (init_model)")
-    mlflow = MlflowResource()
-    if record.mlflow_run_id:
-        run = mlflow.client().get_run(record.mlflow_run_id)
-        metrics = ", ".join(
-            f"{k} {v:.4f}" for k, v in sorted(run.data.metrics.items()) if k in _SHOWN_METRICS
-        )
-        lines += [
-            f"  mlflow run:    {record.mlflow_run_id}  ({mlflow.run_url(record.mlflow_run_id)})",
-            f"  mlflow model:  {record.mlflow_model_uri}  "
-            f"({mlflow.registered_model_name} v{record.registered_version})",
-            f"  metrics:       {metrics}",
-            f"  data version:  {run.data.params.get('data_version')}",
-        ]
-    dvc = DvcResource().store()
-    md5 = record.dataset_md5
-    lines += [
+    return lines
+
+
+def _mlflow_lines(mlflow: MlflowResource, record: ProductionRecord, run_id: str) -> list[str]:
+    """The version's MLflow run ``run_id``, registered model, headline metrics, data version."""
+    run = mlflow.client().get_run(run_id)
+    metrics = ", ".join(
+        f"{k} {v:.4f}" for k, v in sorted(run.data.metrics.items()) if k in _SHOWN_METRICS
+    )
+    return [
+        f"  mlflow run:    {run_id}  ({mlflow.run_url(run_id)})",
+        f"  mlflow model:  {record.mlflow_model_uri}  "
+        f"({mlflow.registered_model_name} v{record.registered_version})",
+        f"  metrics:       {metrics}",
+        f"  data version:  {run.data.params.get('data_version')}",
+    ]
+
+
+def _data_lines(dvc: DvcStore, md5: str | None) -> list[str]:
+    """Where the training data is (DVC cache or remote) and how to restore it."""
+    return [
         f"  training data: DVC md5 {md5}",
         f"    in cache:    {dvc.cache_path(md5) if md5 else '-'}"
         + ("" if md5 and dvc.cache_path(md5).exists() else "  (not in cache: fetched from remote)"),
         f"    restore:     retraining restore-data {md5} --out training_dataset.parquet",
     ]
-    return "\n".join(lines)
 
 
 _SHOWN_METRICS = {
@@ -514,7 +551,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``retraining`` console command."""
     parser = argparse.ArgumentParser(prog="retraining", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_model_commands(sub)
+    _add_replay_command(sub)
+    _add_analysis_commands(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
 
+
+def _add_data_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``build-batches`` and ``prepare-data``."""
     p = sub.add_parser(
         "build-batches", help="write batch files: flights demo (dvc repro) or --dataset CONFIG"
     )
@@ -526,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("prepare-data", help="dvc repro + push the demo batches")
     p.set_defaults(func=cmd_prepare_data)
 
+
+def _add_model_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``demo``, ``rollback``, ``show-lineage`` and ``restore-data``."""
     p = sub.add_parser("demo", help="prepare data, train a first model, then retrain later")
     p.add_argument("--first-weeks", type=int, default=8, help="training batches of model one")
     p.add_argument("--later-week", type=int, default=20, help="index of the retrain test batch")
@@ -548,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_restore_data)
 
+
+def _add_replay_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``replay``."""
     p = sub.add_parser("replay", help="replay history under retraining policies")
     p.add_argument("--config", help="project/dataset configuration YAML (dataset:, triggers:)")
     p.add_argument("--source", help="folder of batch files (default: the demo's data/batches)")
@@ -577,6 +629,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(func=cmd_replay)
 
+
+def _add_analysis_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``analyze`` and ``doctor``."""
     p = sub.add_parser("analyze", help="when did the model begin to degrade (replay output)")
     p.add_argument("out", help="a replay's output folder (with replay.json)")
     p.add_argument("--policy", default=None, help="which policy's history (default: never)")
@@ -584,9 +639,6 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("doctor", help="versions, paths, dependency traps, backends reachable")
     p.set_defaults(func=cmd_doctor)
-
-    args = parser.parse_args(argv)
-    return int(args.func(args))
 
 
 if __name__ == "__main__":
