@@ -132,56 +132,67 @@ def make_batch(
         raise ValueError(f"n_rows must be non-negative, got {n_rows}")
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
-    rng = np.random.default_rng(seed)
-    # Fixed draw order, independent of the drift.
-    x0 = rng.standard_normal(n_rows)
-    x1 = rng.standard_normal(n_rows)
-    x2 = rng.uniform(0.0, 1.0, n_rows)
-    x3 = np.minimum(rng.exponential(1.0, n_rows), 50.0)
-    x4 = rng.standard_normal(n_rows)
-    c0 = rng.choice(len(C0_LEVELS), size=n_rows, p=C0_PROBS)
-    c1 = rng.choice(len(C1_LEVELS), size=n_rows, p=C1_PROBS)
-    eps = rng.logistic(0.0, 1.0, n_rows)
-    seconds = np.sort(rng.integers(0, days * 86_400, n_rows))
-
-    shifts = {
-        c: drift.covariate_shift if c in drift.shift_columns else 0.0
-        for c in ["x0", "x1", "x2", "x3", "x4"]
+    draws = _draw(np.random.default_rng(seed), n_rows, days)
+    x = {
+        name: values + (drift.covariate_shift if name in drift.shift_columns else 0.0)
+        for name, values in draws.x.items()
     }
-    x0 = x0 + shifts["x0"]
-    x1 = x1 + shifts["x1"]
-    x2 = x2 + shifts["x2"]
-    x3 = x3 + shifts["x3"]
-    x4 = x4 + shifts["x4"]
-    coef_x0 = _COEF_X0 * (1.0 - 2.0 * drift.concept_flip)
-    logit = (
-        _INTERCEPT
-        + drift.label_shift
-        + coef_x0 * x0
-        + _COEF_X1 * x1
-        + _COEF_X2 * (x2 - 0.5)
-        + _COEF_X3_X1 * (x3 - 1.0) * x1
-        + _C0_EFFECT[c0]
-        + _C1_EFFECT[c1]
-    )
-    label = (logit + drift.noise * eps > 0).astype("int64")
-
-    ts = pd.Timestamp(start).as_unit("ns") + pd.to_timedelta(seconds, unit="s")
+    label = _label(x, draws, drift)
+    ts = pd.Timestamp(start).as_unit("ns") + pd.to_timedelta(draws.seconds, unit="s")
     frame = pd.DataFrame(
         {
             "row_id": np.arange(first_row_id, first_row_id + n_rows, dtype="int64"),
             "ts": np.asarray(ts, dtype="datetime64[ns]"),
-            "x0": x0,
-            "x1": x1,
-            "x2": x2,
-            "x3": x3,
-            "x4": x4,
-            "c0": np.array(C0_LEVELS, dtype=object)[c0],
-            "c1": np.array(C1_LEVELS, dtype=object)[c1],
+            **x,
+            "c0": np.array(C0_LEVELS, dtype=object)[draws.c0],
+            "c1": np.array(C1_LEVELS, dtype=object)[draws.c1],
             "label": label,
         }
     )
     return frame[SYNTHETIC_SCHEMA.columns]
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """The random draws of one batch, before any drift."""
+
+    x: dict[str, np.ndarray]  # x0..x4, in that order
+    c0: np.ndarray  # level indices
+    c1: np.ndarray
+    eps: np.ndarray  # label noise (standard logistic)
+    seconds: np.ndarray  # sorted offsets from the batch start
+
+
+def _draw(rng: np.random.Generator, n_rows: int, days: int) -> _Draws:
+    """All draws of a batch in a fixed order, independent of the drift (same seed, same rows)."""
+    x = {
+        "x0": rng.standard_normal(n_rows),
+        "x1": rng.standard_normal(n_rows),
+        "x2": rng.uniform(0.0, 1.0, n_rows),
+        "x3": np.minimum(rng.exponential(1.0, n_rows), 50.0),
+        "x4": rng.standard_normal(n_rows),
+    }
+    c0 = rng.choice(len(C0_LEVELS), size=n_rows, p=C0_PROBS)
+    c1 = rng.choice(len(C1_LEVELS), size=n_rows, p=C1_PROBS)
+    eps = rng.logistic(0.0, 1.0, n_rows)
+    seconds = np.sort(rng.integers(0, days * 86_400, n_rows))
+    return _Draws(x, c0, c1, eps, seconds)
+
+
+def _label(x: dict[str, np.ndarray], draws: _Draws, drift: DriftSpec) -> np.ndarray:
+    """0/1 labels of the logistic model on the (shifted) features, with the concept drift."""
+    coef_x0 = _COEF_X0 * (1.0 - 2.0 * drift.concept_flip)
+    logit = (
+        _INTERCEPT
+        + drift.label_shift
+        + coef_x0 * x["x0"]
+        + _COEF_X1 * x["x1"]
+        + _COEF_X2 * (x["x2"] - 0.5)
+        + _COEF_X3_X1 * (x["x3"] - 1.0) * x["x1"]
+        + _C0_EFFECT[draws.c0]
+        + _C1_EFFECT[draws.c1]
+    )
+    return (logit + drift.noise * draws.eps > 0).astype("int64")
 
 
 def make_history(
