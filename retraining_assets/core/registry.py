@@ -451,23 +451,7 @@ class ProductionStore:
             raise RegistryError("nothing is in production: nothing to roll back")
         if expected_current is not None and expected_current != current.version:
             raise self._conflict(expected_current, "rollback read")
-        if to_version is None:
-            if current.version == 1:
-                raise RegistryError("v1 is the first version: no earlier one to roll back to")
-            target = self.record(current.version - 1)
-        elif to_version > current.version:
-            raise RegistryError(
-                f"no production version {to_version}; known versions: 1..{current.version}"
-            )
-        else:
-            target = self.record(to_version)
-        if target.version == current.version:
-            raise RegistryError(f"v{target.version} is already serving")
-        if target.model_md5 == current.model_md5:
-            raise RegistryError(
-                f"v{target.version} has the same model bytes as the serving v{current.version}"
-                f" (md5 {current.model_md5}): nothing to roll back"
-            )
+        target = self._rollback_target(current, to_version)
         self.model_bytes(target)  # verified before anything changes
         record = ProductionRecord(
             version=current.version + 1,
@@ -490,6 +474,29 @@ class ProductionStore:
         )
         self._commit(record, current.version, "rollback read")
         return record
+
+    def _rollback_target(
+        self, current: ProductionRecord, to_version: int | None
+    ) -> ProductionRecord:
+        """The version a rollback restores; RegistryError if it cannot restore it."""
+        if to_version is None:
+            if current.version == 1:
+                raise RegistryError("v1 is the first version: no earlier one to roll back to")
+            target = self.record(current.version - 1)
+        elif to_version > current.version:
+            raise RegistryError(
+                f"no production version {to_version}; known versions: 1..{current.version}"
+            )
+        else:
+            target = self.record(to_version)
+        if target.version == current.version:
+            raise RegistryError(f"v{target.version} is already serving")
+        if target.model_md5 == current.model_md5:
+            raise RegistryError(
+                f"v{target.version} has the same model bytes as the serving v{current.version}"
+                f" (md5 {current.model_md5}): nothing to roll back"
+            )
+        return target
 
     # -- challenger (shadow evaluation) ----------------------------------------------------------
 
