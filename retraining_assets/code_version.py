@@ -27,10 +27,22 @@ ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
     "candidate_model": ("training", "dask_training", "versioning"),
     "evaluation_report": ("evaluation", "delong", "promotion", "training"),
     "production_model": ("registry", "promotion", "model_card"),
-    "batch_drift": ("drift", "monitoring", "validation", "batches"),
+    "batch_drift": (
+        "drift",
+        "drift_assessment",
+        "drift_matters",
+        "monitoring",
+        "validation",
+        "batches",
+    ),
     "batch_performance": ("monitoring", "evaluation", "batches"),
     "degradation_analysis": ("analysis", "change_points", "monitoring"),
-    "batch_estimated_performance": ("performance_estimation", "training", "batches"),
+    "batch_estimated_performance": (
+        "performance_estimation",
+        "drift_assessment",
+        "training",
+        "batches",
+    ),
 }
 
 

@@ -54,14 +54,17 @@ from __future__ import annotations
 import io
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from retraining_assets.core.change_points import degradation_onset, find_change_points
+
+if TYPE_CHECKING:
+    from retraining_assets.core.verdicts import DriftVerdict, PerformanceVerdict
 
 DriftValue = float | int | Mapping[str, Any] | None
 """One feature's drift in one period: its PSI, or a mapping with ``"psi"`` and ``"drifted"``."""
@@ -98,6 +101,38 @@ class PeriodPerformance:
     n_rows: int = 0
     log_loss: float | None = None
     model_version: int | None = None
+
+
+def degradation_inputs(
+    performance: Iterable[tuple[str, PerformanceVerdict]],
+    drift: Iterable[tuple[str, DriftVerdict]],
+) -> tuple[list[PeriodPerformance], dict[str, dict[str, float]]]:
+    """The AUC history and the PSI history of the monitoring verdicts, for the analysis.
+
+    Args:
+        performance: ``(batch, batch_performance verdict)``, oldest first; the newest measured
+            verdict of a batch wins, one without a production version is passed over.
+        drift: ``(batch, batch_drift verdict)``, oldest first; only measured verdicts count,
+            the newest wins, and a feature missing from the batch (PSI ``None``) is left out.
+
+    Returns:
+        The periods in batch order, and the PSI per feature of each batch.
+    """
+    periods: dict[str, PeriodPerformance] = {}
+    for batch, perf in performance:
+        if perf.production_version is not None:
+            periods[batch] = PeriodPerformance(
+                period=batch,
+                auc=perf.auc,
+                n_rows=perf.rows,
+                log_loss=perf.log_loss,
+                model_version=perf.production_version,
+            )
+    psi: dict[str, dict[str, float]] = {}
+    for batch, measured in drift:
+        if measured.measured:
+            psi[batch] = {k: float(v) for k, v in measured.psi.items() if v is not None}
+    return [periods[p] for p in sorted(periods)], psi
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retraining_assets.core.evaluation import compute_metrics
+from retraining_assets.core.verdicts import PerformanceVerdict
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retraining_assets.schemas import DatasetSchema
+    from retraining_assets.settings import TriggerPolicy
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,77 @@ def performance_degraded(
         else ""
     )
     return False, f"AUC {auc:.4f} >= floor {auc_floor:.2f}{tail}"
+
+
+def labelled_rows(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """The rows whose label has arrived, in time order (the error stream's order)."""
+    labelled = frame[frame[schema.target].notna()]
+    return labelled.sort_values(schema.timestamp, kind="stable")
+
+
+@dataclass(frozen=True)
+class PerformanceAssessment:
+    """What :func:`assess_performance` concluded about one labelled batch.
+
+    Attributes:
+        performance: The metrics.
+        verdict: The typed record; its ``errors_key`` is set by :meth:`stored_at` once the
+            error stream is stored.
+        errors: Per-row squared errors in time order (the concept-drift stream).
+    """
+
+    performance: BatchPerformance
+    verdict: PerformanceVerdict
+    errors: np.ndarray
+
+    def stored_at(self, errors_key: str) -> PerformanceVerdict:
+        """The verdict naming where its error stream was stored."""
+        return dataclasses.replace(self.verdict, errors_key=errors_key)
+
+
+def assess_performance(
+    y: np.ndarray,
+    p: np.ndarray,
+    policy: TriggerPolicy,
+    *,
+    auc_at_promotion: float | None,
+    production_version: int,
+) -> PerformanceAssessment:
+    """Measure the production model on one labelled batch and decide whether it degraded.
+
+    Degraded when the AUC falls below the absolute floor or below the relative floor times the
+    AUC at promotion; a batch with fewer than ``min_labelled_rows`` labelled rows never counts
+    as degraded (its AUC is too noisy).
+
+    Args:
+        y: Labels, in time order.
+        p: The production model's probabilities for the same rows.
+        policy: The trigger policy (``auc_floor``, ``relative_auc_floor``, ``min_labelled_rows``).
+        auc_at_promotion: The model's AUC when promoted (``None`` if unknown).
+        production_version: The measured model.
+
+    Returns:
+        The metrics, the verdict and the per-row errors.
+    """
+    perf = batch_performance(y, p)
+    degraded, why = performance_degraded(
+        perf.auc,
+        auc_at_promotion,
+        auc_floor=policy.auc_floor,
+        relative_floor=policy.relative_auc_floor,
+    )
+    if perf.n_rows < policy.min_labelled_rows:
+        degraded, why = False, f"only {perf.n_rows} labelled rows < {policy.min_labelled_rows}"
+    verdict = PerformanceVerdict(
+        status="degraded" if degraded else "ok",
+        reason=why,
+        auc=float(perf.auc),
+        log_loss=float(perf.log_loss),
+        rows=perf.n_rows,
+        production_version=production_version,
+        auc_at_promotion=None if auc_at_promotion is None else float(auc_at_promotion),
+    )
+    return PerformanceAssessment(performance=perf, verdict=verdict, errors=row_errors(y, p))
 
 
 def plot_drift(result: Any, *, title: str, psi_threshold: float) -> bytes:

@@ -27,12 +27,25 @@ so the estimate, where they were: only labels reveal it (``batch_performance``,
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retraining_assets.core.verdicts import EstimatedPerformanceVerdict, PerformanceVerdict
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retraining_assets.schemas import DatasetSchema
+    from retraining_assets.settings import TriggerPolicy
+
 #: Version of the stored calibrator's layout (checked on read).
 CALIBRATOR_FORMAT = 1
+#: Batches shown in the chart of the estimate over time.
+HISTORY_BATCHES = 52
 
 
 class CalibratorError(ValueError):
@@ -342,3 +355,129 @@ def plot_estimated_history(
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def calibrate_on_test_split(
+    booster: Any, schema: DatasetSchema, frame: pd.DataFrame
+) -> ScoreCalibrator:
+    """Fit a model's score calibrator on the labelled test split of its training data.
+
+    The test split was never trained on, so its scores are calibrated honestly; a dataset
+    without a split column is used whole.
+
+    Raises:
+        ValueError: if the rows cannot be calibrated on (too few, one class).
+    """
+    from retraining_assets.core.drift_assessment import split_rows
+    from retraining_assets.core.training import Scorer
+
+    test = split_rows(frame, "test")
+    test = test[test[schema.target].notna()]
+    scores = Scorer(booster, schema).predict(test)
+    return fit_calibrator(test[schema.target].to_numpy(dtype="float64"), scores)
+
+
+@dataclass(frozen=True)
+class EstimatedAssessment:
+    """What :func:`assess_estimated_performance` concluded about one unlabelled batch.
+
+    Attributes:
+        estimate: The estimate and its reference.
+        verdict: The typed record the sensor and the replay read.
+        floor: ``estimated_relative_auc_floor`` x the reference AUC.
+    """
+
+    estimate: PerformanceEstimate
+    verdict: EstimatedPerformanceVerdict
+    floor: float
+
+    def chart(
+        self, history: Mapping[str, tuple[float, float | None]], partition: str, title: str
+    ) -> bytes:
+        """The estimate over the last :data:`HISTORY_BATCHES` batches, this one included.
+
+        Args:
+            history: Estimated and realised AUC (``None`` before labels) of earlier batches.
+            partition: This batch (its realised AUC is not known yet).
+            title: Chart title.
+        """
+        points = {**history, partition: (self.estimate.estimated_auc, None)}
+        periods = sorted(points)[-HISTORY_BATCHES:]
+        return plot_estimated_history(
+            periods,
+            [points[p][0] for p in periods],
+            [points[p][1] for p in periods],
+            reference_auc=self.estimate.reference_auc,
+            floor=self.floor,
+            title=title,
+        )
+
+
+def assess_estimated_performance(
+    calibrator: ScoreCalibrator,
+    scores: np.ndarray,
+    policy: TriggerPolicy,
+    *,
+    production_version: int,
+    calibrator_key: str,
+) -> EstimatedAssessment:
+    """Estimate the production model's AUC on a batch and decide whether it degraded.
+
+    Args:
+        calibrator: The model's calibrator (:func:`calibrate_on_test_split`).
+        scores: The model's raw scores on the batch.
+        policy: The trigger policy (``estimated_relative_auc_floor``, ``estimated_min_rows``).
+        production_version: The estimated model.
+        calibrator_key: Where the calibrator is stored (recorded in the verdict).
+
+    Returns:
+        ``degraded`` or ``ok``; ``no_verdict`` with too few rows or an undefined estimate.
+    """
+    estimate = estimate_performance(calibrator, scores)
+    degraded, why = estimated_performance_degraded(
+        estimate,
+        relative_floor=policy.estimated_relative_auc_floor,
+        min_rows=policy.estimated_min_rows,
+    )
+    floor = policy.estimated_relative_auc_floor * estimate.reference_auc
+    measured = estimate.n_rows >= policy.estimated_min_rows and not math.isnan(
+        estimate.estimated_auc
+    )
+    verdict = EstimatedPerformanceVerdict(
+        status="degraded" if degraded else ("ok" if measured else "no_verdict"),
+        reason=why,
+        estimated_auc=estimate.estimated_auc,
+        reference_auc=estimate.reference_auc,
+        floor=floor,
+        expected_positive_rate=estimate.expected_positive_rate,
+        rows=estimate.n_rows,
+        production_version=production_version,
+        calibrator_key=calibrator_key,
+    )
+    return EstimatedAssessment(estimate=estimate, verdict=verdict, floor=floor)
+
+
+def estimate_history(
+    estimated: Iterable[tuple[str, EstimatedPerformanceVerdict]],
+    realised: Iterable[tuple[str, PerformanceVerdict]],
+    version: int,
+) -> dict[str, tuple[float, float | None]]:
+    """Estimated and realised AUC per batch measured with production ``version``.
+
+    Args:
+        estimated: ``(batch, batch_estimated_performance verdict)``, oldest first.
+        realised: ``(batch, batch_performance verdict)``, oldest first.
+        version: Only verdicts of this production version count; per batch the newest wins
+            (a batch whose newest estimate gave no verdict is left out).
+
+    Returns:
+        ``batch -> (estimated AUC, realised AUC or None)`` for the last
+        :data:`HISTORY_BATCHES` batches with an estimate, in batch order.
+    """
+    newest_estimate = {b: v for b, v in estimated if v.production_version == version}
+    newest_realised = {b: v for b, v in realised if v.production_version == version}
+    aucs = {b: v.estimated_auc for b, v in newest_estimate.items() if v.measured}
+    return {
+        b: (aucs[b], newest_realised[b].auc if b in newest_realised else None)
+        for b in sorted(aucs)[-HISTORY_BATCHES:]
+    }

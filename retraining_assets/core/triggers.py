@@ -12,8 +12,9 @@ No Dagster import here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -325,3 +326,80 @@ def watch_errors(detector: Adwin | PageHinkley, errors: Any) -> ErrorRise:
             found.falling = True
         pos = alarm + 1
     return found
+
+
+@dataclass(frozen=True)
+class ErrorWatch:
+    """What :func:`track_concept_drift` saw, and the detector state to carry to the next look.
+
+    Attributes:
+        change: The concept-drift verdict over the new batches (for ``decide_concept_drift``).
+        state: ``version``, ``detector`` (its ``to_dict``) and ``rows`` seen, JSON-ready.
+    """
+
+    change: ConceptDriftVerdict
+    state: dict[str, Any]
+
+
+def track_concept_drift(
+    state: Mapping[str, Any],
+    verdicts: Sequence[tuple[str, PerformanceVerdict | None]],
+    version: int | None,
+    policy: TriggerPolicy,
+    errors_of: Callable[[str, PerformanceVerdict, int], Any],
+) -> ErrorWatch:
+    """Feed the error streams of newly measured batches to the production model's detector.
+
+    The detector's state is carried between looks and restarts with each production version;
+    a batch measured with another model is passed over (its errors say nothing about this one).
+    The first rise wins; a fall is reported only when no rise was seen.
+
+    Args:
+        state: The previous look's ``ErrorWatch.state`` (``{}`` on the first look).
+        verdicts: ``(batch, batch_performance verdict)`` of the new batches, oldest first.
+        version: The current production version (``None``: no model, nothing is watched).
+        policy: The trigger policy (which detector, its sensitivity).
+        errors_of: Reads the error stream of ``(batch, verdict, version)``.
+    """
+    from retraining_assets.core.streaming import Adwin, PageHinkley
+
+    detector: Adwin | PageHinkley
+    if state.get("version") != version or "detector" not in state:
+        # Squared error per row lies in [0, 1], the range ADWIN's bound assumes.
+        detector = new_error_detector(policy)
+        rows_seen = 0
+    else:
+        saved = state["detector"]
+        detector = (Adwin if saved["kind"] == "adwin" else PageHinkley).from_dict(saved)
+        rows_seen = int(state.get("rows", 0))
+    change = ConceptDriftVerdict(
+        detected=False, rising=False, detector=policy.concept_detector, production_version=version
+    )
+    for partition, verdict in verdicts:
+        if verdict is None or version is None or verdict.production_version != version:
+            continue
+        errors = errors_of(partition, verdict, version)
+        seen = watch_errors(detector, errors)
+        rows_seen += len(errors)
+        if seen.rising and not change.rising:
+            change = ConceptDriftVerdict(
+                detected=True,
+                rising=True,
+                partition=partition,
+                before_mean=seen.before_mean,
+                after_mean=seen.after_mean,
+                detector=policy.concept_detector,
+                production_version=version,
+            )
+        elif seen.falling and not change.detected:
+            change = ConceptDriftVerdict(
+                detected=True,
+                rising=False,
+                partition=partition,
+                detector=policy.concept_detector,
+                production_version=version,
+            )
+    return ErrorWatch(
+        change=dataclasses.replace(change, rows_seen=rows_seen),
+        state={"version": version, "detector": detector.to_dict(), "rows": rows_seen},
+    )

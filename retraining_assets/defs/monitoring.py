@@ -1,11 +1,13 @@
 """Monitoring assets, one partition per batch.
 
 Data drift against the production model's training data, and the production model's quality once
-the batch's labels arrive.
+the batch's labels arrive. Each body reads its inputs, makes one core call
+(``core/drift_assessment.py``, ``core/monitoring.py``, ``core/analysis.py``) and writes the typed
+verdict beside the metadata people read; artifacts go to the monitoring store.
 """
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -14,12 +16,14 @@ from retraining_assets.core.registry import ProductionRecord, ProductionStore, R
 from retraining_assets.core.verdicts import (
     DriftVerdict,
     PerformanceVerdict,
+    V,
+    VerdictSchemaError,
     read_verdict,
     verdict_metadata,
 )
 from retraining_assets.defs.assets import raw_batches
 from retraining_assets.defs.constants import OWNERS
-from retraining_assets.defs.metadata import md_png
+from retraining_assets.defs.metadata import code_metadata, md_png
 from retraining_assets.defs.partitions import batch_partitions
 from retraining_assets.defs.resources import (
     BatchSourceResource,
@@ -29,21 +33,36 @@ from retraining_assets.defs.resources import (
 )
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.monitoring_store import MonitoringDataError, MonitoringStore
-from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN
+from retraining_assets.schemas import DatasetSchema
 from retraining_assets.storage import check_name
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from retraining_assets.core.drift import ReferenceProfile
+    from retraining_assets.core.drift_assessment import DriftAssessment, MonitoredFeatures
+    from retraining_assets.core.monitoring import PerformanceAssessment
+
 GROUP = "monitoring"
+_DEGRADATION_ALT = "AUC per batch with the onset of degradation"
+
+
+def _training_data(dvc: DvcResource, record: ProductionRecord) -> "pd.DataFrame":
+    """The dataset version ``record`` was trained on (its train and test splits)."""
+    if not record.dataset_md5:
+        raise dg.Failure(f"production v{record.version} records no training data md5")
+    return dvc.read_dataset(record.dataset_md5)
 
 
 def _reference_profile(
     context: dg.AssetExecutionContext,
     monitoring: MonitoringStore,
     dvc: DvcResource,
-    numeric: list[str],
-    categorical: list[str],
-    record,
+    features: "MonitoredFeatures",
+    record: ProductionRecord,
     quantile: float | None = None,
-):
+) -> tuple["ReferenceProfile", dict[str, float]]:
     """The drift reference of a production version and its calibrated PSI thresholds, cached.
 
     Built once from the training split of the data the model was trained on, and kept under
@@ -51,13 +70,10 @@ def _reference_profile(
     ``quantile`` (the ``matters`` rule), each feature's PSI threshold calibrated on the training
     batches (leave one out) is kept beside it as JSON; otherwise the thresholds are empty.
     """
-    import hashlib
-
-    from retraining_assets.core.drift import build_reference
-    from retraining_assets.core.drift_matters import calibrate_thresholds
+    from retraining_assets.core import drift_assessment as da
 
     # One profile per model and monitored feature set (drift_exclude may change).
-    key = hashlib.sha1(",".join([*numeric, "|", *categorical]).encode()).hexdigest()[:8]
+    key = features.profile_key
     try:
         cached = monitoring.get_profile(record.model_md5, key)
     except MonitoringDataError as exc:
@@ -68,25 +84,32 @@ def _reference_profile(
     )
     if cached is not None and thresholds is not None:
         return cached, thresholds
-    if not record.dataset_md5:
-        raise dg.Failure(f"production v{record.version} records no training data md5")
-    frame = dvc.read_dataset(record.dataset_md5)
-    train = frame[frame[SPLIT_COLUMN] == "train"] if SPLIT_COLUMN in frame else frame
+    train = da.split_rows(_training_data(dvc, record), "train")
     if cached is None:
-        cached = build_reference(train, numeric, categorical)
+        cached = da.build_drift_reference(train, features)
         monitoring.put_profile(record.model_md5, key, cached)
     if thresholds is None and quantile is not None:
-        # The reference's own period-to-period PSI (leave one training batch out).
-        thresholds = (
-            calibrate_thresholds(train, numeric, categorical, BATCH_COLUMN, quantile=quantile)
-            if BATCH_COLUMN in train
-            else {}
-        )
+        thresholds = da.calibrate_reference_thresholds(train, features, quantile)
         monitoring.put_thresholds(record.model_md5, key, quantile, thresholds)
     return cached, thresholds or {}
 
 
-def _verdict_md(record: DriftVerdict | PerformanceVerdict) -> dict[str, Any]:
+def _read_batch(
+    batch_source: BatchSourceResource, schema: DatasetSchema, batch_id: str, columns: list[str]
+) -> "pd.DataFrame":
+    """The ``columns`` of one batch, parsed against the schema."""
+    from retraining_assets.core import batches as batch_io
+
+    raw = batch_io.read_raw(batch_source.store(), batch_id)
+    return batch_io.parse_batch(raw.data, raw.key, schema, columns=columns)
+
+
+def _materialized(context: dg.AssetExecutionContext, metadata: dict[str, Any]):
+    """A materialization with ``metadata`` and the code that produced it."""
+    return dg.MaterializeResult(metadata={**metadata, **code_metadata(context)})
+
+
+def _verdict_md(record: Any) -> dict[str, Any]:
     """The typed verdict as the one JSON metadata entry that sensors and replay read."""
     return {k: dg.MetadataValue.json(v) for k, v in verdict_metadata(record).items()}
 
@@ -99,10 +122,39 @@ def _booster(store: ProductionStore, record: ProductionRecord, role: str) -> Any
         raise dg.Failure(description=f"{role} model v{record.version} unusable: {exc}") from None
 
 
-def _feature_importance(booster, features: list[str]) -> dict[str, float]:
-    gains = booster.feature_importance(importance_type="gain")
-    total = float(sum(gains)) or 1.0
-    return {name: float(g) / total for name, g in zip(booster.feature_name(), gains, strict=True)}
+def _no_reference_metadata(verdict: DriftVerdict) -> dict[str, Any]:
+    """What ``batch_drift`` shows before any model was promoted."""
+    return {"drift/verdict": verdict.status, "summary": verdict.summary, **_verdict_md(verdict)}
+
+
+def _drift_metadata(assessment: "DriftAssessment", version: int) -> dict[str, Any]:
+    """What ``batch_drift`` shows: the verdict, the rule's numbers and the per-feature table."""
+    verdict, matters = assessment.verdict, assessment.matters
+    rule_md: dict[str, Any] = {}
+    if matters is not None:
+        rule_md = {
+            "drift/thresholds": dg.MetadataValue.json(
+                {k: round(v, 4) for k, v in matters.thresholds.items()}
+            ),
+            "drift/not_monitored": ", ".join(matters.ignored) or "none",
+        }
+    return {
+        **_verdict_md(verdict),
+        "drift/verdict": verdict.status,
+        "drift/score": dg.MetadataValue.float(verdict.score),
+        "drift/rule": verdict.rule,
+        **rule_md,
+        "max_psi": dg.MetadataValue.float(verdict.max_psi),
+        "max_psi_feature": verdict.max_psi_feature,
+        "drifted_features": ", ".join(verdict.drifted_features) or "none",
+        "n_drifted": dg.MetadataValue.int(len(verdict.drifted_features)),
+        "summary": verdict.summary,
+        "excluded_features": ", ".join(assessment.excluded) or "none",
+        "psi": dg.MetadataValue.json(verdict.psi),
+        "production_version": dg.MetadataValue.int(version),
+        "rows": dg.MetadataValue.int(assessment.result.n_current),
+        "features": dg.MetadataValue.md(assessment.table()),
+    }
 
 
 @dg.asset(
@@ -127,137 +179,115 @@ def batch_drift(
     feature chi-square and PSI over categories, and the missing-rate change; a dataset verdict by
     the configured rule. ``data_drift_sensor`` reads the verdict from this asset's metadata.
     """
-    from retraining_assets.core import batches as batch_io
-    from retraining_assets.core.drift import DriftPolicy, compute_drift
-    from retraining_assets.core.drift_matters import drift_that_matters
-    from retraining_assets.core.monitoring import plot_drift
+    from retraining_assets.core import drift_assessment as da
 
-    schema = batch_source.dataset_schema()
-    policy = triggers.policy()
+    schema, policy = batch_source.dataset_schema(), triggers.policy()
     record = production.store().current()
     if record is None:
-        return dg.MaterializeResult(
-            metadata={
-                "drift/verdict": "no_reference",
-                "summary": "no production model yet",
-                **_verdict_md(
-                    DriftVerdict(status="no_reference", summary="no production model yet")
-                ),
-            }
-        )
-    excluded = set(policy.drift_exclude)
-    numeric = [f for f in schema.numeric_features if f not in excluded]
-    categorical = [f for f in schema.categorical_features if f not in excluded]
-    matters = policy.drift_rule == "matters"
+        return _materialized(context, _no_reference_metadata(da.NO_REFERENCE))
+    features = da.monitored_features(schema, policy.drift_exclude)
     profile, thresholds = _reference_profile(
-        context,
-        monitoring_store.open(),
-        dvc,
-        numeric,
-        categorical,
-        record,
-        quantile=policy.drift_quantile if matters else None,
+        context, monitoring_store.open(), dvc, features, record, da.reference_quantile(policy)
     )
-    raw = batch_io.read_raw(batch_source.store(), context.partition_key)
-    frame = batch_io.parse_batch(raw.data, raw.key, schema, columns=[*numeric, *categorical])
+    frame = _read_batch(batch_source, schema, context.partition_key, features.columns)
     booster = _booster(production.store(), record, "production")
-    importance = {
-        k: v for k, v in _feature_importance(booster, schema.features).items() if k not in excluded
-    }
-    result = compute_drift(
+    assessment = da.assess_drift(
         profile,
         frame,
-        DriftPolicy(
-            psi_threshold=policy.psi_threshold,
-            ks_alpha=policy.ks_alpha,
-            ks_min_d=policy.ks_min_d,
-            correction=policy.correction,
-            # "matters" decides below from the per-feature PSI; any_psi fills them in.
-            rule="any_psi" if matters else policy.drift_rule,
-            share_threshold=policy.share_threshold,
-        ),
-        importance=importance,
-    )
-    rule_md: dict[str, Any] = {}
-    if matters:
-        decided = drift_that_matters(
-            result,
-            thresholds,
-            importance,
-            psi_floor=policy.psi_threshold,
-            margin=policy.drift_margin,
-            share_threshold=policy.drift_importance_share,
-            exclude_calendar=policy.drift_exclude_calendar,
-        )
-        rule_md = {
-            "drift/thresholds": dg.MetadataValue.json(
-                {k: round(v, 4) for k, v in decided.thresholds.items()}
-            ),
-            "drift/not_monitored": ", ".join(decided.ignored) or "none",
-        }
-        drifted, score, threshold = decided.drifted, decided.score, decided.threshold
-        drifted_features = decided.features
-        summary = (
-            f"{'drift' if drifted else 'no drift'} that matters: importance share "
-            f"{score:.2f} {'>=' if score >= threshold else '<'} {threshold:.2f} over features "
-            f"past their calibrated PSI thresholds ({', '.join(drifted_features) or 'none'})"
-            + (f"; forced by {', '.join(result.forced_by)}" if result.forced_by else "")
-        )
-    else:
-        drifted, score, threshold = result.drifted, result.score, result.threshold
-        drifted_features, summary = result.drifted_features(), result.summary()
-    chart = plot_drift(
-        result,
-        title=f"Drift of {context.partition_key} vs training data of v{record.version}",
-        psi_threshold=policy.psi_threshold,
-    )
-
-    def fmt(value: float | None, spec: str) -> str:
-        return "" if value is None else format(value, spec)
-
-    def psi_of(feature) -> float:
-        # None: the column is missing from the batch entirely (drifted, with a reason).
-        return float("inf") if feature.psi is None else feature.psi
-
-    top = max(result.features, key=psi_of)
-    verdict = DriftVerdict(
-        status="drift" if drifted else "no_drift",
-        rule=policy.drift_rule,
-        score=float(score),
-        threshold=float(threshold),
-        max_psi=psi_of(top),
-        max_psi_feature=top.name,
-        drifted_features=tuple(drifted_features),
-        psi={f.name: (None if f.psi is None else round(float(f.psi), 6)) for f in result.features},
+        policy,
+        features,
+        importance=da.feature_importance(booster, exclude=features.excluded),
+        thresholds=thresholds,
         production_version=record.version,
-        rows=result.n_current,
-        summary=summary,
     )
-    table = "| feature | PSI | KS D | p (adj.) | drifted |\n|---|---|---|---|---|\n" + "\n".join(
-        f"| {f.name} | {fmt(f.psi, '.3f')} | {fmt(f.ks_d, '.3f')} | "
-        f"{fmt(f.p_value_adjusted, '.2g')} | {'; '.join(f.reasons) if f.drifted else ''} |"
-        for f in sorted(result.features, key=lambda f: -psi_of(f))
-    )
-    return dg.MaterializeResult(
-        metadata={
-            **_verdict_md(verdict),
-            "drift/verdict": verdict.status,
-            "drift/score": dg.MetadataValue.float(verdict.score),
-            "drift/rule": verdict.rule,
-            **rule_md,
-            "max_psi": dg.MetadataValue.float(psi_of(top)),
-            "max_psi_feature": top.name,
-            "drifted_features": ", ".join(verdict.drifted_features) or "none",
-            "n_drifted": dg.MetadataValue.int(len(verdict.drifted_features)),
-            "summary": verdict.summary,
-            "excluded_features": ", ".join(sorted(excluded)) or "none",
-            "psi": dg.MetadataValue.json(verdict.psi),
-            "production_version": dg.MetadataValue.int(record.version),
-            "rows": dg.MetadataValue.int(result.n_current),
-            "features": dg.MetadataValue.md(table),
-            "chart": md_png(chart, "drift per feature"),
-        }
-    )
+    title = f"Drift of {context.partition_key} vs training data of v{record.version}"
+    chart = md_png(assessment.chart(title, policy.psi_threshold), "drift per feature")
+    return _materialized(context, {**_drift_metadata(assessment, record.version), "chart": chart})
+
+
+def _shadow_metadata(
+    store: ProductionStore,
+    monitoring: MonitoringStore,
+    record: ProductionRecord,
+    batch_id: str,
+    schema: DatasetSchema,
+    rows: "pd.DataFrame",
+    y: "np.ndarray",
+    p: "np.ndarray",
+) -> dict[str, Any]:
+    """Score the challenger in the shadow on the same live rows as the champion, if there is one.
+
+    Both models' scores and the labels go to the monitoring store (``shadow_sensor`` and the
+    shadow decision read them); the challenger's AUC goes to the metadata.
+    """
+    from retraining_assets.core.monitoring import batch_performance as measure
+    from retraining_assets.core.training import Scorer
+
+    challenger = store.challenger()
+    if challenger is None or challenger.version != record.version:
+        return {}
+    p_challenger = Scorer(_booster(store, challenger, "challenger"), schema).predict(rows)
+    monitoring.put_shadow(challenger.model_md5, batch_id, y=y, champion=p, challenger=p_challenger)
+    return {
+        "shadow/challenger_md5": challenger.model_md5,
+        "shadow/challenger_auc": dg.MetadataValue.float(measure(y, p_challenger).auc),
+    }
+
+
+def _labelled_rows(
+    context: dg.AssetExecutionContext,
+    batch_source: BatchSourceResource,
+    schema: DatasetSchema,
+    batch_id: str,
+) -> "pd.DataFrame | None":
+    """The batch's labelled rows in time order, or ``None`` (logged) while there are none."""
+    from retraining_assets.core import batches as batch_io
+    from retraining_assets.core.monitoring import labelled_rows
+
+    try:
+        frame = batch_io.read_labelled(batch_source.store(), batch_id, schema)
+    except batch_io.BatchError as exc:
+        raise dg.Failure(description=f"labels of batch {batch_id} unusable: {exc}") from exc
+    if frame is None:
+        context.log.info("labels for batch %s have not arrived: nothing to measure yet", batch_id)
+        return None
+    rows = labelled_rows(frame, schema)
+    if rows.empty:
+        context.log.info("batch %s has no labelled rows yet", batch_id)
+        return None
+    return rows
+
+
+def _performance_metadata(
+    assessment: "PerformanceAssessment",
+    errors_key: str,
+    monitoring: MonitoringStore,
+    version: int,
+) -> dict[str, Any]:
+    """What ``batch_performance`` shows: the metrics, the verdict and where the errors are."""
+    perf, verdict = assessment.performance, assessment.stored_at(errors_key)
+    at_promotion = verdict.auc_at_promotion
+    return {
+        **_verdict_md(verdict),
+        "auc": dg.MetadataValue.float(perf.auc),
+        "log_loss": dg.MetadataValue.float(perf.log_loss),
+        "brier": dg.MetadataValue.float(perf.brier),
+        "positive_rate": dg.MetadataValue.float(perf.positive_rate),
+        "mean_prediction": dg.MetadataValue.float(perf.mean_prediction),
+        "calibration_error": dg.MetadataValue.float(perf.calibration_error),
+        "rows": dg.MetadataValue.int(perf.n_rows),
+        "production_version": dg.MetadataValue.int(version),
+        "production_auc_at_promotion": dg.MetadataValue.float(
+            at_promotion if at_promotion is not None else float("nan")
+        ),
+        "performance/verdict": verdict.status,
+        "performance/reason": verdict.reason,
+        # The sensor reads the stream through the monitoring store by this key; the location is
+        # for people (a folder path or an s3 URL).
+        "errors_key": errors_key,
+        "errors_location": monitoring.location_of(errors_key),
+        "metrics": dg.MetadataValue.json(json.loads(json.dumps(perf.as_dict()))),
+    }
 
 
 @dg.asset(
@@ -284,91 +314,29 @@ def batch_performance(
     ``errors_key``; with a challenger in the shadow, both models' scores too. Not materialized
     while labels are missing.
     """
-    from retraining_assets.core import batches as batch_io
-    from retraining_assets.core.monitoring import batch_performance as measure
-    from retraining_assets.core.monitoring import performance_degraded, row_errors
+    from retraining_assets.core.monitoring import assess_performance
     from retraining_assets.core.training import Scorer
 
     schema = batch_source.dataset_schema()
     batch_id = check_name(context.partition_key, "batch id")
-    monitoring = monitoring_store.open()
-    store = production.store()
+    monitoring, store = monitoring_store.open(), production.store()
     record = store.current()
     if record is None:
         context.log.info("no production model yet: nothing to measure")
         return
-    try:
-        frame = batch_io.read_labelled(batch_source.store(), batch_id, schema)
-    except batch_io.BatchError as exc:
-        raise dg.Failure(description=f"labels of batch {batch_id} unusable: {exc}") from exc
-    if frame is None:
-        context.log.info("labels for batch %s have not arrived: nothing to measure yet", batch_id)
+    rows = _labelled_rows(context, batch_source, schema, batch_id)
+    if rows is None:
         return
-    labelled = frame[frame[schema.target].notna()]
-    if labelled.empty:
-        context.log.info("batch %s has no labelled rows yet", batch_id)
-        return
-    order = labelled.sort_values(schema.timestamp, kind="stable")
-    y = order[schema.target].to_numpy(dtype="float64")
-    p = Scorer(_booster(store, record, "production"), schema).predict(order)
-    perf = measure(y, p)
-    policy = triggers.policy()
-    at_promotion = record.metrics.get("auc")
-    degraded, why = performance_degraded(
-        perf.auc,
-        at_promotion,
-        auc_floor=policy.auc_floor,
-        relative_floor=policy.relative_auc_floor,
+    y = rows[schema.target].to_numpy(dtype="float64")
+    p = Scorer(_booster(store, record, "production"), schema).predict(rows)
+    at_promotion, version = record.metrics.get("auc"), record.version
+    assessment = assess_performance(
+        y, p, triggers.policy(), auc_at_promotion=at_promotion, production_version=version
     )
-    if perf.n_rows < policy.min_labelled_rows:
-        degraded, why = False, f"only {perf.n_rows} labelled rows < {policy.min_labelled_rows}"
-    shadow_md: dict = {}
-    challenger = store.challenger()
-    if challenger is not None and challenger.version == record.version:
-        # Shadow evaluation: the challenger scores the same live rows as the champion.
-        p_challenger = Scorer(_booster(store, challenger, "challenger"), schema).predict(order)
-        monitoring.put_shadow(
-            challenger.model_md5, batch_id, y=y, champion=p, challenger=p_challenger
-        )
-        shadow_md = {
-            "shadow/challenger_md5": challenger.model_md5,
-            "shadow/challenger_auc": dg.MetadataValue.float(measure(y, p_challenger).auc),
-        }
-    errors_key = monitoring.put_errors(batch_id, record.version, row_errors(y, p))
-    verdict = PerformanceVerdict(
-        status="degraded" if degraded else "ok",
-        reason=why,
-        auc=float(perf.auc),
-        log_loss=float(perf.log_loss),
-        rows=perf.n_rows,
-        production_version=record.version,
-        auc_at_promotion=None if at_promotion is None else float(at_promotion),
-        errors_key=errors_key,
-    )
-    yield dg.MaterializeResult(
-        metadata={
-            **_verdict_md(verdict),
-            "auc": dg.MetadataValue.float(perf.auc),
-            "log_loss": dg.MetadataValue.float(perf.log_loss),
-            "brier": dg.MetadataValue.float(perf.brier),
-            "positive_rate": dg.MetadataValue.float(perf.positive_rate),
-            "mean_prediction": dg.MetadataValue.float(perf.mean_prediction),
-            "calibration_error": dg.MetadataValue.float(perf.calibration_error),
-            "rows": dg.MetadataValue.int(perf.n_rows),
-            "production_version": dg.MetadataValue.int(record.version),
-            "production_auc_at_promotion": dg.MetadataValue.float(
-                at_promotion if at_promotion is not None else float("nan")
-            ),
-            "performance/verdict": verdict.status,
-            "performance/reason": verdict.reason,
-            # The sensor reads the stream through the monitoring store by this key; the
-            # location is for people (a folder path or an s3 URL).
-            "errors_key": errors_key,
-            "errors_location": monitoring.location_of(errors_key),
-            "metrics": dg.MetadataValue.json(json.loads(json.dumps(perf.as_dict()))),
-            **shadow_md,
-        }
-    )
+    shadow_md = _shadow_metadata(store, monitoring, record, batch_id, schema, rows, y, p)
+    errors_key = monitoring.put_errors(batch_id, record.version, assessment.errors)
+    metadata = _performance_metadata(assessment, errors_key, monitoring, record.version)
+    yield _materialized(context, {**metadata, **shadow_md})
 
 
 def _all_materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> list:
@@ -381,6 +349,30 @@ def _all_materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> lis
         if not page.has_more:
             return records
         cursor = page.cursor
+
+
+def _partition_verdicts(
+    instance: dg.DagsterInstance, key: dg.AssetKey, cls: type[V], *, skip_foreign: bool = False
+) -> list[tuple[str, V]]:
+    """``(partition, verdict)`` of every partitioned materialization of ``key`` with a verdict.
+
+    Oldest first. A verdict of another schema fails loudly, or with ``skip_foreign`` is left out
+    (a chart can do without it; the sensor says why).
+    """
+    found: list[tuple[str, V]] = []
+    for record in _all_materializations(instance, key):
+        mat = record.asset_materialization
+        if mat is None or not mat.partition:
+            continue
+        try:
+            verdict = read_verdict({k: v.value for k, v in mat.metadata.items()}, cls)
+        except VerdictSchemaError:
+            if not skip_foreign:
+                raise
+            continue
+        if verdict is not None:
+            found.append((mat.partition, verdict))
+    return found
 
 
 @dg.asset(
@@ -399,55 +391,31 @@ def degradation_analysis(context: dg.AssetExecutionContext) -> dg.MaterializeRes
     the size of the drop, the features whose drift started within two periods of it, and a plot.
     """
     from retraining_assets.core.analysis import (
-        PeriodPerformance,
         analyze_degradation,
+        degradation_inputs,
         render_degradation,
     )
 
-    performance: dict[str, PeriodPerformance] = {}
-    drift: dict[str, dict[str, float]] = {}
-    for key, sink in ((batch_performance.key, "perf"), (batch_drift.key, "drift")):
-        for record in _all_materializations(context.instance, key):
-            mat = record.asset_materialization
-            if mat is None or not mat.partition:
-                continue
-            md = {k: v.value for k, v in mat.metadata.items()}
-            if sink == "perf":
-                perf = read_verdict(md, PerformanceVerdict)
-                if perf is not None and perf.production_version is not None:
-                    performance[mat.partition] = PeriodPerformance(
-                        period=mat.partition,
-                        auc=perf.auc,
-                        n_rows=perf.rows,
-                        log_loss=perf.log_loss,
-                        model_version=perf.production_version,
-                    )
-            else:
-                measured = read_verdict(md, DriftVerdict)
-                if measured is not None and measured.measured:
-                    drift[mat.partition] = {
-                        k: float(v) for k, v in measured.psi.items() if v is not None
-                    }
-    history = [performance[p] for p in sorted(performance)]
-    if len(history) < 4:
-        return dg.MaterializeResult(
-            metadata={"summary": f"only {len(history)} labelled batches: too few to analyse"}
-        )
-    report = analyze_degradation(history, drift)
-    plot = render_degradation(
-        history,
-        report,
-        title="Production AUC per batch: onset of degradation",
+    history, drift = degradation_inputs(
+        _partition_verdicts(context.instance, batch_performance.key, PerformanceVerdict),
+        _partition_verdicts(context.instance, batch_drift.key, DriftVerdict),
     )
-    return dg.MaterializeResult(
-        metadata={
+    if len(history) < 4:
+        summary = f"only {len(history)} labelled batches: too few to analyse"
+        return _materialized(context, {"summary": summary})
+    report = analyze_degradation(history, drift)
+    title = "Production AUC per batch: onset of degradation"
+    plot = md_png(render_degradation(history, report, title=title), _DEGRADATION_ALT)
+    return _materialized(
+        context,
+        {
             "summary": report.summary(),
             "found": report.found,
             "onset_period": report.onset_period or "none",
             "drop": dg.MetadataValue.float(float(report.drop) if report.drop is not None else 0.0),
             "drifting_features": ", ".join(f[0] for f in report.drifting_features) or "none",
             "periods": dg.MetadataValue.int(len(history)),
-            "plot": md_png(plot, "AUC per batch with the onset of degradation"),
+            "plot": plot,
             "report": dg.MetadataValue.json(report.to_dict()),
-        }
+        },
     )

@@ -6,7 +6,7 @@ run however many ticks see it. Tick cost does not grow with history: each tick r
 events after its cursor (at most ``_PAGE`` of them) and the latest retraining run.
 """
 
-import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -21,11 +21,9 @@ from retraining_assets.core.triggers import (
     decide_concept_drift,
     decide_data_drift,
     decide_performance,
-    new_error_detector,
-    watch_errors,
+    track_concept_drift,
 )
 from retraining_assets.core.verdicts import (
-    ConceptDriftVerdict,
     DriftVerdict,
     PerformanceVerdict,
     V,
@@ -46,6 +44,8 @@ from retraining_assets.storage import KeyNotFound
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from retraining_assets.core.batch_watch import BatchRunPlan
 
 TRIGGER_TAG = "retraining/trigger"
 #: Replays stamp each run with its simulated start time (epoch seconds); cooldowns use it.
@@ -140,14 +140,6 @@ def _result(decision: Decision, cursor: str) -> dg.SensorResult:
     )
 
 
-def _signature_seconds(signature: str) -> float:
-    """The modification time (seconds) in a batch listing signature ``size:mtime_ns[:etag]``."""
-    try:
-        return int(signature.split(":")[1]) / 1e9
-    except (IndexError, ValueError):
-        return float("inf")  # no time known: count it as new once
-
-
 @dg.sensor(
     jobs=[monitoring_job, performance_job],
     minimum_interval_seconds=15,
@@ -166,60 +158,50 @@ def new_batch_sensor(
     Symbolic links and names that are not safe batch ids are never partitions; the skip reason
     names them.
     """
+    from retraining_assets.core.batch_watch import plan_batch_runs
     from retraining_assets.core.batches import FEEDBACK_DIR, scan_batches
 
     store = batch_source.store()
     listing = scan_batches(store)
-    files = listing.ids
-    known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
-    new = [b for b in files if b not in known]
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    seen_mtime = float(cursor.get("feedback_mtime", 0.0))  # cursors before feedback_files
-    # Files seen by earlier ticks ("" once a file is gone, e.g. quarantined); absent from an
-    # older cursor: then nothing counts as replaced. A known partition whose file this sensor
-    # never saw (added by hand) is recorded, not re-run.
-    seen_files: dict[str, str] | None = cursor.get("files")
-    replaced = [
-        b
-        for b in files
-        if seen_files is not None
-        and b in known
-        and b in listing.signatures
-        and seen_files.get(b, listing.signatures[b]) != listing.signatures[b]
-    ]
-    signatures = dict(listing.signatures)
-    for batch_id in seen_files or {}:
-        if batch_id in known and batch_id not in signatures:
-            signatures[batch_id] = ""
-    # Feedback files are new when their signature (size, time; the ETag on S3) differs from the
-    # one the cursor saw. An older cursor knew only the newest modification time: then a file
-    # counts as new when it is newer than that.
-    fb_listing = scan_batches(store, FEEDBACK_DIR)
-    seen_feedback: dict[str, str] | None = cursor.get("feedback_files")
-    feedback = []
-    for stem, signature in fb_listing.signatures.items():
-        if stem not in known and stem not in new:
-            continue
-        if seen_feedback is not None:
-            changed = seen_feedback.get(stem) != signature
-        else:
-            changed = _signature_seconds(signature) > seen_mtime
-        if changed:
-            feedback.append((stem, signature))
+    known = context.instance.get_dynamic_partitions(BATCH_PARTITIONS)
+    plan = plan_batch_runs(
+        listing,
+        scan_batches(store, FEEDBACK_DIR),
+        known,
+        json.loads(context.cursor) if context.cursor else {},
+        store.location,
+    )
+    cursor = json.dumps(plan.cursor)
+    if plan.skip_reason:
+        return dg.SensorResult(skip_reason=plan.skip_reason, cursor=cursor)
+    return dg.SensorResult(
+        run_requests=_batch_run_requests(plan),
+        dynamic_partitions_requests=[batch_partitions.build_add_request(plan.new)]
+        if plan.new
+        else [],
+        cursor=cursor,
+    )
+
+
+def _batch_run_requests(plan: "BatchRunPlan") -> list[dg.RunRequest]:
+    """Monitor new batches, validate replaced ones again, measure batches with new labels.
+
+    Run keys carry the file's signature, so a file replaced twice is validated twice, and the
+    same file seen by two ticks once.
+    """
     requests = [
         dg.RunRequest(job_name=monitoring_job.name, partition_key=b, run_key=f"batch:{b}")
-        for b in new
+        for b in plan.new
     ]
     requests += [
         dg.RunRequest(
             job_name=monitoring_job.name,
             partition_key=b,
-            run_key=f"batch:{b}:{listing.signatures[b]}",
+            run_key=f"batch:{b}:{signature}",
             tags={"retraining/revalidate": b},
         )
-        for b in replaced
+        for b, signature in plan.replaced.items()
     ]
-    # A batch that is new (or revalidated) in this tick is measured by monitoring_job already.
     requests += [
         dg.RunRequest(
             job_name=performance_job.name,
@@ -227,23 +209,9 @@ def new_batch_sensor(
             run_key=f"feedback:{b}:{signature}",
             tags={"retraining/feedback": b},
         )
-        for b, signature in sorted(feedback)
-        if b not in new and b not in replaced
+        for b, signature in plan.feedback
     ]
-    new_cursor = json.dumps({"feedback_files": fb_listing.signatures, "files": signatures})
-    refused = {**listing.refused, **{f"feedback/{k}": v for k, v in fb_listing.refused.items()}}
-    if not requests:
-        ignored = "; ".join(f"{name}: {why}" for name, why in sorted(refused.items()))
-        return dg.SensorResult(
-            skip_reason=f"no new batch among {len(files)} files in {store.location}; no new "
-            "feedback" + (f"; ignored {ignored}" if ignored else ""),
-            cursor=new_cursor,
-        )
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[batch_partitions.build_add_request(new)] if new else [],
-        cursor=new_cursor,
-    )
+    return requests
 
 
 def _verdicts(events: list[_Event], cls: type[V]) -> list[tuple[str, V | None]]:
@@ -329,61 +297,21 @@ def concept_drift_sensor(
     streams are read from the monitoring store (``errors_key`` of each ``batch_performance``
     verdict), wherever the run that wrote them ran.
     """
-    from retraining_assets.core.streaming import Adwin, PageHinkley
-
     policy = triggers.policy()
     state = json.loads(context.cursor) if context.cursor else {}
     events = _new_events(context, batch_performance.key, state.get("storage_id"))
     if not events:
         return dg.SkipReason("no new labelled batches measured")
     current = production.store().current()
-    version = current.version if current else None
-    detector: Adwin | PageHinkley
-    if state.get("version") != version or "detector" not in state:
-        # Squared error per row lies in [0, 1], the range ADWIN's bound assumes.
-        detector = new_error_detector(policy)
-        rows_seen = 0
-    else:
-        saved = state["detector"]
-        detector = (Adwin if saved["kind"] == "adwin" else PageHinkley).from_dict(saved)
-        rows_seen = int(state.get("rows", 0))
-    change = ConceptDriftVerdict(
-        detected=False, rising=False, detector=policy.concept_detector, production_version=version
+    watch = track_concept_drift(
+        state,
+        _verdicts(events, PerformanceVerdict),
+        current.version if current else None,
+        policy,
+        functools.partial(_error_stream, monitoring_store.open()),
     )
-    monitoring = monitoring_store.open()
-    for partition, verdict in _verdicts(events, PerformanceVerdict):
-        if verdict is None or version is None or verdict.production_version != version:
-            continue  # measured with another model: its errors say nothing about this one
-        errors = _error_stream(monitoring, partition, verdict, version)
-        seen = watch_errors(detector, errors)
-        rows_seen += len(errors)
-        if seen.rising and not change.rising:
-            change = ConceptDriftVerdict(
-                detected=True,
-                rising=True,
-                partition=partition,
-                before_mean=seen.before_mean,
-                after_mean=seen.after_mean,
-                detector=policy.concept_detector,
-                production_version=version,
-            )
-        elif seen.falling and not change.detected:
-            change = ConceptDriftVerdict(
-                detected=True,
-                rising=False,
-                partition=partition,
-                detector=policy.concept_detector,
-                production_version=version,
-            )
-    change = dataclasses.replace(change, rows_seen=rows_seen)
-    cursor = json.dumps(
-        {
-            "storage_id": events[-1].storage_id,
-            "version": version,
-            "detector": detector.to_dict(),
-            "rows": rows_seen,
-        }
-    )
+    cursor = json.dumps({"storage_id": events[-1].storage_id, **watch.state})
+    change = watch.change
     drift = _drift_verdict(context.instance, change.partition) if change.rising else None
     decision = decide_concept_drift(
         change,

@@ -106,6 +106,8 @@ CONVERTED: dict[str, set[str] | None] = {
         "degradation_analysis",
     },
     "defs/sensors.py": {"concept_drift_sensor", "_error_stream", "shadow_sensor"},
+    "defs/estimated.py": {"_calibrator", "batch_estimated_performance"},
+    "core/drift_assessment.py": None,
     "defs/production.py": {"decide_challenger"},
     "core/monitoring.py": {"plot_drift"},
     "core/analysis.py": {"render_degradation"},

@@ -14,13 +14,11 @@ from retraining_assets.core.triggers import (
     decide_data_drift,
     decide_performance,
     decide_schedule,
-    new_error_detector,
-    watch_errors,
+    track_concept_drift,
 )
 from retraining_assets.core.verdicts import (
     SCHEMA_VERSION,
     VERDICT_KEY,
-    ConceptDriftVerdict,
     DriftVerdict,
     PerformanceVerdict,
     VerdictSchemaError,
@@ -102,24 +100,47 @@ def _stream(rates: list[float], n: int, seed: int) -> list[np.ndarray]:
 
 def _concept(rates: list[float], seed: int = 0):
     """The concept-drift sensor's steps, batch by batch, on 0/1 error streams."""
-    detector = new_error_detector(POLICY)
-    change = ConceptDriftVerdict(detected=False, rising=False, production_version=1)
-    for i, errors in enumerate(_stream(rates, 1500, seed)):
-        seen = watch_errors(detector, errors)
-        if seen.rising and not change.rising:
-            change = ConceptDriftVerdict(
-                detected=True,
-                rising=True,
-                partition=f"b{i}",
-                before_mean=seen.before_mean,
-                after_mean=seen.after_mean,
-                production_version=1,
-            )
-        elif seen.falling and not change.detected:
-            change = ConceptDriftVerdict(
-                detected=True, rising=False, partition=f"b{i}", production_version=1
-            )
-    return change, decide_concept_drift(change, None, POLICY, None)
+    streams = {f"b{i}": errors for i, errors in enumerate(_stream(rates, 1500, seed))}
+    verdicts = [(b, performance("ok", 0.8)) for b in streams]
+    watch = track_concept_drift({}, verdicts, 1, POLICY, lambda b, _v, _version: streams[b])
+    return watch.change, decide_concept_drift(watch.change, None, POLICY, None)
+
+
+def performance(status: str, auc: float, version: int = 1) -> PerformanceVerdict:
+    return PerformanceVerdict(status=status, reason="", auc=auc, production_version=version)
+
+
+def test_concept_drift_tracking_carries_state_and_restarts_with_a_new_version() -> None:
+    streams = {f"b{i}": e for i, e in enumerate(_stream([0.1, 0.1, 0.1, 0.3, 0.3], 1500, 4))}
+    read: list[str] = []
+
+    def errors_of(batch: str, _verdict: PerformanceVerdict, _version: int) -> np.ndarray:
+        read.append(batch)
+        return streams[batch]
+
+    first = track_concept_drift(
+        {},
+        [("b0", performance("ok", 0.8)), ("b1", performance("ok", 0.8)), ("old", None)],
+        1,
+        POLICY,
+        errors_of,
+    )
+    assert not first.change.detected and first.change.rows_seen == 3000
+    assert first.state["version"] == 1 and first.state["rows"] == 3000
+    # A verdict of another model is passed over without reading its stream.
+    later = [(b, performance("ok", 0.8)) for b in ("b2", "b3", "b4")]
+    later.insert(0, ("v0", performance("ok", 0.8, version=0)))
+    second = track_concept_drift(first.state, later, 1, POLICY, errors_of)
+    assert "v0" not in read and read == ["b0", "b1", "b2", "b3", "b4"]
+    assert second.change.rising and second.change.partition == "b3"
+    # The saved state carried on: the rows of the first look count too.
+    assert second.change.rows_seen == 7500 and second.change.production_version == 1
+    # A new production version starts a fresh detector.
+    restarted = track_concept_drift(second.state, later[1:], 2, POLICY, errors_of)
+    assert restarted.state["version"] == 2 and restarted.change.rows_seen == 0
+    assert not restarted.change.detected  # every verdict was measured with v1
+    nothing = track_concept_drift({}, later, None, POLICY, errors_of)
+    assert not nothing.change.detected and nothing.state["version"] is None
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
