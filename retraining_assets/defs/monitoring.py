@@ -104,7 +104,9 @@ def _read_batch(
     return batch_io.parse_batch(raw.data, raw.key, schema, columns=columns)
 
 
-def _materialized(context: dg.AssetExecutionContext, metadata: dict[str, Any]):
+def _materialized(
+    context: dg.AssetExecutionContext, metadata: dict[str, Any]
+) -> dg.MaterializeResult:
     """A materialization with ``metadata`` and the code that produced it."""
     return dg.MaterializeResult(metadata={**metadata, **code_metadata(context)})
 
