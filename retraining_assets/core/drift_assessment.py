@@ -178,6 +178,37 @@ class DriftAssessment:
         return plot_drift(self.result, title=title, psi_threshold=psi_threshold)
 
 
+def _drift_that_matters(
+    result: DriftResult,
+    thresholds: Mapping[str, float],
+    importance: Mapping[str, float],
+    policy: TriggerPolicy,
+) -> MattersVerdict:
+    """The ``matters`` rule with the policy's knobs (the PSI threshold is the floor)."""
+    from retraining_assets.core.drift_matters import drift_that_matters
+
+    return drift_that_matters(
+        result,
+        thresholds,
+        importance,
+        psi_floor=policy.psi_threshold,
+        margin=policy.drift_margin,
+        share_threshold=policy.drift_importance_share,
+        exclude_calendar=policy.drift_exclude_calendar,
+    )
+
+
+def _matters_summary(matters: MattersVerdict, forced_by: tuple[str, ...]) -> str:
+    """One line for people: the importance share against its threshold, and the features."""
+    score, threshold = matters.score, matters.threshold
+    return (
+        f"{'drift' if matters.drifted else 'no drift'} that matters: importance share "
+        f"{score:.2f} {'>=' if score >= threshold else '<'} {threshold:.2f} over features "
+        f"past their calibrated PSI thresholds ({', '.join(matters.features) or 'none'})"
+        + (f"; forced by {', '.join(forced_by)}" if forced_by else "")
+    )
+
+
 def assess_drift(
     profile: ReferenceProfile,
     frame: pd.DataFrame,
@@ -203,28 +234,13 @@ def assess_drift(
         The verdict with its statistics.
     """
     from retraining_assets.core.drift import compute_drift
-    from retraining_assets.core.drift_matters import drift_that_matters
 
     result = compute_drift(profile, frame, drift_policy(policy), importance=importance)
     matters = None
     if policy.drift_rule == "matters":
-        matters = drift_that_matters(
-            result,
-            thresholds,
-            importance,
-            psi_floor=policy.psi_threshold,
-            margin=policy.drift_margin,
-            share_threshold=policy.drift_importance_share,
-            exclude_calendar=policy.drift_exclude_calendar,
-        )
+        matters = _drift_that_matters(result, thresholds, importance, policy)
         drifted, score, threshold = matters.drifted, matters.score, matters.threshold
-        drifted_features = matters.features
-        summary = (
-            f"{'drift' if drifted else 'no drift'} that matters: importance share "
-            f"{score:.2f} {'>=' if score >= threshold else '<'} {threshold:.2f} over features "
-            f"past their calibrated PSI thresholds ({', '.join(drifted_features) or 'none'})"
-            + (f"; forced by {', '.join(result.forced_by)}" if result.forced_by else "")
-        )
+        drifted_features, summary = matters.features, _matters_summary(matters, result.forced_by)
     else:
         drifted, score, threshold = result.drifted, result.score, result.threshold
         drifted_features, summary = result.drifted_features(), result.summary()
