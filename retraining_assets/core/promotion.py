@@ -1,12 +1,21 @@
-"""The promotion gate: decide whether a candidate replaces the production model, and say why."""
+"""Promotion: the gate's and the shadow period's verdicts, and the one way production changes.
+
+:func:`decide_promotion` judges a candidate offline, :func:`shadow_verdict` a challenger after
+its shadow batches; :func:`change_production` applies a promotion, a challenger or a rollback to
+the production store, then moves the ``champion`` alias through the caller's function (no MLflow
+import here). Every production version carries its :class:`Lineage`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 
 from retraining_assets.core.evaluation import roc_auc
+from retraining_assets.core.registry import ProductionRecord, ProductionStore
 from retraining_assets.settings import DEFAULT_POLICY
 
 
@@ -170,3 +179,199 @@ def decide_shadow(
         f"({n_pos} positives)"
     )
     return Decision(ok, "champion", (reason,))
+
+
+def shadow_verdict(
+    challenger: ProductionRecord,
+    current: ProductionRecord,
+    batches: list[str],
+    y_true: np.ndarray,
+    champion_proba: np.ndarray,
+    challenger_proba: np.ndarray,
+    *,
+    min_relative_auc: float = DEFAULT_POLICY.min_relative_auc,
+    min_positives: int = 30,
+) -> tuple[bool, str]:
+    """Promote the challenger or retire it, with the reason recorded in production's history.
+
+    :func:`decide_shadow` on the pooled shadow rows of ``batches``; a challenger whose production
+    version no longer serves is retired whatever its scores (it challenged another model).
+
+    Returns:
+        Whether to promote, and the reason.
+    """
+    decision = decide_shadow(
+        y_true,
+        champion_proba,
+        challenger_proba,
+        min_relative_auc=min_relative_auc,
+        min_positives=min_positives,
+    )
+    if challenger.version != current.version:
+        return False, f"production moved to v{current.version} during the shadow period: retired"
+    return decision.promote, f"shadow on {', '.join(batches)}: " + "; ".join(decision.reasons)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a production version came from: run, data window, parameters and code.
+
+    Stored in the version object's ``extra`` (:meth:`as_extra`), under the keys earlier versions
+    used, so records written before this type read back unchanged (:meth:`from_extra`).
+    """
+
+    dagster_run_id: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    strategy: str = ""
+    train_batches: tuple[str, ...] = ()
+    test_batches: tuple[str, ...] = ()
+    init_from_version: int | None = None
+    code_versions: Mapping[str, str] = field(default_factory=dict)
+    code_commit: str | None = None
+    #: Live batches a challenger is shadowed on (challengers only).
+    shadow_batches: int | None = None
+    #: The batches a challenger was shadowed on before its promotion.
+    shadow_batches_seen: tuple[str, ...] | None = None
+    #: Rollbacks: the version restored, and the one rolled back from (set by the store).
+    restores_version: int | None = None
+    rolled_back_from: int | None = None
+    #: Keys this type does not know (kept as they were).
+    other: Mapping[str, Any] = field(default_factory=dict)
+
+    _OPTIONAL = ("shadow_batches", "restores_version", "rolled_back_from")
+
+    def as_extra(self) -> dict[str, Any]:
+        """The record's ``extra`` dict (JSON-ready; optional keys only when set)."""
+        extra: dict[str, Any] = {
+            "dagster_run_id": self.dagster_run_id,
+            "params": dict(self.params),
+            "strategy": self.strategy,
+            "train_batches": list(self.train_batches),
+            "test_batches": list(self.test_batches),
+            "init_from_version": self.init_from_version,
+            "code_versions": dict(self.code_versions),
+            "code_commit": self.code_commit,
+        }
+        extra.update({k: getattr(self, k) for k in self._OPTIONAL if getattr(self, k) is not None})
+        if self.shadow_batches_seen is not None:
+            extra["shadow_batches_seen"] = list(self.shadow_batches_seen)
+        return {**extra, **self.other}
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> Lineage:
+        """Read a record's ``extra`` (missing keys, as in early records, take their defaults)."""
+        known = {f for f in cls.__dataclass_fields__ if f != "other"}
+        values: dict[str, Any] = {k: v for k, v in extra.items() if k in known}
+        for key in ("train_batches", "test_batches", "shadow_batches_seen"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values, other={k: v for k, v in extra.items() if k not in known})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model to put into production or hold as challenger: its bytes, identity and lineage."""
+
+    model_bytes: bytes
+    mlflow_run_id: str | None
+    mlflow_model_uri: str | None
+    registered_version: str | None
+    dataset_md5: str | None
+    metrics: Mapping[str, float]
+    lineage: Lineage
+
+    @classmethod
+    def of_challenger(
+        cls, store: ProductionStore, challenger: ProductionRecord, *, shadowed_on: list[str]
+    ) -> Candidate:
+        """The challenger held in ``store`` (bytes verified against their md5).
+
+        Its lineage gains the live batches it was shadowed on (``shadow_batches_seen``).
+        """
+        lineage = Lineage.from_extra(challenger.extra)
+        return cls(
+            model_bytes=store.model_bytes(challenger),
+            mlflow_run_id=challenger.mlflow_run_id,
+            mlflow_model_uri=challenger.mlflow_model_uri,
+            registered_version=challenger.registered_version,
+            dataset_md5=challenger.dataset_md5,
+            metrics=dict(challenger.metrics),
+            lineage=replace(lineage, shadow_batches_seen=tuple(shadowed_on)),
+        )
+
+
+@dataclass(frozen=True)
+class ProductionChange:
+    """One change of production, applied by :func:`change_production`.
+
+    ``kind``: ``promote`` (the gate's candidate serves), ``challenger`` (held for a shadow period;
+    production untouched), ``promote_challenger`` (the challenger serves and is cleared) or
+    ``rollback`` (an earlier version's bytes serve again, ``to_version`` ``None``: the one before).
+    """
+
+    kind: Literal["promote", "challenger", "promote_challenger", "rollback"]
+    reason: str
+    changed_by: str | None
+    expected_current: int | None = None
+    candidate: Candidate | None = None
+    to_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """The version object written, and what became of the ``champion`` alias (``None``: kept)."""
+
+    record: ProductionRecord
+    champion_alias: str | None
+
+
+def change_production(
+    store: ProductionStore,
+    change: ProductionChange,
+    move_champion: Callable[[ProductionRecord], str],
+) -> ChangeResult:
+    """Apply ``change`` to the production store; then move the alias if production changed.
+
+    Every write is a compare-and-set against ``expected_current`` (rollbacks: against the version
+    read at their start), so a run that lost a race changes nothing. The alias is derived state,
+    moved after the commit by ``move_champion`` (which reports, never raises, a failed move).
+
+    Raises:
+        RegistryError: the store refused the change (a conflict, an unknown version...).
+        StoreError: the store could not be written.
+    """
+    if change.kind == "rollback":
+        record = store.rollback(
+            change.to_version, reason=change.reason, changed_by=change.changed_by
+        )
+        return ChangeResult(record, move_champion(record))
+    candidate = change.candidate
+    if candidate is None:
+        raise ValueError(f"a {change.kind} change needs a candidate")
+    lineage = candidate.lineage
+    fields: dict[str, Any] = {
+        "mlflow_run_id": candidate.mlflow_run_id,
+        "mlflow_model_uri": candidate.mlflow_model_uri,
+        "registered_version": candidate.registered_version,
+        "dataset_md5": candidate.dataset_md5,
+        "metrics": dict(candidate.metrics),
+        "extra": lineage.as_extra(),
+        "changed_by": change.changed_by,
+    }
+    if change.kind == "challenger":
+        record = store.set_challenger(
+            candidate.model_bytes,
+            expected_current=change.expected_current,
+            reason=change.reason,
+            **fields,
+        )
+        return ChangeResult(record, None)
+    record = store.promote(
+        candidate.model_bytes,
+        expected_current=change.expected_current,
+        reason=change.reason,
+        **fields,
+    )
+    if change.kind == "promote_challenger":
+        store.clear_challenger()
+    return ChangeResult(record, move_champion(record))

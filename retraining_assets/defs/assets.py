@@ -6,6 +6,7 @@ Each body unpacks inputs, calls the core, and attaches metadata; the logic lives
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,13 @@ import dagster as dg
 from retraining_assets.code_version import asset_code_version, code_commit, config_defaults
 from retraining_assets.core.artifacts import DatasetRef, EvaluationReport, ModelRef
 from retraining_assets.core.model_card import build_model_card, render_model_card
-from retraining_assets.core.registry import RegistryError, md5_hex
+from retraining_assets.core.promotion import Candidate, ChangeResult, Lineage, ProductionChange
+from retraining_assets.core.registry import (
+    ProductionRecord,
+    ProductionStore,
+    RegistryError,
+    md5_hex,
+)
 from retraining_assets.defs.alerts import AlertResource
 from retraining_assets.defs.config import (
     CandidateModelConfig,
@@ -24,12 +31,13 @@ from retraining_assets.defs.config import (
 )
 from retraining_assets.defs.constants import GATE_TAG, OWNERS, RETRAINING_POOL, VALIDATION_GROUPS
 from retraining_assets.defs.dask_resource import DaskResource, train_on_dask
-from retraining_assets.defs.metadata import code_metadata, md_image
+from retraining_assets.defs.metadata import code_metadata, md_image, md_list
 from retraining_assets.defs.partitions import BATCH_PARTITIONS, batch_partitions
 from retraining_assets.defs.production import (
-    move_champion_alias,
+    apply_change,
     production_metadata,
     reconcile_alias,
+    refused_as_failure,
 )
 from retraining_assets.defs.resources import (
     BatchSourceResource,
@@ -826,131 +834,161 @@ def production_model(
     """
     reconcile_alias(production, mlflow, context.log)
     store = production.store()
-    try:
+    with refused_as_failure():
         current = store.current()
-    except (RegistryError, StoreError) as exc:
-        raise dg.Failure(description=str(exc)) from None
-    if not evaluation_report.promote:
-        context.log.info("gate rejected the candidate: %s", "; ".join(evaluation_report.reasons))
-        yield dg.AssetObservation(
-            asset_key=context.asset_key,
-            metadata={
-                "verdict": "reject",
-                "reasons": dg.MetadataValue.md(
-                    "\n".join(f"- {r}" for r in evaluation_report.reasons)
-                ),
-                "rejected_mlflow/run_id": candidate_model.mlflow_run_id,
-                "serving_version": dg.MetadataValue.int(current.version) if current else "none",
-            },
-        )
-        mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "rejected"})
-        alerts.gate_rejected(context, evaluation_report.reasons, candidate_model.mlflow_run_id)
-        _tag_model_version(mlflow, candidate_model, "rejected", evaluation_report.reasons)
+    report = evaluation_report
+    if not report.promote:
+        yield from _rejected(context, report, candidate_model, current, mlflow, alerts)
         return
-    model_bytes = dvc.store().cache_path(candidate_model.md5).read_bytes()
-    if md5_hex(model_bytes) != candidate_model.md5:
+    shadow = report.mode == "shadow" and current is not None
+    candidate = _candidate(context, dvc, candidate_model, report)
+    started = time.perf_counter()
+    change = ProductionChange(
+        "challenger" if shadow else "promote",
+        "; ".join(report.reasons),
+        changed_by=context.run_id,
+        expected_current=report.production_version,
+        candidate=candidate,
+    )
+    result = apply_change(store, change, mlflow, "challenger not set" if shadow else "not promoted")
+    if shadow and current is not None:
+        yield _challenger_set(mlflow, candidate_model, report, result.record, current)
+        return
+    yield _promoted(context, store, mlflow, candidate_model, report, result, started)
+
+
+def _rejected(
+    context: dg.AssetExecutionContext,
+    report: EvaluationReport,
+    model: ModelRef,
+    current: ProductionRecord | None,
+    mlflow: MlflowResource,
+    alerts: AlertResource,
+) -> Iterator[dg.AssetObservation]:
+    """Production untouched: an observation with the gate's reasons, MLflow tags, an alert."""
+    context.log.info("gate rejected the candidate: %s", "; ".join(report.reasons))
+    yield dg.AssetObservation(
+        asset_key=context.asset_key,
+        metadata={
+            "verdict": "reject",
+            "reasons": md_list(report.reasons),
+            "rejected_mlflow/run_id": model.mlflow_run_id,
+            "serving_version": dg.MetadataValue.int(current.version) if current else "none",
+        },
+    )
+    mlflow.log_to_run(model.mlflow_run_id, {}, {"promotion": "rejected"})
+    alerts.gate_rejected(context, report.reasons, model.mlflow_run_id)
+    mlflow.tag_model_version(
+        model.registered_name, model.registered_version, "rejected", report.reasons
+    )
+
+
+def _candidate(
+    context: dg.AssetExecutionContext, dvc: DvcResource, model: ModelRef, report: EvaluationReport
+) -> Candidate:
+    """The candidate's exact bytes (checked against their md5) with its identity and lineage."""
+    model_bytes = dvc.store().cache_path(model.md5).read_bytes()
+    if md5_hex(model_bytes) != model.md5:
         raise dg.Failure(
             description=f"candidate model bytes in the DVC cache do not match md5 "
-            f"{candidate_model.md5}: refusing to promote them"
+            f"{model.md5}: refusing to promote them"
         )
-    lineage = {
-        "dagster_run_id": context.run_id,
-        "params": candidate_model.params,
-        "strategy": candidate_model.strategy,
-        "train_batches": list(candidate_model.train_batches),
-        "test_batches": list(candidate_model.test_batches),
-        "init_from_version": candidate_model.init_from_version,
-        "code_versions": _chain_code_versions(context),
-        "code_commit": code_commit(),
-    }
-    if evaluation_report.mode == "shadow" and current is not None:
-        try:
-            challenger = store.set_challenger(
-                model_bytes,
-                expected_current=evaluation_report.production_version,
-                reason="; ".join(evaluation_report.reasons),
-                mlflow_run_id=candidate_model.mlflow_run_id,
-                mlflow_model_uri=candidate_model.mlflow_model_uri,
-                registered_version=candidate_model.registered_version,
-                dataset_md5=candidate_model.dataset_md5,
-                metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
-                extra={**lineage, "shadow_batches": evaluation_report.shadow_batches},
-                changed_by=context.run_id,
-            )
-        except (RegistryError, StoreError) as exc:
-            raise dg.Failure(description=f"challenger not set: {exc}") from None
-        mlflow.client().set_registered_model_alias(
-            candidate_model.registered_name, "challenger", candidate_model.registered_version
-        )
-        mlflow.log_to_run(candidate_model.mlflow_run_id, {}, {"promotion": "challenger"})
-        _tag_model_version(mlflow, candidate_model, "challenger", ())
-        yield dg.AssetObservation(
-            asset_key=context.asset_key,
-            metadata={
-                "verdict": "challenger",
-                "challenger/md5": challenger.model_md5,
-                "challenger/mlflow_run_id": candidate_model.mlflow_run_id,
-                "shadow_batches": dg.MetadataValue.int(evaluation_report.shadow_batches),
-                "serving_version": dg.MetadataValue.int(current.version),
-                "reasons": dg.MetadataValue.md(
-                    "\n".join(f"- {r}" for r in evaluation_report.reasons)
-                ),
-            },
-        )
-        return
-    started = time.perf_counter()
-    try:
-        record = store.promote(
-            model_bytes,
-            expected_current=evaluation_report.production_version,
-            reason="; ".join(evaluation_report.reasons),
-            mlflow_run_id=candidate_model.mlflow_run_id,
-            mlflow_model_uri=candidate_model.mlflow_model_uri,
-            registered_version=candidate_model.registered_version,
-            dataset_md5=candidate_model.dataset_md5,
-            metrics={"auc": evaluation_report.candidate["metrics"]["auc"]},
-            extra=lineage,
-            changed_by=context.run_id,
-        )
-    except (RegistryError, StoreError) as exc:
-        raise dg.Failure(description=f"not promoted: {exc}") from None
-    alias = move_champion_alias(mlflow, record)
-    _tag_model_version(mlflow, candidate_model, f"production v{record.version}", ())
+    lineage = Lineage(
+        dagster_run_id=context.run_id,
+        params=model.params,
+        strategy=model.strategy,
+        train_batches=tuple(model.train_batches),
+        test_batches=tuple(model.test_batches),
+        init_from_version=model.init_from_version,
+        code_versions=_chain_code_versions(context),
+        code_commit=code_commit(),
+        shadow_batches=report.shadow_batches if report.mode == "shadow" else None,
+    )
+    return Candidate(
+        model_bytes=model_bytes,
+        mlflow_run_id=model.mlflow_run_id,
+        mlflow_model_uri=model.mlflow_model_uri,
+        registered_version=model.registered_version,
+        dataset_md5=model.dataset_md5,
+        metrics={"auc": report.candidate["metrics"]["auc"]},
+        lineage=lineage,
+    )
+
+
+def _challenger_set(
+    mlflow: MlflowResource,
+    model: ModelRef,
+    report: EvaluationReport,
+    challenger: ProductionRecord,
+    current: ProductionRecord,
+) -> dg.AssetObservation:
+    """Shadow mode: the candidate is the challenger (MLflow alias), production untouched."""
+    mlflow.set_alias(model.registered_name, "challenger", model.registered_version)
+    mlflow.log_to_run(model.mlflow_run_id, {}, {"promotion": "challenger"})
+    mlflow.tag_model_version(model.registered_name, model.registered_version, "challenger")
+    return dg.AssetObservation(
+        asset_key="production_model",
+        metadata={
+            "verdict": "challenger",
+            "challenger/md5": challenger.model_md5,
+            "challenger/mlflow_run_id": model.mlflow_run_id,
+            "shadow_batches": dg.MetadataValue.int(report.shadow_batches),
+            "serving_version": dg.MetadataValue.int(current.version),
+            "reasons": md_list(report.reasons),
+        },
+    )
+
+
+def _promoted(
+    context: dg.AssetExecutionContext,
+    store: ProductionStore,
+    mlflow: MlflowResource,
+    model: ModelRef,
+    report: EvaluationReport,
+    result: ChangeResult,
+    started: float,
+) -> dg.Output[ProductionRecord]:
+    """The new production version: MLflow tags and model card, lineage as metadata.
+
+    ``promotion_seconds`` runs from ``started`` (before the version object is written) to the
+    card on the MLflow run.
+    """
+    record = result.record
+    lineage = Lineage.from_extra(record.extra)
+    mlflow.tag_model_version(
+        model.registered_name, model.registered_version, f"production v{record.version}"
+    )
     card = build_model_card(
         version=record.version,
         model_md5=record.model_md5,
-        dataset_md5=candidate_model.dataset_md5,
-        strategy=candidate_model.strategy,
-        train_batches=candidate_model.train_batches,
-        test_batches=candidate_model.test_batches,
-        params=candidate_model.params,
-        candidate_metrics=_flat_metrics(evaluation_report.candidate),
-        production_metrics=(
-            _flat_metrics(evaluation_report.production) if evaluation_report.production else None
-        ),
-        production_version=evaluation_report.production_version,
-        delong=evaluation_report.delong,
-        reasons=evaluation_report.reasons,
+        dataset_md5=model.dataset_md5,
+        strategy=model.strategy,
+        train_batches=model.train_batches,
+        test_batches=model.test_batches,
+        params=model.params,
+        candidate_metrics=_flat_metrics(report.candidate),
+        production_metrics=_flat_metrics(report.production) if report.production else None,
+        production_version=report.production_version,
+        delong=report.delong,
+        reasons=report.reasons,
         trigger={k: v for k, v in context.run.tags.items() if k.startswith("retraining/")},
-        code_versions=lineage["code_versions"],
+        code_versions=dict(lineage.code_versions),
         code_commit=code_commit(),
-        mlflow_run_id=candidate_model.mlflow_run_id,
+        mlflow_run_id=model.mlflow_run_id,
         dagster_run_id=context.run_id,
     )
     card_md = render_model_card(card)
-    client = mlflow.client()
-    client.log_text(candidate_model.mlflow_run_id, card_md, "model_card/model_card.md")
-    client.log_dict(candidate_model.mlflow_run_id, card, "model_card/model_card.json")
-    mlflow.log_to_run(
-        candidate_model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"}
-    )
-    metadata = production_metadata(store, record, mlflow)
-    metadata["mlflow/champion_alias"] = alias
-    metadata.update(code_metadata(context))
-    metadata["model_card"] = dg.MetadataValue.md(card_md)
-    metadata["model_card/json"] = dg.MetadataValue.json(card)
-    metadata["promotion_seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 3))
-    yield dg.Output(record, data_version=dg.DataVersion(record.model_md5), metadata=metadata)
+    mlflow.log_model_card(model.mlflow_run_id, card_md, card)
+    mlflow.log_to_run(model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"})
+    metadata = {
+        **production_metadata(store, record, mlflow),
+        "mlflow/champion_alias": result.champion_alias,
+        **code_metadata(context),
+        "model_card": dg.MetadataValue.md(card_md),
+        "model_card/json": dg.MetadataValue.json(card),
+        "promotion_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+    }
+    return dg.Output(record, data_version=dg.DataVersion(record.model_md5), metadata=metadata)
 
 
 def _flat_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -969,21 +1007,3 @@ def _chain_code_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
         production_model,
     )
     return {a.key.to_user_string(): a.code_versions_by_key[a.key] or "none" for a in chain}
-
-
-def _tag_model_version(
-    mlflow: MlflowResource, model: ModelRef, outcome: str, reasons: tuple[str, ...]
-) -> None:
-    """Tag the candidate's registered MLflow version with the gate's outcome.
-
-    Every candidate stays registered (shadow mode needs its version for the ``challenger``
-    alias, and a rejected one stays comparable), so the version says what became of it.
-    """
-    client = mlflow.client()
-    client.set_model_version_tag(model.registered_name, model.registered_version, "gate", outcome)
-    if reasons:
-        client.update_model_version(
-            model.registered_name,
-            model.registered_version,
-            description=f"Rejected by the gate: {'; '.join(reasons)}",
-        )

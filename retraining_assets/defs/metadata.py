@@ -1,6 +1,7 @@
 """Metadata values every asset attaches: code version and commit, images in markdown."""
 
 import base64
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +25,8 @@ def md_png(png: bytes, alt: str) -> dg.MetadataValue:
 def md_image(path: Path, alt: str) -> dg.MetadataValue:
     """A PNG file as a markdown image embedded in metadata."""
     return md_png(path.read_bytes(), alt)
+
+
+def md_list(lines: Iterable[str]) -> dg.MetadataValue:
+    """Lines as a markdown bullet list (the reasons of a verdict)."""
+    return dg.MetadataValue.md("\n".join(f"- {line}" for line in lines))

@@ -4,11 +4,21 @@ Rollback, the decision on a challenger after its shadow period, and the metadata
 production change records (shared with ``production_model``).
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from retraining_assets.core.promotion import (
+    Candidate,
+    ChangeResult,
+    Lineage,
+    ProductionChange,
+    change_production,
+    shadow_verdict,
+)
 from retraining_assets.core.registry import (
     ProductionRecord,
     ProductionStore,
@@ -41,7 +51,7 @@ def production_metadata(
     store: ProductionStore, record: ProductionRecord, mlflow: MlflowResource
 ) -> dict[str, Any]:
     """Lineage of one production version, as Dagster metadata."""
-    extra = record.extra
+    lineage = Lineage.from_extra(record.extra)
     metadata: dict[str, Any] = {
         "model_version": dg.MetadataValue.int(record.version),
         "action": record.action,
@@ -53,24 +63,61 @@ def production_metadata(
         "mlflow/registered_version": (
             f"{mlflow.registered_model_name} v{record.registered_version} (alias champion)"
         ),
-        "lineage/strategy": str(extra.get("strategy", "")),
-        "lineage/train_batches": ", ".join(extra.get("train_batches", [])),
-        "lineage/test_batches": ", ".join(extra.get("test_batches", [])),
-        "lineage/dagster_run_id": str(extra.get("dagster_run_id", "")),
+        "lineage/strategy": str(lineage.strategy),
+        "lineage/train_batches": ", ".join(lineage.train_batches),
+        "lineage/test_batches": ", ".join(lineage.test_batches),
+        "lineage/dagster_run_id": str(lineage.dagster_run_id),
         "lineage/restore_data": f"retraining restore-data {record.dataset_md5} --out data.parquet",
         "auc": dg.MetadataValue.float(float(record.metrics.get("auc", float("nan")))),
         "pointer": dg.MetadataValue.path(store.version_location(record)),
         "model_path": dg.MetadataValue.path(store.model_location(record)),
         "history": dg.MetadataValue.md(history_table(store)),
     }
-    if extra.get("init_from_version") is not None:
-        metadata["lineage/continued_from_version"] = int(extra["init_from_version"])
+    if lineage.init_from_version is not None:
+        metadata["lineage/continued_from_version"] = int(lineage.init_from_version)
     if record.mlflow_run_id:
         metadata["mlflow/run_url"] = dg.MetadataValue.url(mlflow.run_url(record.mlflow_run_id))
     if record.action == "rollback":
-        metadata["rollback/restores_version"] = int(extra["restores_version"])
-        metadata["rollback/rolled_back_from"] = int(extra["rolled_back_from"])
+        metadata["rollback/restores_version"] = int(lineage.restores_version or 0)
+        metadata["rollback/rolled_back_from"] = int(lineage.rolled_back_from or 0)
     return metadata
+
+
+@contextlib.contextmanager
+def refused_as_failure(prefix: str = "") -> Iterator[None]:
+    """Turn the production store's refusal (or unreachability) into a one-line ``dg.Failure``."""
+    try:
+        yield
+    except (RegistryError, StoreError) as exc:
+        raise dg.Failure(description=f"{prefix}: {exc}" if prefix else str(exc)) from None
+
+
+def apply_change(
+    store: ProductionStore, change: ProductionChange, mlflow: MlflowResource, refused: str
+) -> ChangeResult:
+    """:func:`~retraining_assets.core.promotion.change_production`, the alias moved in MLflow.
+
+    Raises:
+        dg.Failure: ``refused: <why>`` if the store refused the change; nothing changed then.
+    """
+    with refused_as_failure(refused):
+        return change_production(store, change, lambda record: move_champion_alias(mlflow, record))
+
+
+def production_event(
+    store: ProductionStore, result: ChangeResult, mlflow: MlflowResource, description: str
+) -> dg.AssetMaterialization:
+    """The materialization of ``production_model`` that records a change made outside the chain."""
+    record = result.record
+    return dg.AssetMaterialization(
+        asset_key=PRODUCTION_KEY,
+        description=description,
+        metadata={
+            **production_metadata(store, record, mlflow),
+            "mlflow/champion_alias": result.champion_alias,
+        },
+        tags={"dagster/data_version": record.model_md5},
+    )
 
 
 def move_champion_alias(mlflow: MlflowResource, record: ProductionRecord) -> str:
@@ -150,20 +197,16 @@ def rollback_production(
     """
     reconcile_alias(production, mlflow, context.log)
     store = production.store()
-    try:
-        record = store.rollback(config.to_version, reason=config.reason, changed_by=context.run_id)
-    except (RegistryError, StoreError) as exc:
-        raise dg.Failure(description=f"rollback refused: {exc}") from None
-    alias = move_champion_alias(mlflow, record)
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=PRODUCTION_KEY,
-            description=f"rollback to v{record.extra['restores_version']}: {record.reason}",
-            metadata={**production_metadata(store, record, mlflow), "mlflow/champion_alias": alias},
-            tags={"dagster/data_version": record.model_md5},
-        )
+    change = ProductionChange(
+        "rollback", config.reason, changed_by=context.run_id, to_version=config.to_version
     )
-    alerts.rollback(context, record.version, int(record.extra["restores_version"]), record.reason)
+    result = apply_change(store, change, mlflow, "rollback refused")
+    record = result.record
+    restores = int(Lineage.from_extra(record.extra).restores_version or 0)
+    context.log_event(
+        production_event(store, result, mlflow, f"rollback to v{restores}: {record.reason}")
+    )
+    alerts.rollback(context, record.version, restores, record.reason)
 
 
 @dg.job(
@@ -206,95 +249,96 @@ def decide_challenger(
     """
     import numpy as np
 
-    from retraining_assets.core.promotion import decide_shadow
-
     reconcile_alias(production, mlflow, context.log)
     store = production.store()
-    try:
-        challenger = store.challenger()
-        current = store.current()
-    except (RegistryError, StoreError) as exc:
-        raise dg.Failure(description=str(exc)) from None
+    with refused_as_failure():
+        challenger, current = store.challenger(), store.current()
     if challenger is None or current is None:
         raise dg.Failure(description="no challenger to decide on")
     parts = monitoring_store.open().all_shadow(challenger.model_md5)
     if not parts:
         raise dg.Failure(description="the challenger has not been scored on any live batch yet")
     seen = [p.batch_id for p in parts]
-    decision = decide_shadow(
-        np.concatenate([p.y for p in parts]),
-        np.concatenate([p.champion for p in parts]),
-        np.concatenate([p.challenger for p in parts]),
+    promote, reason = shadow_verdict(
+        challenger,
+        current,
+        seen,
+        *(np.concatenate([getattr(p, side) for p in parts]) for side in SHADOW_SIDES),
         min_relative_auc=config.min_relative_auc,
         min_positives=config.min_positives,
     )
-    batches = ", ".join(seen)
-    reason = f"shadow on {batches}: " + "; ".join(decision.reasons)
-    if challenger.version != current.version:
-        decision_promote = False
-        reason = f"production moved to v{current.version} during the shadow period: retired"
-    else:
-        decision_promote = decision.promote
-    if decision_promote:
-        try:
-            # Compare-and-set against the version the challenger shadowed: if production moved
-            # meanwhile, nothing changes and the challenger stays to be retired next time.
-            record = store.promote(
-                store.model_bytes(challenger),
-                expected_current=challenger.version,
-                reason=reason,
-                mlflow_run_id=challenger.mlflow_run_id,
-                mlflow_model_uri=challenger.mlflow_model_uri,
-                registered_version=challenger.registered_version,
-                dataset_md5=challenger.dataset_md5,
-                metrics=dict(challenger.metrics),
-                extra={**challenger.extra, "shadow_batches_seen": seen},
-                changed_by=context.run_id,
-            )
-        except (RegistryError, StoreError) as exc:
-            raise dg.Failure(description=f"challenger not promoted: {exc}") from None
-        store.clear_challenger()
-        alias = move_champion_alias(mlflow, record)
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=PRODUCTION_KEY,
-                description=f"challenger promoted after shadow: {reason}",
-                metadata={
-                    **production_metadata(store, record, mlflow),
-                    "mlflow/champion_alias": alias,
-                },
-                tags={"dagster/data_version": record.model_md5},
-            )
-        )
+    if promote:
+        _promote_challenger(context, store, mlflow, challenger, seen, reason)
     else:
         store.clear_challenger()
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=PRODUCTION_KEY,
-                description="challenger retired",
-                metadata={
-                    "verdict": "challenger retired",
-                    "reason": reason,
-                    "challenger/md5": challenger.model_md5,
-                    "serving_version": dg.MetadataValue.int(current.version),
-                },
-            )
+        context.log_event(_retired(challenger, current, reason))
+    _close_shadow(context, mlflow, challenger, promote, reason)
+
+
+def _promote_challenger(
+    context: dg.OpExecutionContext,
+    store: ProductionStore,
+    mlflow: MlflowResource,
+    challenger: ProductionRecord,
+    seen: list[str],
+    reason: str,
+) -> None:
+    """Make the challenger the serving version and record it on ``production_model``."""
+    with refused_as_failure("challenger not promoted"):
+        # Compare-and-set against the version the challenger shadowed: if production moved
+        # meanwhile, nothing changes and the challenger stays to be retired next time.
+        change = ProductionChange(
+            "promote_challenger",
+            reason,
+            changed_by=context.run_id,
+            expected_current=challenger.version,
+            candidate=Candidate.of_challenger(store, challenger, shadowed_on=seen),
         )
+    result = apply_change(store, change, mlflow, "challenger not promoted")
+    context.log_event(
+        production_event(store, result, mlflow, f"challenger promoted after shadow: {reason}")
+    )
+
+
+#: The scores of the shadow rows, in the order ``shadow_verdict`` takes them.
+SHADOW_SIDES = ("y", "champion", "challenger")
+
+
+def _retired(
+    challenger: ProductionRecord, current: ProductionRecord, reason: str
+) -> dg.AssetObservation:
+    """The observation of ``production_model`` that records a retired challenger."""
+    return dg.AssetObservation(
+        asset_key=PRODUCTION_KEY,
+        description="challenger retired",
+        metadata={
+            "verdict": "challenger retired",
+            "reason": reason,
+            "challenger/md5": challenger.model_md5,
+            "serving_version": dg.MetadataValue.int(current.version),
+        },
+    )
+
+
+def _close_shadow(
+    context: dg.OpExecutionContext,
+    mlflow: MlflowResource,
+    challenger: ProductionRecord,
+    promoted: bool,
+    reason: str,
+) -> None:
+    """Record the outcome on the challenger's MLflow run and drop the ``challenger`` alias."""
     if challenger.mlflow_run_id:
         mlflow.log_to_run(
             challenger.mlflow_run_id,
             {},
             {
-                "promotion": "promoted after shadow" if decision_promote else "retired in shadow",
+                "promotion": "promoted after shadow" if promoted else "retired in shadow",
                 "shadow/reason": reason[:500],
             },
         )
-    if challenger.registered_version:
-        client = mlflow.client()
-        try:
-            client.delete_registered_model_alias(mlflow.registered_model_name, "challenger")
-        except Exception:  # the alias may already be gone; not worth failing the decision
-            context.log.warning("could not remove the MLflow alias 'challenger'")
+    if challenger.registered_version and not mlflow.remove_challenger_alias():
+        context.log.warning("could not remove the MLflow alias 'challenger'")
 
 
 @dg.job(

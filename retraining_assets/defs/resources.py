@@ -477,6 +477,43 @@ class MlflowResource(dg.ConfigurableResource):
             tags=[RunTag(key, str(value)) for key, value in tags.items()],
         )
 
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
+        """Upload the file ``path`` into ``artifact_path`` of an existing run."""
+        self.client().log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+    def log_model_card(self, run_id: str, markdown: str, card: dict[str, Any]) -> None:
+        """The model card of a promoted model on its run, as markdown and as JSON."""
+        client = self.client()
+        client.log_text(run_id, markdown, "model_card/model_card.md")
+        client.log_dict(run_id, card, "model_card/model_card.json")
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point the alias ``alias`` of registered model ``name`` at ``version``."""
+        self.client().set_registered_model_alias(name, alias, version)
+
+    def remove_challenger_alias(self) -> bool:
+        """Delete the ``challenger`` alias; ``False`` if that failed (it may be gone already)."""
+        try:
+            self.client().delete_registered_model_alias(self.registered_model_name, "challenger")
+        except Exception:  # the alias may already be gone; not worth failing the decision
+            return False
+        return True
+
+    def tag_model_version(
+        self, name: str, version: str, outcome: str, reasons: tuple[str, ...] = ()
+    ) -> None:
+        """Tag a registered model version with the gate's outcome (and a rejection's reasons).
+
+        Every candidate stays registered (shadow mode needs its version for the ``challenger``
+        alias, and a rejected one stays comparable), so the version says what became of it.
+        """
+        client = self.client()
+        client.set_model_version_tag(name, version, "gate", outcome)
+        if reasons:
+            client.update_model_version(
+                name, version, description=f"Rejected by the gate: {'; '.join(reasons)}"
+            )
+
 
 #: Columns of MLflow's SQL store that hold artifact locations (MLflow 3.x schema).
 _ARTIFACT_COLUMNS = (
