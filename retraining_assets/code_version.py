@@ -22,7 +22,7 @@ PACKAGE = "retraining_assets"
 #: The core modules each asset body calls (what changes its output besides its config).
 ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
     "raw_batches": ("batches", "validation", "versioning", "dataset"),
-    "training_dataset": ("batches", "strategies", "versioning", "dataset"),
+    "training_dataset": ("batches", "strategies", "versioning", "dataset", "dataset_build"),
     "validated_dataset": ("validation", "dataset"),
     "candidate_model": ("training", "dask_training", "versioning"),
     "evaluation_report": ("evaluation", "delong", "promotion", "training"),

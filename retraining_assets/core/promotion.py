@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
-from retraining_assets.core.evaluation import roc_auc
+from retraining_assets.core.artifacts import EvaluationReport
 from retraining_assets.core.registry import ProductionRecord, ProductionStore
-from retraining_assets.settings import DEFAULT_POLICY
+from retraining_assets.settings import DEFAULT_POLICY, SPLIT_COLUMN, DatasetSchema
+
+if TYPE_CHECKING:
+    # Imported where used: the definitions load this module and must not load pandas or numpy.
+    import lightgbm as lgb
+    import numpy as np
+    import pandas as pd
+
+    from retraining_assets.core.delong import DeLongResult
+    from retraining_assets.core.evaluation import Metrics, ModelEvaluation
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,10 @@ def decide_shadow(
     its AUC is at least ``min_relative_auc`` x the champion's (the offline gate's rule), and
     retired otherwise; too few positives to measure AUC retires it too (never promote blind).
     """
+    import numpy as np
+
+    from retraining_assets.core.evaluation import roc_auc
+
     y = np.asarray(y_true)
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
@@ -181,6 +193,117 @@ def decide_shadow(
     return Decision(ok, "champion", (reason,))
 
 
+@dataclass(frozen=True)
+class GateResult:
+    """The candidate judged on the held-out test split: scores, verdict, plot and report."""
+
+    candidate: ModelEvaluation
+    production: ModelEvaluation | None
+    baseline: Metrics
+    decision: Decision
+    delong: DeLongResult | None
+    plot: Path
+    report: EvaluationReport
+
+    def run_metrics(self) -> dict[str, float]:
+        """Metrics for the candidate's MLflow run (production's and DeLong's when measured)."""
+        metrics = {
+            "test_auc": self.candidate.metrics.auc,
+            "test_log_loss": self.candidate.metrics.log_loss,
+            "test_brier": self.candidate.metrics.brier,
+            "p95_latency_ms": self.candidate.latency.p95_ms,
+            "baseline_auc": self.baseline.auc,
+            "gate_promote": float(self.decision.promote),
+        }
+        if self.production:
+            metrics["production_auc"] = self.production.metrics.auc
+            metrics["production_log_loss"] = self.production.metrics.log_loss
+        if self.delong:
+            metrics["delong_p_value"] = self.delong.p_value
+            metrics["auc_difference"] = self.delong.difference
+            metrics["auc_difference_ci_low"] = self.delong.ci_low
+            metrics["auc_difference_ci_high"] = self.delong.ci_high
+        return metrics
+
+
+def judge_candidate(
+    frame: pd.DataFrame,
+    schema: DatasetSchema,
+    candidate: lgb.Booster,
+    champion: tuple[ProductionRecord, lgb.Booster] | None,
+    *,
+    policy: GatePolicy,
+    latency_calls: int,
+    identical_to_champion: bool,
+    plot_path: Path,
+    test_batches: tuple[str, ...],
+    mode: str,
+    shadow_batches: int,
+) -> GateResult:
+    """Score the candidate (and the champion) on the test split and apply the gate.
+
+    Both models score the same rows, so their AUC difference gets a paired DeLong test (when the
+    test split has more than one positive and negative); the ROC curves go to ``plot_path``.
+    Without a champion the candidate is compared with the constant baseline (the training
+    positive rate).
+    """
+    from retraining_assets.core.evaluation import baseline_metrics, evaluate_model, plot_roc
+
+    train = frame[frame[SPLIT_COLUMN] == "train"]
+    test = frame[frame[SPLIT_COLUMN] == "test"]
+    cand_eval, cand_proba = evaluate_model(
+        "candidate", candidate, test, schema, latency_calls=latency_calls
+    )
+    y_test = test[schema.target].to_numpy()
+    base = baseline_metrics(train[schema.target].to_numpy(), y_test)
+    curves = {"candidate": (y_test, cand_proba)}
+    prod_eval = delong = None
+    if champion is not None:
+        record, booster = champion
+        name = f"production v{record.version}"
+        prod_eval, prod_proba = evaluate_model(
+            name, booster, test, schema, latency_calls=latency_calls
+        )
+        curves[name] = (y_test, prod_proba)
+        if 0 < y_test.sum() < len(y_test) - 1 and y_test.sum() > 1:
+            from retraining_assets.core.delong import delong_test
+
+            # Paired: both models scored the same rows, so their AUCs are correlated.
+            delong = delong_test(y_test, cand_proba, prod_proba)
+    decision = decide_promotion(
+        _score(cand_eval),
+        _score(prod_eval) if prod_eval else None,
+        ModelScore(auc=base.auc, log_loss=base.log_loss, p95_latency_ms=0.0),
+        policy,
+        identical_to_champion=identical_to_champion,
+        test_counts=(int(y_test.sum()), int(len(y_test) - y_test.sum())),
+    )
+    plot = plot_roc(curves, plot_path, title=f"ROC on test batches {', '.join(test_batches)}")
+    report = EvaluationReport(
+        candidate=cand_eval.as_dict(),
+        production=prod_eval.as_dict() if prod_eval else None,
+        baseline=base.as_dict(),
+        production_version=champion[0].version if champion else None,
+        promote=decision.promote,
+        against=decision.against,
+        reasons=decision.reasons,
+        test_batches=test_batches,
+        roc_plot=str(plot),
+        mode=mode,
+        shadow_batches=shadow_batches if mode == "shadow" else 0,
+        delong=delong.as_dict() if delong else None,
+    )
+    return GateResult(cand_eval, prod_eval, base, decision, delong, plot, report)
+
+
+def _score(evaluation: ModelEvaluation) -> ModelScore:
+    return ModelScore(
+        auc=evaluation.metrics.auc,
+        log_loss=evaluation.metrics.log_loss,
+        p95_latency_ms=evaluation.latency.p95_ms,
+    )
+
+
 def shadow_verdict(
     challenger: ProductionRecord,
     current: ProductionRecord,
@@ -190,7 +313,7 @@ def shadow_verdict(
     challenger_proba: np.ndarray,
     *,
     min_relative_auc: float = DEFAULT_POLICY.min_relative_auc,
-    min_positives: int = 30,
+    min_positives: int = DEFAULT_POLICY.shadow_min_positives,
 ) -> tuple[bool, str]:
     """Promote the challenger or retire it, with the reason recorded in production's history.
 
@@ -257,6 +380,10 @@ class Lineage:
             extra["shadow_batches_seen"] = list(self.shadow_batches_seen)
         return {**extra, **self.other}
 
+    def last_train_batch(self) -> str | None:
+        """The newest batch the model was trained on (``incremental`` continues after it)."""
+        return self.train_batches[-1] if self.train_batches else None
+
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> Lineage:
         """Read a record's ``extra`` (missing keys, as in early records, take their defaults)."""
@@ -300,6 +427,10 @@ class Candidate:
         )
 
 
+#: What a :class:`ProductionChange` does.
+ChangeKind = Literal["promote", "challenger", "promote_challenger", "rollback"]
+
+
 @dataclass(frozen=True)
 class ProductionChange:
     """One change of production, applied by :func:`change_production`.
@@ -309,7 +440,7 @@ class ProductionChange:
     ``rollback`` (an earlier version's bytes serve again, ``to_version`` ``None``: the one before).
     """
 
-    kind: Literal["promote", "challenger", "promote_challenger", "rollback"]
+    kind: ChangeKind
     reason: str
     changed_by: str | None
     expected_current: int | None = None

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from retraining_assets.settings import DatasetSchema, TrainingDefaults
+from retraining_assets.core.batches import split_rows
+from retraining_assets.settings import WEIGHT_COLUMN, DatasetSchema, TrainingDefaults
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -342,6 +343,24 @@ def _early_stopping(
     )
     stop = lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)
     return [valid_set], [stop]
+
+
+def train_candidate(
+    dataset: pd.DataFrame,
+    schema: DatasetSchema,
+    params: TrainParams,
+    *,
+    init_model: lgb.Booster | None = None,
+) -> TrainedModel:
+    """Train on the training split of a built dataset (weighted if it has a weight column)."""
+    train = split_rows(dataset, "train")
+    weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
+    return train_model(train, schema, params, weights=weights, init_model=init_model)
+
+
+def training_example(dataset: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """Five model inputs from the training split: the logged model's signature example."""
+    return prepare_features(split_rows(dataset, "train").head(5), schema)
 
 
 def load_model(path: Path) -> lgb.Booster:

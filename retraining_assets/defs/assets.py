@@ -7,20 +7,30 @@ Each body unpacks inputs, calls the core, and attaches metadata; the logic lives
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from retraining_assets.code_version import asset_code_version, code_commit, config_defaults
 from retraining_assets.core.artifacts import DatasetRef, EvaluationReport, ModelRef
 from retraining_assets.core.model_card import build_model_card, render_model_card
-from retraining_assets.core.promotion import Candidate, ChangeResult, Lineage, ProductionChange
+from retraining_assets.core.promotion import (
+    Candidate,
+    ChangeKind,
+    ChangeResult,
+    Decision,
+    GatePolicy,
+    GateResult,
+    Lineage,
+    ProductionChange,
+    judge_candidate,
+)
 from retraining_assets.core.registry import (
     ProductionRecord,
     ProductionStore,
-    RegistryError,
     md5_hex,
 )
 from retraining_assets.defs.alerts import AlertResource
@@ -45,8 +55,13 @@ from retraining_assets.defs.resources import (
     MlflowResource,
     ProductionResource,
 )
-from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, WEIGHT_COLUMN
-from retraining_assets.storage import StoreError
+from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, WEIGHT_COLUMN, DatasetSchema
+from retraining_assets.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from retraining_assets.core.dataset_build import BuiltDataset, ValidatedBatch
+    from retraining_assets.core.training import TrainedModel
+    from retraining_assets.core.validation import BatchCheck, ValidationResult
 
 GROUP = "retraining"
 
@@ -72,12 +87,26 @@ def raw_batches(
     from ``feedback/<batch_id>.parquet``. The md5 recorded here is the only version of the
     file that training will read.
     """
+    schema, frequency = batch_source.resolved()
+    store = batch_source.store()
+    verdict = _checked_batch(store, context.partition_key, schema, frequency)
+    assert verdict.frame is not None and verdict.md5 is not None
+    return dg.MaterializeResult(
+        metadata=_batch_metadata(context, store, verdict, schema),
+        data_version=dg.DataVersion(verdict.md5),
+    )
+
+
+def _checked_batch(
+    store: ObjectStore, batch_id: str, schema: DatasetSchema, frequency: str
+) -> "BatchCheck":
+    """The batch read and validated; a missing, misnamed or invalid one fails the run.
+
+    An invalid batch is quarantined first, with the reason beside it.
+    """
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.validation import check_batch
 
-    schema, frequency = batch_source.resolved()
-    store = batch_source.store()
-    batch_id = context.partition_key
     try:
         verdict = check_batch(store, batch_id, schema, frequency=frequency)
     except batch_io.BatchNotFound as exc:
@@ -99,29 +128,36 @@ def raw_batches(
                 "failed_expectations": failures,
             },
         )
-    assert verdict.frame is not None and verdict.md5 is not None
+    return verdict
+
+
+def _batch_metadata(
+    context: dg.AssetExecutionContext,
+    store: ObjectStore,
+    verdict: "BatchCheck",
+    schema: DatasetSchema,
+) -> dict[str, Any]:
+    """What ``raw_batches`` records: the file, its md5 (the version training reads), period."""
     frame = verdict.frame
+    assert frame is not None
     ts = frame[schema.timestamp]
     period = verdict.period
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(f"{store.location}/{verdict.key}"),
-            "file": verdict.key,
-            "dvc/md5": verdict.md5,
-            **code_metadata(context),
-            "rows": dg.MetadataValue.int(len(frame)),
-            "start": str(ts.min()),
-            "end": str(ts.max()),
-            "period_start": str(period[0]) if period else str(ts.min()),
-            "labelled": verdict.labelled,
-            **(
-                {"positive_rate": dg.MetadataValue.float(float(frame[schema.target].mean()))}
-                if verdict.labelled
-                else {}
-            ),
-        },
-        data_version=dg.DataVersion(verdict.md5),
-    )
+    return {
+        "path": dg.MetadataValue.path(f"{store.location}/{verdict.key}"),
+        "file": verdict.key,
+        "dvc/md5": verdict.md5,
+        **code_metadata(context),
+        "rows": dg.MetadataValue.int(len(frame)),
+        "start": str(ts.min()),
+        "end": str(ts.max()),
+        "period_start": str(period[0]) if period else str(ts.min()),
+        "labelled": verdict.labelled,
+        **(
+            {"positive_rate": dg.MetadataValue.float(float(frame[schema.target].mean()))}
+            if verdict.labelled
+            else {}
+        ),
+    }
 
 
 @dg.asset(
@@ -153,132 +189,95 @@ def training_dataset(
     is chosen again without it: one bad file never blocks retraining on the others. The parquet
     file is tracked by DVC; its md5 is the data version.
     """
-    import pyarrow as pa
-
     from retraining_assets.core import batches as batch_io
-    from retraining_assets.core.strategies import apply_weights, plan_training
+    from retraining_assets.core.dataset_build import WindowError, WindowRequest, build_training_set
 
-    # Arrow's default (mimalloc) pool keeps freed pages: reading and writing the window then costs
-    # ~2x the frame in resident memory. The system allocator gives them back (benchmarks/
-    # dataset_memory.py: 4.7x -> 2.9x the frame for an 8-week window).
-    pa.set_memory_pool(pa.system_memory_pool())
     schema = batch_source.dataset_schema()
     source = batch_source.store()
     files = batch_io.list_batches(source)
     validated, failed = _validated_batches(context, files)
-    feedback = batch_io.scan_batches(source, batch_io.FEEDBACK_DIR)
-    # A linked feedback file counts as arrived: reading refuses it, which quarantines it.
-    with_feedback = {*feedback.ids, *feedback.links}
-    # Not validated: rejected (and quarantined, so no longer listed) or not ingested yet.
-    rejected = failed | {b for b in files if b not in validated}
-    unlabelled = {b for b in validated if not validated[b].labelled and b not in with_feedback}
-    available = [b for b in files if b in validated and b not in unlabelled]
-    times = {b: validated[b].start for b in available}
     current = production.store().current()
-    trained = (current.extra.get("train_batches") or [None])[-1] if current else None
-    refused: dict[str, str] = {}
-    frames: dict[str, Any] = {}
-    while True:
-        try:
-            plan = plan_training(
-                available,
-                config.strategy,
-                as_of=config.as_of_batch or None,
-                window_batches=config.window_batches,
-                test_batches=config.test_batches,
-                trained_through=trained,
-                half_life_days=config.half_life_days,
-                times=times,
-            )
-        except ValueError as exc:  # BatchError and StrategyError: both say what is missing
-            left_out = "; ".join(f"{b}: {why}" for b, why in sorted(refused.items()))
-            raise dg.Failure(
-                description=f"cannot build a training window: {exc}"
-                + (f" (refused: {left_out})" if left_out else "")
-            ) from exc
-        window = plan.window
-        newly = _read_window(context, source, window.all_batches, validated, schema, frames)
-        if not newly:
-            newly = batch_io.overlapping_batches(
-                frames,
-                sorted(window.all_batches, key=lambda b: validated[b].order),
-                schema,
-            )
-        if not newly:
-            break
-        for batch_id, why in newly.items():
-            context.log.warning("batch %s left out of training: %s", batch_id, why)
-            frames.pop(batch_id, None)
-        refused.update(newly)
-        available = [b for b in available if b not in newly]
-    frames = {b: frames[b] for b in window.all_batches}
-    dataset = apply_weights(batch_io.collect_dataset(frames, window, schema), plan, schema)
-    del frames  # the dataset holds the rows now; keep one copy through the write and DVC
-    store = dvc.store()
-    path = batch_io.write_parquet_atomic(
-        dataset, store.repo_dir / "artifacts" / "training_dataset.parquet"
+    request = WindowRequest(
+        strategy=config.strategy,
+        as_of=config.as_of_batch or None,
+        window_batches=config.window_batches,
+        test_batches=config.test_batches,
+        half_life_days=config.half_life_days,
+        trained_through=Lineage.from_extra(current.extra).last_train_batch() if current else None,
     )
-    tracked = store.track(path)
+    warn = partial(context.log.warning, "batch %s left out of training: %s")
+    try:
+        built = build_training_set(source, schema, files, validated, failed, request, warn)
+    except WindowError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    path, md5 = dvc.write_tracked(built.dataset, "artifacts/training_dataset.parquet")
+    ref = _dataset_ref(built, path, md5, current)
+    return dg.Output(
+        ref,
+        data_version=dg.DataVersion(md5),
+        metadata=_dataset_metadata(context, built, ref, schema.target),
+    )
+
+
+def _dataset_ref(
+    built: "BuiltDataset", path: Path, md5: str, current: ProductionRecord | None
+) -> DatasetRef:
+    """The reference the downstream steps read the dataset version by."""
+    dataset, plan = built.dataset, built.plan
     n_test = int((dataset[SPLIT_COLUMN] == "test").sum())
-    ref = DatasetRef(
-        md5=tracked.md5,
+    return DatasetRef(
+        md5=md5,
         path=str(path),
         n_rows=len(dataset),
         n_train=len(dataset) - n_test,
         n_test=n_test,
-        train_batches=window.train_batches,
-        test_batches=window.test_batches,
+        train_batches=plan.window.train_batches,
+        test_batches=plan.window.test_batches,
         strategy=plan.strategy,
         half_life_days=plan.half_life_days,
         init_from_version=current.version if plan.continues_model and current else None,
     )
-    return dg.Output(
-        ref,
-        data_version=dg.DataVersion(tracked.md5),
-        metadata={
-            "dvc/md5": tracked.md5,
-            "dvc/path": dg.MetadataValue.path(str(path)),
-            **code_metadata(context),
-            "rows": dg.MetadataValue.int(ref.n_rows),
-            "train_rows": dg.MetadataValue.int(ref.n_train),
-            "test_rows": dg.MetadataValue.int(ref.n_test),
-            "train_batches": ", ".join(window.train_batches),
-            "test_batches": ", ".join(window.test_batches),
-            "strategy": plan.strategy,
-            **(
-                {"continues_production_version": dg.MetadataValue.int(ref.init_from_version)}
-                if ref.init_from_version is not None
-                else {}
-            ),
-            "excluded_rejected_batches": ", ".join(sorted(rejected)) or "none",
-            "excluded_refused_batches": dg.MetadataValue.md(
-                "\n".join(f"- {b}: {why}" for b, why in sorted(refused.items())) or "none"
-            ),
-            "excluded_unlabelled_batches": ", ".join(sorted(unlabelled)) or "none",
-            "positive_rate": dg.MetadataValue.float(float(dataset[schema.target].mean())),
-        },
-    )
 
 
-@dataclass(frozen=True)
-class _Validated:
-    """What ``raw_batches`` recorded about a batch that passed validation."""
-
-    md5: str
-    labelled: bool
-    start: str | None
-    order: int
+def _dataset_metadata(
+    context: dg.AssetExecutionContext, built: "BuiltDataset", ref: DatasetRef, target: str
+) -> dict[str, Any]:
+    """What ``training_dataset`` shows: DVC identity, sizes, window and the batches left out."""
+    return {
+        "dvc/md5": ref.md5,
+        "dvc/path": dg.MetadataValue.path(ref.path),
+        **code_metadata(context),
+        "rows": dg.MetadataValue.int(ref.n_rows),
+        "train_rows": dg.MetadataValue.int(ref.n_train),
+        "test_rows": dg.MetadataValue.int(ref.n_test),
+        "train_batches": ", ".join(ref.train_batches),
+        "test_batches": ", ".join(ref.test_batches),
+        "strategy": ref.strategy,
+        **(
+            {"continues_production_version": dg.MetadataValue.int(ref.init_from_version)}
+            if ref.init_from_version is not None
+            else {}
+        ),
+        "excluded_rejected_batches": ", ".join(sorted(built.rejected)) or "none",
+        "excluded_refused_batches": dg.MetadataValue.md(
+            "\n".join(f"- {b}: {why}" for b, why in sorted(built.refused.items())) or "none"
+        ),
+        "excluded_unlabelled_batches": ", ".join(sorted(built.unlabelled)) or "none",
+        "positive_rate": dg.MetadataValue.float(float(built.dataset[target].mean())),
+    }
 
 
 def _validated_batches(
     context: dg.AssetExecutionContext, batch_ids: list[str]
-) -> tuple[dict[str, _Validated], set[str]]:
+) -> tuple[dict[str, "ValidatedBatch"], set[str]]:
     """Listed batches that passed ``raw_batches`` last time, and known ones that failed.
 
     Returns:
         The passed batches with the md5 of their validated bytes, and every known batch whose
         latest attempt failed (quarantined files are no longer listed but still counted).
     """
+    from retraining_assets.core.dataset_build import ValidatedBatch
+
     known = sorted(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
     if not known:
         return {}, set()
@@ -289,7 +288,7 @@ def _validated_batches(
     passed = sorted(
         k for k, v in (status or {}).items() if v == dg.AssetPartitionStatus.MATERIALIZED
     )
-    out: dict[str, _Validated] = {}
+    out: dict[str, ValidatedBatch] = {}
     cursor = None
     while passed and len(out) < len(passed):
         page = context.instance.fetch_materializations(
@@ -305,7 +304,7 @@ def _validated_batches(
             if "dvc/md5" not in md:
                 continue
             start = md.get("period_start") or md.get("start")
-            out[mat.partition] = _Validated(
+            out[mat.partition] = ValidatedBatch(
                 md5=str(md["dvc/md5"]),
                 labelled=bool(md.get("labelled", True)),
                 start=str(start) if start is not None else None,
@@ -315,42 +314,6 @@ def _validated_batches(
             break
         cursor = page.cursor
     return out, failed
-
-
-def _read_window(
-    context: dg.AssetExecutionContext,
-    store: Any,
-    batch_ids: tuple[str, ...],
-    validated: dict[str, _Validated],
-    schema: Any,
-    frames: dict[str, Any],
-) -> dict[str, str]:
-    """Read the window's batches not read yet into ``frames``; return the refused ones and why.
-
-    An unusable feedback file is quarantined (with its reason) so it is not read again.
-    """
-    from retraining_assets.core import batches as batch_io
-
-    refused: dict[str, str] = {}
-    for batch_id in batch_ids:
-        if batch_id in frames:
-            continue
-        try:
-            frames[batch_id] = batch_io.read_validated_batch(
-                store, batch_id, validated[batch_id].md5, schema, columns=schema.columns
-            )
-        except batch_io.FeedbackError as exc:
-            key = batch_io.feedback_key(batch_id)
-            try:
-                moved = batch_io.quarantine(
-                    store, key, {"batch_id": batch_id, "reason": str(exc), "kind": "feedback"}
-                )
-                refused[batch_id] = f"feedback {key} quarantined as {moved}: {exc}"
-            except (OSError, ValueError) as move_error:
-                refused[batch_id] = f"feedback {key} unusable ({exc}); not moved: {move_error}"
-        except batch_io.BatchError as exc:
-            refused[batch_id] = str(exc)
-    return refused
 
 
 @dg.asset(
@@ -387,8 +350,47 @@ def validated_dataset(
     result = validate_frame(
         frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN, WEIGHT_COLUMN)
     )
+    checks = _validation_checks(result)
+    if not result.success:
+        # No materialization: the failed results are recorded (against no new materialization)
+        # and the run stops here.
+        yield from checks
+        raise _validation_failure(training_dataset.md5, frame, schema, result)
+    ref = DatasetRef(**{**training_dataset.__dict__, "validated": True})
+    # The output first, then the check results: Dagster ties a check result to the latest
+    # materialization of its asset when the result is recorded, so results yielded before the
+    # output were shown against the previous run's materialization.
+    yield dg.Output(
+        ref,
+        data_version=dg.DataVersion(ref.md5),
+        metadata={
+            "dvc/md5": ref.md5,
+            **code_metadata(context),
+            "rows": dg.MetadataValue.int(ref.n_rows),
+            "expectations": dg.MetadataValue.int(len(result.outcomes)),
+            "validation_seconds": dg.MetadataValue.float(round(result.duration_s, 3)),
+        },
+    )
+    yield from checks
+
+
+def _validation_failure(
+    md5: str, frame: Any, schema: DatasetSchema, result: "ValidationResult"
+) -> dg.Failure:
+    """The failure that stops the run, naming the batches that fail the suite on their own."""
+    culprits = _failing_batches(frame, schema) if BATCH_COLUMN in frame else []
+    return dg.Failure(
+        description=f"training dataset {md5} failed validation"
+        + (f" (bad batches: {', '.join(culprits)})" if culprits else "")
+        + f": {result.summary()}",
+        metadata={"bad_batches": ", ".join(culprits) or "unknown"},
+    )
+
+
+def _validation_checks(result: "ValidationResult") -> list[dg.AssetCheckResult]:
+    """One blocking check result per group of expectations, with the failed ones listed."""
     groups = result.by_group()
-    checks = [
+    return [
         dg.AssetCheckResult(
             check_name=f"ge_{group}",
             asset_key="validated_dataset",
@@ -406,33 +408,6 @@ def validated_dataset(
         for outcomes in [groups.get(group, [])]
         for failed in [[o for o in outcomes if not o.success]]
     ]
-    if not result.success:
-        # No materialization: the failed results are recorded (against no new materialization)
-        # and the run stops here.
-        yield from checks
-        culprits = _failing_batches(frame, schema) if BATCH_COLUMN in frame else []
-        raise dg.Failure(
-            description=f"training dataset {training_dataset.md5} failed validation"
-            + (f" (bad batches: {', '.join(culprits)})" if culprits else "")
-            + f": {result.summary()}",
-            metadata={"bad_batches": ", ".join(culprits) or "unknown"},
-        )
-    ref = DatasetRef(**{**training_dataset.__dict__, "validated": True})
-    # The output first, then the check results: Dagster ties a check result to the latest
-    # materialization of its asset when the result is recorded, so results yielded before the
-    # output were shown against the previous run's materialization.
-    yield dg.Output(
-        ref,
-        data_version=dg.DataVersion(ref.md5),
-        metadata={
-            "dvc/md5": ref.md5,
-            **code_metadata(context),
-            "rows": dg.MetadataValue.int(ref.n_rows),
-            "expectations": dg.MetadataValue.int(len(result.outcomes)),
-            "validation_seconds": dg.MetadataValue.float(round(result.duration_s, 3)),
-        },
-    )
-    yield from checks
 
 
 def _failing_batches(frame, schema) -> list[str]:
@@ -481,125 +456,164 @@ def candidate_model(
     metrics; the evaluation and promotion steps add to the same run. ``trainer: dask`` trains the
     same model with ``lightgbm.dask`` on the ``dask`` resource's cluster.
     """
-    import mlflow as mlflow_lib
-    from mlflow.models import infer_signature
-
-    from retraining_assets.core.training import prepare_features, train_model
-    from retraining_assets.core.training_cache import train_cached, training_key
-
     if not validated_dataset.validated:
         raise dg.Failure(description="refusing to train on a dataset that was not validated")
-    schema = batch_source.dataset_schema()
-    params = config.train_params()
-    init_model = None
-    if validated_dataset.init_from_version is not None:
-        # Incremental: continue the booster that was serving when the dataset was built.
-        prod_store = production.store()
-        init_model = prod_store.booster(prod_store.record(validated_dataset.init_from_version))
-    if config.trainer == "dask":
-        source = dvc.dataset_file(validated_dataset.md5)
-        trained, example = train_on_dask(dask, source, schema, params, init_model)
-    else:
-        from retraining_assets.core.batches import split_rows
-
-        frame = dvc.read_dataset(validated_dataset.md5)
-        train = split_rows(frame, "train")
-        weights = train[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in train else None
-        trained = train_cached(
-            config.training_cache if init_model is None else None,
-            training_key(
-                dataset_md5=validated_dataset.md5,
-                params=params.as_dict(),
-                strategy=validated_dataset.strategy,
-                code_version=code_metadata(context)["code/version"],
-                extra={"half_life_days": validated_dataset.half_life_days},
-            ),
-            params,
-            lambda: train_model(train, schema, params, weights=weights, init_model=init_model),
-        )
-        example = prepare_features(train.head(5), schema)
+    code_version = code_metadata(context)["code/version"]
+    trained, example = _train(
+        config, validated_dataset, code_version, batch_source, dvc, production, dask
+    )
     store = dvc.store()
     model_path = trained.save(store.repo_dir / "artifacts" / "candidate_model.txt")
     tracked = store.track(model_path)
-
-    tags = {
-        "dagster/run_id": context.run_id,
-        "dvc/dataset_md5": validated_dataset.md5,
-        "dvc/model_md5": tracked.md5,
-        "dagster/run_url": mlflow.dagster_run_url(context.run_id),
-        "code/version": code_metadata(context)["code/version"],
-        "code/commit": code_commit(),
-    }
-    with mlflow.start_run(run_name=f"cycle-{context.run_id[:8]}", tags=tags) as run:
-        mlflow_lib.log_params(
-            {
-                **params.as_dict(),
-                "strategy": validated_dataset.strategy,
-                "half_life_days": validated_dataset.half_life_days,
-                "init_from_version": validated_dataset.init_from_version,
-                "init_trees": trained.extra.get("init_trees", 0),
-                "trainer": config.trainer,
-            }
-        )
-        mlflow_lib.log_params(
-            {
-                "data_version": validated_dataset.md5,
-                "train_batches": ",".join(validated_dataset.train_batches),
-                "test_batches": ",".join(validated_dataset.test_batches),
-                "n_train": trained.n_train,
-                "n_valid": trained.n_valid,
-            }
-        )
-        mlflow_lib.log_metrics(
-            {
-                "training_seconds": trained.train_seconds,
-                "best_iteration": trained.best_iteration,
-                **({"valid_auc": trained.valid_auc} if trained.valid_auc is not None else {}),
-            }
-        )
-        signature = infer_signature(example, trained.booster.predict(example, num_threads=1))
-        info = mlflow_lib.lightgbm.log_model(
-            trained.booster,
-            name="model",
-            signature=signature,
-            registered_model_name=mlflow.registered_model_name,
-            # Stated, not inferred: inference loads the model in a subprocess (seconds per cycle).
-            pip_requirements=_model_requirements(),
-        )
-        run_id = run.info.run_id
+    run_id, model_uri, registered_version = mlflow.log_trained_model(
+        run_name=f"cycle-{context.run_id[:8]}",
+        tags=_run_tags(context, mlflow, validated_dataset, tracked.md5),
+        params=_run_params(config, validated_dataset, trained),
+        metrics=_run_metrics(trained),
+        booster=trained.booster,
+        example=example,
+        pip_requirements=_model_requirements(),
+    )
     ref = ModelRef(
         md5=tracked.md5,
         path=str(model_path),
         dataset_md5=validated_dataset.md5,
         mlflow_run_id=run_id,
-        mlflow_model_uri=info.model_uri,
+        mlflow_model_uri=model_uri,
         registered_name=mlflow.registered_model_name,
-        registered_version=str(info.registered_model_version),
-        params={**params.as_dict(), "trainer": config.trainer},
-        best_iteration=trained.best_iteration,
-        train_seconds=trained.train_seconds,
-        strategy=validated_dataset.strategy,
-        train_batches=validated_dataset.train_batches,
-        test_batches=validated_dataset.test_batches,
-        init_from_version=validated_dataset.init_from_version,
+        registered_version=registered_version,
+        **_training_fields(config, validated_dataset, trained),
     )
-    return dg.Output(
-        ref,
-        data_version=dg.DataVersion(tracked.md5),
-        metadata={
-            "dvc/md5": tracked.md5,
-            "dvc/dataset_md5": validated_dataset.md5,
-            "mlflow/run_id": run_id,
-            "mlflow/model_uri": info.model_uri,
-            "mlflow/registered_version": f"{ref.registered_name} v{ref.registered_version}",
-            "mlflow/run_url": dg.MetadataValue.url(mlflow.run_url(run_id)),
-            "training_seconds": dg.MetadataValue.float(round(trained.train_seconds, 3)),
-            "best_iteration": dg.MetadataValue.int(trained.best_iteration),
-            "valid_auc": dg.MetadataValue.float(trained.valid_auc or float("nan")),
+    metadata = _model_metadata(context, ref, mlflow, trained.valid_auc)
+    return dg.Output(ref, data_version=dg.DataVersion(tracked.md5), metadata=metadata)
+
+
+def _training_fields(
+    config: CandidateModelConfig, dataset: DatasetRef, trained: "TrainedModel"
+) -> dict[str, Any]:
+    """The fields of a model's reference that say how, and on which data, it was trained."""
+    return {
+        "params": {**config.train_params().as_dict(), "trainer": config.trainer},
+        "best_iteration": trained.best_iteration,
+        "train_seconds": trained.train_seconds,
+        "strategy": dataset.strategy,
+        "train_batches": dataset.train_batches,
+        "test_batches": dataset.test_batches,
+        "init_from_version": dataset.init_from_version,
+    }
+
+
+def _run_metrics(trained: "TrainedModel") -> dict[str, float]:
+    """The MLflow run's metrics: training time, best iteration, validation AUC if measured."""
+    return {
+        "training_seconds": trained.train_seconds,
+        "best_iteration": trained.best_iteration,
+        **({"valid_auc": trained.valid_auc} if trained.valid_auc is not None else {}),
+    }
+
+
+def _run_tags(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource, dataset: DatasetRef, model_md5: str
+) -> dict[str, str]:
+    """The MLflow run's tags: the Dagster run (with a link back), data and model versions, code."""
+    return {
+        "dagster/run_id": context.run_id,
+        "dvc/dataset_md5": dataset.md5,
+        "dvc/model_md5": model_md5,
+        "dagster/run_url": mlflow.dagster_run_url(context.run_id),
+        "code/version": code_metadata(context)["code/version"],
+        "code/commit": code_commit(),
+    }
+
+
+def _train(
+    config: CandidateModelConfig,
+    dataset: DatasetRef,
+    code_version: str,
+    batch_source: BatchSourceResource,
+    dvc: DvcResource,
+    production: ProductionResource,
+    dask: DaskResource,
+) -> tuple["TrainedModel", Any]:
+    """Train the candidate on the dataset's training split, here or on the dask cluster.
+
+    A local training is looked up in ``config.training_cache`` first (never a continued model's:
+    its result depends on the booster it continues).
+
+    Returns:
+        The trained model and five input rows (the logged model's signature example).
+    """
+    from retraining_assets.core.training import train_candidate, training_example
+    from retraining_assets.core.training_cache import train_cached, training_key
+
+    schema = batch_source.dataset_schema()
+    params = config.train_params()
+    init_model = None
+    if dataset.init_from_version is not None:
+        # Incremental: continue the booster that was serving when the dataset was built.
+        prod_store = production.store()
+        init_model = prod_store.booster(prod_store.record(dataset.init_from_version))
+    if config.trainer == "dask":
+        return train_on_dask(dask, dvc.dataset_file(dataset.md5), schema, params, init_model)
+    frame = dvc.read_dataset(dataset.md5)
+    trained = train_cached(
+        config.training_cache if init_model is None else None,
+        training_key(
+            dataset_md5=dataset.md5,
+            params=params.as_dict(),
+            strategy=dataset.strategy,
+            code_version=code_version,
+            extra={"half_life_days": dataset.half_life_days},
+        ),
+        params,
+        lambda: train_candidate(frame, schema, params, init_model=init_model),
+    )
+    return trained, training_example(frame, schema)
+
+
+def _run_params(
+    config: CandidateModelConfig, dataset: DatasetRef, trained: "TrainedModel"
+) -> list[dict[str, Any]]:
+    """The MLflow run's parameters: how the model was trained, then on which data."""
+    return [
+        {
+            **config.train_params().as_dict(),
+            "strategy": dataset.strategy,
+            "half_life_days": dataset.half_life_days,
+            "init_from_version": dataset.init_from_version,
+            "init_trees": trained.extra.get("init_trees", 0),
             "trainer": config.trainer,
-            **code_metadata(context),
         },
-    )
+        {
+            "data_version": dataset.md5,
+            "train_batches": ",".join(dataset.train_batches),
+            "test_batches": ",".join(dataset.test_batches),
+            "n_train": trained.n_train,
+            "n_valid": trained.n_valid,
+        },
+    ]
+
+
+def _model_metadata(
+    context: dg.AssetExecutionContext,
+    ref: ModelRef,
+    mlflow: MlflowResource,
+    valid_auc: float | None,
+) -> dict[str, Any]:
+    """What ``candidate_model`` shows: DVC and MLflow identities, training time and score."""
+    return {
+        "dvc/md5": ref.md5,
+        "dvc/dataset_md5": ref.dataset_md5,
+        "mlflow/run_id": ref.mlflow_run_id,
+        "mlflow/model_uri": ref.mlflow_model_uri,
+        "mlflow/registered_version": f"{ref.registered_name} v{ref.registered_version}",
+        "mlflow/run_url": dg.MetadataValue.url(mlflow.run_url(ref.mlflow_run_id)),
+        "training_seconds": dg.MetadataValue.float(round(ref.train_seconds, 3)),
+        "best_iteration": dg.MetadataValue.int(ref.best_iteration),
+        "valid_auc": dg.MetadataValue.float(valid_auc or float("nan")),
+        "trainer": ref.params["trainer"],
+        **code_metadata(context),
+    }
 
 
 @dg.asset(
@@ -634,112 +648,80 @@ def evaluation_report(
     (``GateConfig``) promotes the candidate, with a reason per rule. Below
     ``min_test_positives`` it refuses to decide.
     """
-    from retraining_assets.core.evaluation import (
-        baseline_metrics,
-        evaluate_model,
-        plot_roc,
-    )
-    from retraining_assets.core.promotion import GatePolicy, ModelScore, decide_promotion
     from retraining_assets.core.training import load_model
 
-    schema = batch_source.dataset_schema()
-    frame = dvc.read_dataset(validated_dataset.md5)
-    train = frame[frame[SPLIT_COLUMN] == "train"]
-    test = frame[frame[SPLIT_COLUMN] == "test"]
+    current, champion = _champion(production)
     store = dvc.store()
-    candidate_booster = load_model(store.cache_path(candidate_model.md5))
-    cand_eval, cand_proba = evaluate_model(
-        "candidate", candidate_booster, test, schema, latency_calls=config.latency_calls
-    )
-    y_test = test[schema.target].to_numpy()
-    base = baseline_metrics(train[schema.target].to_numpy(), y_test)
-    curves = {"candidate": (y_test, cand_proba)}
-
-    prod_store = production.store()
-    try:
-        # The champion's bytes are verified against its md5: an edited or corrupt model is a
-        # clear failure, never scored by the gate.
-        current = prod_store.current()
-        prod_booster = prod_store.booster(current) if current is not None else None
-    except (RegistryError, StoreError) as exc:
-        raise dg.Failure(description=f"cannot load the production model: {exc}") from None
-    prod_eval = None
-    delong = None
-    if current is not None and prod_booster is not None:
-        prod_eval, prod_proba = evaluate_model(
-            f"production v{current.version}",
-            prod_booster,
-            test,
-            schema,
-            latency_calls=config.latency_calls,
-        )
-        curves[f"production v{current.version}"] = (y_test, prod_proba)
-        if 0 < y_test.sum() < len(y_test) - 1 and y_test.sum() > 1:
-            from retraining_assets.core.delong import delong_test
-
-            # Paired: both models scored the same rows, so their AUCs are correlated.
-            delong = delong_test(y_test, cand_proba, prod_proba)
-
-    def score(evaluation) -> ModelScore:
-        return ModelScore(
-            auc=evaluation.metrics.auc,
-            log_loss=evaluation.metrics.log_loss,
-            p95_latency_ms=evaluation.latency.p95_ms,
-        )
-
-    decision = decide_promotion(
-        score(cand_eval),
-        score(prod_eval) if prod_eval else None,
-        ModelScore(auc=base.auc, log_loss=base.log_loss, p95_latency_ms=0.0),
-        GatePolicy(
-            min_relative_auc=config.min_relative_auc,
-            max_p95_latency_ms=config.max_p95_latency_ms,
-            min_baseline_auc_margin=config.min_baseline_auc_margin,
-            min_test_positives=config.min_test_positives,
-        ),
+    gate = judge_candidate(
+        dvc.read_dataset(validated_dataset.md5),
+        batch_source.dataset_schema(),
+        load_model(store.cache_path(candidate_model.md5)),
+        champion,
+        # GateConfig holds every GatePolicy field, under the same name.
+        policy=GatePolicy(**{f: getattr(config, f) for f in GatePolicy.__dataclass_fields__}),
+        latency_calls=config.latency_calls,
         identical_to_champion=current is not None and current.model_md5 == candidate_model.md5,
-        test_counts=(int(y_test.sum()), int(len(y_test) - y_test.sum())),
-    )
-    plot = plot_roc(
-        curves,
-        store.repo_dir / "reports" / f"roc_{candidate_model.md5[:12]}.png",
-        title=f"ROC on test batches {', '.join(validated_dataset.test_batches)}",
-    )
-    report = EvaluationReport(
-        candidate=cand_eval.as_dict(),
-        production=prod_eval.as_dict() if prod_eval else None,
-        baseline=base.as_dict(),
-        production_version=current.version if current else None,
-        promote=decision.promote,
-        against=decision.against,
-        reasons=decision.reasons,
+        plot_path=store.repo_dir / "reports" / f"roc_{candidate_model.md5[:12]}.png",
         test_batches=validated_dataset.test_batches,
-        roc_plot=str(plot),
         mode=config.mode,
-        shadow_batches=config.shadow_batches if config.mode == "shadow" else 0,
-        delong=delong.as_dict() if delong else None,
+        shadow_batches=config.shadow_batches,
     )
-    metrics = {
-        "test_auc": cand_eval.metrics.auc,
-        "test_log_loss": cand_eval.metrics.log_loss,
-        "test_brier": cand_eval.metrics.brier,
-        "p95_latency_ms": cand_eval.latency.p95_ms,
-        "baseline_auc": base.auc,
-        "gate_promote": float(decision.promote),
-    }
-    if prod_eval:
-        metrics["production_auc"] = prod_eval.metrics.auc
-        metrics["production_log_loss"] = prod_eval.metrics.log_loss
+    _record_verdict(context, mlflow, gate, candidate_model.mlflow_run_id)
+    metadata = _evaluation_metadata(context, gate, candidate_model.mlflow_run_id, current)
+    yield dg.Output(gate.report, metadata=metadata)
+    yield _gate_check(gate.decision)
+
+
+def _gate_check(decision: Decision) -> dg.AssetCheckResult:
+    """``gate_passed``: a warning when the gate rejects, with its reasons."""
+    return dg.AssetCheckResult(
+        check_name="gate_passed",
+        asset_key="evaluation_report",
+        passed=decision.promote,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"verdict": decision.verdict, "reasons": md_list(decision.reasons)},
+    )
+
+
+def _record_verdict(
+    context: dg.AssetExecutionContext, mlflow: MlflowResource, gate: GateResult, run_id: str
+) -> None:
+    """The gate's scores, verdict and ROC plot on the candidate's MLflow run; a run tag."""
+    decision = gate.decision
+    gate_tags = {"gate/verdict": decision.verdict, "gate/reasons": " | ".join(decision.reasons)}
+    mlflow.log_to_run(run_id, gate.run_metrics(), gate_tags)
+    mlflow.log_artifact(run_id, gate.plot, artifact_path="evaluation")
+    # The verdict on the run itself (filterable in the runs list), not only in its event log.
+    context.instance.add_run_tags(context.run_id, {GATE_TAG: decision.verdict})
+    if not decision.promote:
+        context.log.warning("GATE REJECTED the candidate: %s", "; ".join(decision.reasons))
+
+
+def _champion(
+    production: ProductionResource,
+) -> tuple[ProductionRecord | None, tuple[ProductionRecord, Any] | None]:
+    """The serving version and its booster (``None`` before the first promotion).
+
+    The champion's bytes are verified against their md5: an edited or corrupt model is a clear
+    failure, never scored by the gate.
+    """
+    store = production.store()
+    with refused_as_failure("cannot load the production model"):
+        current = store.current()
+        return current, ((current, store.booster(current)) if current is not None else None)
+
+
+def _evaluation_metadata(
+    context: dg.AssetExecutionContext,
+    gate: GateResult,
+    run_id: str,
+    current: ProductionRecord | None,
+) -> dict[str, Any]:
+    """What ``evaluation_report`` shows: both models' scores, DeLong, verdict, ROC, report."""
+    cand, prod, delong = gate.candidate, gate.production, gate.delong
+    nan = float("nan")
     delong_md: dict[str, Any] = {}
     if delong:
-        metrics.update(
-            {
-                "delong_p_value": delong.p_value,
-                "auc_difference": delong.difference,
-                "auc_difference_ci_low": delong.ci_low,
-                "auc_difference_ci_high": delong.ci_high,
-            }
-        )
         delong_md = {
             "delong/difference": dg.MetadataValue.float(delong.difference),
             "delong/ci_low": dg.MetadataValue.float(delong.ci_low),
@@ -747,56 +729,26 @@ def evaluation_report(
             "delong/p_value": dg.MetadataValue.float(delong.p_value),
             "delong/summary": delong.summary(),
         }
-    mlflow.log_to_run(
-        candidate_model.mlflow_run_id,
-        metrics,
-        {"gate/verdict": decision.verdict, "gate/reasons": " | ".join(decision.reasons)},
-    )
-    import mlflow as mlflow_lib
-
-    mlflow_lib.MlflowClient(mlflow.uri()).log_artifact(
-        candidate_model.mlflow_run_id, str(plot), artifact_path="evaluation"
-    )
-    # The verdict on the run itself (filterable in the runs list), not only in its event log.
-    context.instance.add_run_tags(context.run_id, {GATE_TAG: decision.verdict})
-    if not decision.promote:
-        context.log.warning("GATE REJECTED the candidate: %s", "; ".join(decision.reasons))
-    nan = float("nan")
-    yield dg.Output(
-        report,
-        metadata={
-            "auc": dg.MetadataValue.float(cand_eval.metrics.auc),
-            "production_auc": dg.MetadataValue.float(prod_eval.metrics.auc if prod_eval else nan),
-            "baseline_auc": dg.MetadataValue.float(base.auc),
-            "log_loss": dg.MetadataValue.float(cand_eval.metrics.log_loss),
-            "production_log_loss": dg.MetadataValue.float(
-                prod_eval.metrics.log_loss if prod_eval else nan
-            ),
-            "p95_latency_ms": dg.MetadataValue.float(cand_eval.latency.p95_ms),
-            "test_rows": dg.MetadataValue.int(cand_eval.metrics.n_rows),
-            "test_positives": dg.MetadataValue.int(cand_eval.metrics.n_positive),
-            **delong_md,
-            "verdict": decision.verdict,
-            "compared_against": (
-                f"production v{current.version}" if current else "constant baseline (first model)"
-            ),
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
-            "roc": md_image(plot, "ROC"),
-            "mlflow/run_id": candidate_model.mlflow_run_id,
-            **code_metadata(context),
-            "report": dg.MetadataValue.json(json.loads(json.dumps(report.__dict__, default=str))),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name="gate_passed",
-        asset_key="evaluation_report",
-        passed=decision.promote,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "verdict": decision.verdict,
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
-        },
-    )
+    return {
+        "auc": dg.MetadataValue.float(cand.metrics.auc),
+        "production_auc": dg.MetadataValue.float(prod.metrics.auc if prod else nan),
+        "baseline_auc": dg.MetadataValue.float(gate.baseline.auc),
+        "log_loss": dg.MetadataValue.float(cand.metrics.log_loss),
+        "production_log_loss": dg.MetadataValue.float(prod.metrics.log_loss if prod else nan),
+        "p95_latency_ms": dg.MetadataValue.float(cand.latency.p95_ms),
+        "test_rows": dg.MetadataValue.int(cand.metrics.n_rows),
+        "test_positives": dg.MetadataValue.int(cand.metrics.n_positive),
+        **delong_md,
+        "verdict": gate.decision.verdict,
+        "compared_against": (
+            f"production v{current.version}" if current else "constant baseline (first model)"
+        ),
+        "reasons": md_list(gate.decision.reasons),
+        "roc": md_image(gate.plot, "ROC"),
+        "mlflow/run_id": run_id,
+        **code_metadata(context),
+        "report": dg.MetadataValue.json(json.loads(json.dumps(gate.report.__dict__, default=str))),
+    }
 
 
 @dg.asset(
@@ -843,18 +795,14 @@ def production_model(
     shadow = report.mode == "shadow" and current is not None
     candidate = _candidate(context, dvc, candidate_model, report)
     started = time.perf_counter()
-    change = ProductionChange(
-        "challenger" if shadow else "promote",
-        "; ".join(report.reasons),
-        changed_by=context.run_id,
-        expected_current=report.production_version,
-        candidate=candidate,
-    )
+    kind: ChangeKind = "challenger" if shadow else "promote"
+    reason = "; ".join(report.reasons)
+    change = ProductionChange(kind, reason, context.run_id, report.production_version, candidate)
     result = apply_change(store, change, mlflow, "challenger not set" if shadow else "not promoted")
     if shadow and current is not None:
         yield _challenger_set(mlflow, candidate_model, report, result.record, current)
-        return
-    yield _promoted(context, store, mlflow, candidate_model, report, result, started)
+    else:
+        yield _promoted(context, store, mlflow, candidate_model, report, result, started)
 
 
 def _rejected(

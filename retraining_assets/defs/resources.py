@@ -181,6 +181,18 @@ class DvcResource(dg.ConfigurableResource):
 
         return pd.read_parquet(self.dataset_file(md5))
 
+    def write_tracked(self, frame: pd.DataFrame, name: str) -> tuple[Path, str]:
+        """Write ``frame`` as parquet to ``name`` in the repository and track it (add + push).
+
+        Returns:
+            The file and its DVC md5 (the data version).
+        """
+        from retraining_assets.core.batches import write_parquet_atomic
+
+        store = self.store()
+        path = write_parquet_atomic(frame, store.repo_dir / name)
+        return path, store.track(path).md5
+
     def describe(self) -> str:
         """The repository folder and the remote (with its endpoint for S3)."""
         home = settings.state_dir()
@@ -476,6 +488,48 @@ class MlflowResource(dg.ConfigurableResource):
             ],
             tags=[RunTag(key, str(value)) for key, value in tags.items()],
         )
+
+    def log_trained_model(
+        self,
+        run_name: str,
+        tags: dict[str, str],
+        params: list[dict[str, Any]],
+        metrics: dict[str, float],
+        booster: Any,
+        example: Any,
+        pip_requirements: list[str],
+    ) -> tuple[str, str, str]:
+        """One run with a LightGBM model, registered as a new version of the registered model.
+
+        Args:
+            run_name: the run's name.
+            tags: the run's tags.
+            params: groups of run parameters, logged in order.
+            metrics: the run's metrics.
+            booster: the trained LightGBM booster.
+            example: input rows from which the model's signature is inferred.
+            pip_requirements: stated, not inferred (inference loads the model in a subprocess,
+                seconds per cycle).
+
+        Returns:
+            The run id, the logged model's URI and its registered version.
+        """
+        import mlflow
+        from mlflow.models import infer_signature
+
+        with self.start_run(run_name=run_name, tags=tags) as run:
+            for group in params:
+                mlflow.log_params(group)
+            mlflow.log_metrics(metrics)
+            signature = infer_signature(example, booster.predict(example, num_threads=1))
+            info = mlflow.lightgbm.log_model(
+                booster,
+                name="model",
+                signature=signature,
+                registered_model_name=self.registered_model_name,
+                pip_requirements=pip_requirements,
+            )
+        return run.info.run_id, info.model_uri, str(info.registered_model_version)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
         """Upload the file ``path`` into ``artifact_path`` of an existing run."""
