@@ -793,7 +793,7 @@ def production_model(
         yield from _rejected(context, report, candidate_model, current, mlflow, alerts)
         return
     shadow = report.mode == "shadow" and current is not None
-    candidate = _candidate(context, dvc, candidate_model, report)
+    candidate = _candidate(context, dvc, candidate_model, report, shadow)
     started = time.perf_counter()
     kind: ChangeKind = "challenger" if shadow else "promote"
     reason = "; ".join(report.reasons)
@@ -832,9 +832,16 @@ def _rejected(
 
 
 def _candidate(
-    context: dg.AssetExecutionContext, dvc: DvcResource, model: ModelRef, report: EvaluationReport
+    context: dg.AssetExecutionContext,
+    dvc: DvcResource,
+    model: ModelRef,
+    report: EvaluationReport,
+    challenger: bool,
 ) -> Candidate:
-    """The candidate's exact bytes (checked against their md5) with its identity and lineage."""
+    """The candidate's exact bytes (checked against their md5) with its identity and lineage.
+
+    A ``challenger``'s lineage also holds the number of live batches it is shadowed on.
+    """
     model_bytes = dvc.store().cache_path(model.md5).read_bytes()
     if md5_hex(model_bytes) != model.md5:
         raise dg.Failure(
@@ -850,7 +857,7 @@ def _candidate(
         init_from_version=model.init_from_version,
         code_versions=_chain_code_versions(context),
         code_commit=code_commit(),
-        shadow_batches=report.shadow_batches if report.mode == "shadow" else None,
+        shadow_batches=report.shadow_batches if challenger else None,
     )
     return Candidate(
         model_bytes=model_bytes,
