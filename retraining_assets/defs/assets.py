@@ -909,11 +909,32 @@ def _promoted(
     card on the MLflow run.
     """
     record = result.record
-    lineage = Lineage.from_extra(record.extra)
     mlflow.tag_model_version(
         model.registered_name, model.registered_version, f"production v{record.version}"
     )
-    card = build_model_card(
+    card = _model_card(context, model, report, record)
+    card_md = render_model_card(card)
+    mlflow.log_model_card(model.mlflow_run_id, card_md, card)
+    mlflow.log_to_run(model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"})
+    metadata = {
+        **production_metadata(store, record, mlflow),
+        "mlflow/champion_alias": result.champion_alias,
+        **code_metadata(context),
+        "model_card": dg.MetadataValue.md(card_md),
+        "model_card/json": dg.MetadataValue.json(card),
+        "promotion_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+    }
+    return dg.Output(record, data_version=dg.DataVersion(record.model_md5), metadata=metadata)
+
+
+def _model_card(
+    context: dg.AssetExecutionContext,
+    model: ModelRef,
+    report: EvaluationReport,
+    record: ProductionRecord,
+) -> dict[str, Any]:
+    """The model card of a promoted version: data, parameters, gate scores, trigger, code."""
+    return build_model_card(
         version=record.version,
         model_md5=record.model_md5,
         dataset_md5=model.dataset_md5,
@@ -927,23 +948,11 @@ def _promoted(
         delong=report.delong,
         reasons=report.reasons,
         trigger={k: v for k, v in context.run.tags.items() if k.startswith("retraining/")},
-        code_versions=dict(lineage.code_versions),
+        code_versions=dict(Lineage.from_extra(record.extra).code_versions),
         code_commit=code_commit(),
         mlflow_run_id=model.mlflow_run_id,
         dagster_run_id=context.run_id,
     )
-    card_md = render_model_card(card)
-    mlflow.log_model_card(model.mlflow_run_id, card_md, card)
-    mlflow.log_to_run(model.mlflow_run_id, {}, {"promotion": f"production v{record.version}"})
-    metadata = {
-        **production_metadata(store, record, mlflow),
-        "mlflow/champion_alias": result.champion_alias,
-        **code_metadata(context),
-        "model_card": dg.MetadataValue.md(card_md),
-        "model_card/json": dg.MetadataValue.json(card),
-        "promotion_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
-    }
-    return dg.Output(record, data_version=dg.DataVersion(record.model_md5), metadata=metadata)
 
 
 def _flat_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:
