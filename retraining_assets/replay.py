@@ -352,9 +352,15 @@ class ReplayHarness:
         }
 
     def _training_cache_config(self) -> dict[str, Any]:
-        # Policies retraining on the same window reuse the booster (same inputs, same model).
+        # Policies retraining on the same window reuse its validation and its booster (same
+        # inputs, same results).
         cache = self.options.training_cache
-        return {"candidate_model": {"config": {"training_cache": str(cache)}}} if cache else {}
+        if not cache:
+            return {}
+        return {
+            "candidate_model": {"config": {"training_cache": str(cache)}},
+            "validated_dataset": {"config": {"validation_cache": str(cache / "validation")}},
+        }
 
     def settle(self, name: str) -> None:
         """Advance a sensor's cursor past the history so far: the policy acts on what follows."""

@@ -38,6 +38,7 @@ from retraining_assets.defs.config import (
     CandidateModelConfig,
     GateConfig,
     TrainingDatasetConfig,
+    ValidatedDatasetConfig,
 )
 from retraining_assets.defs.constants import GATE_TAG, OWNERS, RETRAINING_POOL, VALIDATION_GROUPS
 from retraining_assets.defs.dask_resource import DaskResource, train_on_dask
@@ -334,6 +335,7 @@ def _validated_batches(
 )
 def validated_dataset(
     context: dg.AssetExecutionContext,
+    config: ValidatedDatasetConfig,
     training_dataset: DatasetRef,
     batch_source: BatchSourceResource,
     dvc: DvcResource,
@@ -344,11 +346,20 @@ def validated_dataset(
     not materialized and the run stops here: nothing downstream trains on unvalidated data.
     """
     from retraining_assets.core.validation import validate_frame
+    from retraining_assets.core.validation_cache import validate_cached, validation_key
 
     schema = batch_source.dataset_schema()
     frame = dvc.read_dataset(training_dataset.md5)
-    result = validate_frame(
-        frame, schema, extra_columns=(SPLIT_COLUMN, BATCH_COLUMN, WEIGHT_COLUMN)
+    extra = (SPLIT_COLUMN, BATCH_COLUMN, WEIGHT_COLUMN)
+    result = validate_cached(
+        config.validation_cache,
+        validation_key(
+            dataset_md5=training_dataset.md5,
+            schema=schema,
+            options={"extra_columns": extra},
+            code_version=code_metadata(context)["code/version"],
+        ),
+        lambda: validate_frame(frame, schema, extra_columns=extra),
     )
     checks = _validation_checks(result)
     if not result.success:

@@ -41,6 +41,17 @@ class TrainingDatasetConfig(dg.Config):
     )
 
 
+class ValidatedDatasetConfig(dg.Config):
+    """Where passing validation results are kept (``retraining replay`` sets it)."""
+
+    validation_cache: str | None = Field(
+        default=None,
+        description="Folder of passing validation results by their inputs (dataset md5, schema,"
+        " suite options, code version): a dataset already validated is not validated again."
+        " Empty: always validate.",
+    )
+
+
 class CandidateModelConfig(dg.Config):
     """LightGBM hyper-parameters and the trainer that runs them (all logged to MLflow)."""
 
