@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from retraining_assets.core.artifacts import EvaluationReport
 from retraining_assets.core.registry import ProductionRecord, ProductionStore
 from retraining_assets.settings import DEFAULT_POLICY, SPLIT_COLUMN, DatasetSchema
+from retraining_assets.storage import StoreError
 
 if TYPE_CHECKING:
     # Imported where used: the definitions load this module and must not load pandas or numpy.
@@ -454,6 +455,8 @@ class ChangeResult:
 
     record: ProductionRecord
     champion_alias: str | None
+    #: What went wrong after the commit (the change stands), for the run's log.
+    warning: str | None = None
 
 
 def change_production(
@@ -503,6 +506,13 @@ def change_production(
         reason=change.reason,
         **fields,
     )
+    warning = None
     if change.kind == "promote_challenger":
-        store.clear_challenger()
-    return ChangeResult(record, move_champion(record))
+        try:
+            store.clear_challenger()
+        except StoreError as exc:
+            # The promotion is committed: failing here would report a serving challenger as
+            # "not promoted". The leftover record never serves: a shadow decision on it is
+            # refused (production moved on) and the next challenger replaces it.
+            warning = f"challenger promoted, but its record was not cleared: {exc}"
+    return ChangeResult(record, move_champion(record), warning)

@@ -295,6 +295,8 @@ def _promote_challenger(
             candidate=Candidate.of_challenger(store, challenger, shadowed_on=seen),
         )
     result = apply_change(store, change, mlflow, "challenger not promoted")
+    if result.warning:
+        context.log.warning(result.warning)
     context.log_event(
         production_event(store, result, mlflow, f"challenger promoted after shadow: {reason}")
     )

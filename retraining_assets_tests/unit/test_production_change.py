@@ -15,6 +15,7 @@ from retraining_assets.core.promotion import (
     shadow_verdict,
 )
 from retraining_assets.core.registry import ProductionRecord, ProductionStore, PromotionConflict
+from retraining_assets.storage import StoreError
 
 LINEAGE = Lineage(
     dagster_run_id="run-1",
@@ -121,6 +122,31 @@ def test_challenger_leaves_production_and_alias_alone(store: ProductionStore) ->
     assert promoted.record.version == 2 and aliases.moved == [1, 2]
     assert store.challenger() is None
     assert promoted.record.extra["shadow_batches_seen"] == ["w1", "w2"]
+
+
+def test_a_promoted_challenger_whose_record_cannot_be_cleared_still_counts_as_promoted(
+    store: ProductionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aliases = _Aliases()
+    change_production(store, ProductionChange("promote", "x", "r", None, _candidate("a")), aliases)
+    change_production(
+        store, ProductionChange("challenger", "shadow", "r2", 1, _candidate("b")), aliases
+    )
+    challenger = store.challenger()
+    assert challenger is not None
+
+    def unreachable() -> None:
+        raise StoreError("store unreachable")
+
+    monkeypatch.setattr(store, "clear_challenger", unreachable)
+    shadowed = Candidate.of_challenger(store, challenger, shadowed_on=["w1"])
+    result = change_production(
+        store, ProductionChange("promote_challenger", "held up", "r3", 1, shadowed), aliases
+    )
+    assert result.record.version == 2 and aliases.moved == [1, 2]
+    assert result.warning is not None and "store unreachable" in result.warning
+    current = store.current()
+    assert current is not None and current.model_md5 == challenger.model_md5
 
 
 def test_rollback_restores_the_earlier_bytes_and_moves_the_alias(store: ProductionStore) -> None:
