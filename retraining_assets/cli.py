@@ -607,7 +607,7 @@ def _add_replay_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--policy",
         default="combined",
         help="never|weekly|drift|performance|combined|estimated|all (all: every one but"
-        " estimated), or a comma list (weekly,drift)",
+        " estimated), or a comma list (weekly,drift; all,estimated)",
     )
     p.add_argument("--out", default="replay_out")
     p.add_argument("--initial", type=int, default=9, help="batches before the first model")

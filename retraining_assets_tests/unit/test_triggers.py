@@ -188,3 +188,4 @@ def test_replay_summary_ranks_policies_by_retrainings_per_auc_gained() -> None:
     assert ranked == ["drift", "combined", "weekly", "never"]
     assert parse_policies("weekly, drift,weekly") == ["weekly", "drift"]
     assert parse_policies("all")[0] == "never"
+    assert parse_policies("all,estimated") == [*parse_policies("all"), "estimated"]
