@@ -116,15 +116,14 @@ def prepare_data() -> list[str]:
     Returns:
         The batch ids now in the batch folder.
     """
-    from dvc.repo import Repo
-
     from retraining_assets.core.batches import list_batches
+    from retraining_assets.core.versioning import dvc_repo_class
 
     root = settings.project_root()
     # The stage's command runs in a shell: make sure it finds this environment's Python.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     (settings.state_dir() / "dvc-remote").mkdir(parents=True, exist_ok=True)
-    repo = Repo(str(root))
+    repo = dvc_repo_class()(str(root))
     try:
         stages = repo.reproduce("prepare_flights")
         repo.push()

@@ -9,13 +9,58 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from retraining_assets.fileio import atomic_path, file_lock
+
+
+class _CurrentStream:
+    """Writes to whatever ``sys.stdout`` (or ``sys.stderr``) is at the time of each write."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def write(self, text: str) -> int:
+        return int(getattr(sys, self._name).write(text) or 0)
+
+    def flush(self) -> None:
+        getattr(sys, self._name).flush()
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(getattr(sys, self._name), attr)
+
+
+def dvc_repo_class() -> type[Any]:
+    """Import and return ``dvc.repo.Repo``, with DVC's console logging following the live streams.
+
+    ``import dvc`` installs its console handlers bound to the ``sys.stdout``/``sys.stderr`` objects
+    of that moment, and DVC's handler raises on any write error. Imported while those streams were
+    temporarily replaced (a captured test, ``contextlib.redirect_stdout``, a notebook cell), every
+    later DVC message in the process fails the operation that logged it (``dvc init``'s
+    "Initialized DVC repository." failed a replay's first retraining). Rebinding the handlers to
+    whatever stream is current at each write keeps DVC's output where it always went.
+    """
+    from dvc.logger import LoggerHandler
+    from dvc.repo import Repo
+
+    for name in ("dvc", "dvc_objects", "dvc_data"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, LoggerHandler) and not isinstance(
+                handler.stream, _CurrentStream
+            ):
+                # DVC sends warnings and errors to stderr, everything below to stdout. Assigned
+                # directly: ``setStream`` would flush the old stream, which may be closed.
+                handler.stream = _CurrentStream(
+                    "stderr" if handler.level >= logging.WARNING else "stdout"
+                )
+    return Repo
 
 
 class VersioningError(RuntimeError):
@@ -76,7 +121,7 @@ class DvcStore:
 
     def ensure(self) -> DvcStore:
         """Create the repository if needed, turn analytics off and set the default remote."""
-        from dvc.repo import Repo
+        Repo = dvc_repo_class()
 
         self.repo_dir.mkdir(parents=True, exist_ok=True)
         if not (self.repo_dir / ".dvc").exists():
@@ -96,7 +141,7 @@ class DvcStore:
 
     def track(self, path: Path, *, push: bool = True) -> TrackedFile:
         """``dvc add`` ``path`` (inside the repository), push it to the remote, return its md5."""
-        from dvc.repo import Repo
+        Repo = dvc_repo_class()
 
         path = Path(path).resolve()
         if not path.is_relative_to(self.repo_dir):
@@ -170,7 +215,7 @@ class DvcStore:
 
     def _download(self, md5: str, tmp: Path) -> bool:
         """Fetch the bytes of ``md5`` from a URL remote (S3...) through DVC's own filesystem."""
-        from dvc.repo import Repo
+        Repo = dvc_repo_class()
 
         with self.locked():
             repo = Repo(str(self.repo_dir))

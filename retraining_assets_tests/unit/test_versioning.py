@@ -153,3 +153,28 @@ def test_remote_path_is_none_for_url_remotes(tmp_path: Path) -> None:
     assert DvcStore(tmp_path).remote_path(md5) is None
     local = DvcStore(tmp_path, remote_url=str(tmp_path / "r")).remote_path(md5)
     assert local == tmp_path / "r" / "files" / "md5" / "00" / ("0" * 30)
+
+
+def test_dvc_logging_follows_the_live_streams_not_those_it_was_imported_under(
+    tmp_path: Path,
+) -> None:
+    """DVC imported under a stream that is closed later (a captured test, a redirect) must not
+    fail every later DVC operation that logs: ``dvc init`` says "Initialized DVC repository."."""
+    import contextlib
+    import io
+    import logging
+
+    from retraining_assets.core.versioning import dvc_repo_class
+
+    dvc_repo_class()
+    gone = io.StringIO()
+    gone.close()
+    handlers = logging.getLogger("dvc").handlers
+    assert handlers
+    for handler in handlers:
+        # As ``import dvc`` leaves them when it ran while sys.stdout was a now-closed capture.
+        handler.stream = gone  # type: ignore[attr-defined]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        DvcStore(tmp_path / "repo").ensure()
+    assert "Initialized DVC repository." in out.getvalue()
