@@ -800,7 +800,35 @@ def summary_markdown(results: list[PolicyResult], wall_seconds: float) -> str:
             " of mean AUC gained over `never` (fewest first). Wall time "
             f"{wall_seconds:.0f}s.",
         ]
+    lines += _failure_lines(results)
     return "\n".join(lines) + "\n"
+
+
+def _failure_lines(results: list[PolicyResult]) -> list[str]:
+    """Retraining runs that failed, and periods served by no model, named per policy.
+
+    A replay goes on after a failed run (a bad window is part of a history), so the table alone
+    would show a failure only as a lower mean AUC.
+    """
+    lines = []
+    for r in results:
+        failed = [p.period for p in r.periods for e in p.events if e.get("success") is False]
+        unserved = [p.period for p in r.periods if p.served_version is None]
+        if failed:
+            lines.append(
+                f"- `{r.policy}`: {len(failed)} retraining run(s) failed: {', '.join(failed)}"
+            )
+        if unserved:
+            lines.append(
+                f"- `{r.policy}`: no model served {len(unserved)} period(s), from {unserved[0]}"
+            )
+    if not lines:
+        return []
+    return [
+        "",
+        "**Failures** (rerun with `--keep-state` and read the runs in the Dagster UI):",
+        *lines,
+    ]
 
 
 def plot_replay(results: list[PolicyResult], path: Path) -> Path:

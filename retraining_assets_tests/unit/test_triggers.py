@@ -186,6 +186,23 @@ def test_replay_summary_ranks_policies_by_retrainings_per_auc_gained() -> None:
     table = [line.split("|")[1].strip() for line in lines if line.startswith("|")]
     ranked = [name for name in table if name in {"never", "weekly", "drift", "combined"}]
     assert ranked == ["drift", "combined", "weekly", "never"]
+    assert "Failures" not in summary_markdown(results, 1.0)
     assert parse_policies("weekly, drift,weekly") == ["weekly", "drift"]
     assert parse_policies("all")[0] == "never"
     assert parse_policies("all,estimated") == [*parse_policies("all"), "estimated"]
+
+
+def test_replay_summary_names_failed_retrainings_and_unserved_periods() -> None:
+    from retraining_assets.replay import PeriodRecord, PolicyResult, summary_markdown
+
+    def period(name: str, version: int | None, events: list[dict]) -> PeriodRecord:
+        return PeriodRecord(name, name, 10, version, None, None, None, None, events=events)
+
+    periods = [
+        period("1974", None, []),
+        period("1975", 1, [{"success": False}]),
+        period("1976", 1, [{"success": True}]),
+    ]
+    text = summary_markdown([PolicyResult("weekly", periods, 2, 0, None, 1.0, [])], 1.0)
+    assert "`weekly`: 1 retraining run(s) failed: 1975" in text
+    assert "`weekly`: no model served 1 period(s), from 1974" in text
