@@ -36,7 +36,7 @@ ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
         "batches",
     ),
     "batch_performance": ("monitoring", "evaluation", "batches"),
-    "degradation_analysis": ("analysis", "change_points", "monitoring"),
+    "degradation_analysis": ("analysis", "change_points", "series", "monitoring"),
     "batch_estimated_performance": (
         "performance_estimation",
         "drift_assessment",

@@ -20,18 +20,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-
-def _as_1d_finite(values: ArrayLike, name: str) -> NDArray[np.float64]:
-    """Return ``values`` as a 1-D float64 array, rejecting NaN and infinities."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
-
+from retraining_assets.core.series import as_1d_finite
 
 # --------------------------------------------------------------------------------------------
 # Offline change points (PELT, binary segmentation)
@@ -79,7 +68,7 @@ def robust_noise_sd(series: ArrayLike) -> float:
     Returns:
         The estimate (0.0 for fewer than three values).
     """
-    y = _as_1d_finite(series, "series")
+    y = as_1d_finite(series, "series")
     if len(y) < 3:
         return 0.0
     d = np.diff(y)
@@ -111,7 +100,7 @@ def default_penalty(series: ArrayLike, factor: float | None = None) -> float:
     Returns:
         The penalty, > 0.
     """
-    y = _as_1d_finite(series, "series")
+    y = as_1d_finite(series, "series")
     factor = PENALTY_FACTOR if factor is None else float(factor)
     if not factor > 0.0:
         raise ValueError(f"factor must be > 0, got {factor}")
@@ -312,7 +301,7 @@ def find_change_points(
     Returns:
         Sorted indices where a new segment starts (each in ``[min_size, n - min_size]``).
     """
-    y = _as_1d_finite(series, "series")
+    y = as_1d_finite(series, "series")
     if min_size < 1:
         raise ValueError(f"min_size must be >= 1, got {min_size}")
     if max_changes is not None and max_changes < 0:
@@ -409,7 +398,7 @@ def degradation_onset(
     Returns:
         The onset, the levels before and after it, and the size of the drop.
     """
-    y = _as_1d_finite(series, "series")
+    y = as_1d_finite(series, "series")
     if min_drop < 0:
         raise ValueError(f"min_drop must be >= 0, got {min_drop}")
     cps = find_change_points(y, method=method, penalty=penalty, min_size=min_size)

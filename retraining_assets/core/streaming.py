@@ -21,23 +21,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from retraining_assets.core.series import as_1d_finite
+
 Direction = Literal["increase", "decrease", "both"]
 
 _PH_KIND = "page_hinkley"
 _ADWIN_KIND = "adwin"
 _STATE_VERSION = 1
-
-
-def _as_1d_finite(values: ArrayLike, name: str) -> NDArray[np.float64]:
-    """Return ``values`` as a 1-D float64 array, rejecting NaN and infinities."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
 
 
 def _check_kind(state: dict[str, Any], kind: str) -> None:
@@ -287,7 +277,7 @@ class PageHinkley:
         Returns:
             Indices into ``xs`` (not stream positions) of the values that triggered a detection.
         """
-        arr = _as_1d_finite(xs, "xs")
+        arr = as_1d_finite(xs, "xs")
         limit = math.inf if max_detections is None else max_detections
         found: list[int] = []
         if limit <= 0:
@@ -595,7 +585,7 @@ class Adwin:
         Returns:
             Indices into ``xs`` (not stream positions) of the values that triggered a detection.
         """
-        arr = _as_1d_finite(xs, "xs")
+        arr = as_1d_finite(xs, "xs")
         limit = math.inf if max_detections is None else max_detections
         found: list[int] = []
         if limit <= 0:
