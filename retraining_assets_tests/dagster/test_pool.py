@@ -17,7 +17,12 @@ pytestmark = pytest.mark.slow
 
 POOLED_STEPS = {a.key.to_user_string() for a in RETRAINING_ASSETS}
 # What var/dagster/dagster.yaml sets (test_definitions pins that file); nothing else limits runs.
-INSTANCE_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+INSTANCE_YAML = (
+    "telemetry:\n  enabled: false\n"
+    "storage:\n  custom:\n    module: retraining_assets.defs.sqlite_storage\n"
+    "    class: SqliteStorage\n    config:\n      base_dir: {env: DAGSTER_HOME}\n"
+    "concurrency:\n  pools:\n    default_limit: 1\n"
+)
 
 
 def _step_intervals(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
@@ -38,12 +43,13 @@ def _step_intervals(instance: dg.DagsterInstance, run_id: str) -> dict[str, tupl
     return {k: (start[k], end[k]) for k in start}
 
 
-def test_two_launches_at_once_one_waits(project, tmp_path) -> None:
+def test_two_launches_at_once_one_waits(project, tmp_path, monkeypatch) -> None:
     """Two chains launched together (as two UI clicks, no run tag): pooled steps never overlap."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(INSTANCE_YAML)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the storage's base_dir is {env: DAGSTER_HOME}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     batch_ids = write_batches(project, n_batches=6, rows=600)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
