@@ -8,6 +8,14 @@ realised AUC. Printed: the mean absolute error per horizon and overall, beside t
 naive estimate "the AUC stays what it was on the test week", and of three other calibrations with
 labels arriving a week late (refit on the newest labelled week; on every labelled week since the
 test week; the test week's realised AUC plus the change of the estimate since the test week).
+Then what limits the estimate, on the same model-weeks: the sampling noise floor (the std of the
+realised AUC when the batch's labels are drawn again from its own calibrated probabilities, rows
+fixed; an oracle that knew every row's true probability would miss by ~0.8 x that), the
+week-to-week spread of one model's realised AUC and the error of a per-model constant that knew
+its mean exactly, the error with the calibration known (isotonic on the batch's own labels) or
+only the batch's true share of positives known (a label-prior shift correction at its best), and
+other calibrators (Platt, beta, out-of-fold isotonic over the training weeks, pairs ranked by
+the calibrated probability as NannyML does instead of by the raw score).
 
 Synthetic generator (``core/synthetic.py``), per seed: a model trained on 8 clean weeks and
 calibrated on the 9th serves 30 more weeks without retraining; from week 10 of those a covariate
@@ -17,9 +25,11 @@ The labelled performance sensor's rule (AUC < 0.95 x AUC at promotion, or < 0.60
 the realised AUC, which is known only ``delay`` weeks later; the estimated sensor's rule
 (estimated AUC < 0.95 x reference AUC) to the estimate, known at once. Printed per seed: the
 week each fires, how many weeks earlier the estimate warns for label delays 0, 1 and 2, false
-alarms of both rules on the clean weeks, and the estimate's mean absolute error.
+alarms of both rules on the clean weeks, and the estimate's mean absolute error; then the error
+of an oracle that knows the generator's true probabilities (the noise floor, checked against the
+label-redraw std the flights section uses) and of Platt and beta calibration.
 
-    nice .venv/bin/python benchmarks/estimated_performance.py           # ~5 min on a 2-core box
+    nice .venv/bin/python benchmarks/estimated_performance.py           # ~2-5 min on a 2-core box
     nice .venv/bin/python benchmarks/estimated_performance.py --quick   # fewer anchors and seeds
 
 The flights batches are read from ``data/batches`` if ``retraining prepare-data`` wrote them,
@@ -38,15 +48,70 @@ import pandas as pd
 from retraining_assets.core import synthetic
 from retraining_assets.core.batches import collect_dataset, list_batches, read_batch
 from retraining_assets.core.evaluation import roc_auc
-from retraining_assets.core.performance_estimation import estimate_performance, fit_calibrator
+from retraining_assets.core.performance_estimation import (
+    estimate_performance,
+    expected_auc,
+    fit_calibrator,
+)
 from retraining_assets.core.strategies import plan_training
 from retraining_assets.core.training import Scorer, TrainParams, train_model
-from retraining_assets.settings import FLIGHTS_SCHEMA, SPLIT_COLUMN, project_root
+from retraining_assets.settings import BATCH_COLUMN, FLIGHTS_SCHEMA, SPLIT_COLUMN, project_root
 
 #: LightGBM on one thread (shared machine); otherwise the project's defaults.
 PARAMS = TrainParams(num_threads=1)
 RELATIVE_FLOOR = 0.95
 AUC_FLOOR = 0.60
+
+
+#: Label redraws of a batch for the sampling noise of its realised AUC.
+REDRAWS = 100
+#: E|N(0, sd)| = sd x sqrt(2 / pi): the MAE of an estimate that is exact up to the noise.
+HALF_NORMAL = float(np.sqrt(2 / np.pi))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype="float64"), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def _logistic_calibration(features, y: np.ndarray, scores: np.ndarray):
+    """Platt (``[logit s]``) or beta (``[ln s, -ln(1 - s)]``) calibration as a function."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(features(scores), y)
+    return lambda s: model.predict_proba(features(s))[:, 1]
+
+
+def _platt(y: np.ndarray, scores: np.ndarray):
+    return _logistic_calibration(lambda s: _logit(s)[:, None], y, scores)
+
+
+def _beta(y: np.ndarray, scores: np.ndarray):
+    def features(s: np.ndarray) -> np.ndarray:
+        q = np.clip(np.asarray(s, dtype="float64"), 1e-6, 1 - 1e-6)
+        return np.column_stack([np.log(q), -np.log(1 - q)])
+
+    return _logistic_calibration(features, y, scores)
+
+
+def _with_prevalence(p: np.ndarray, prevalence: float) -> np.ndarray:
+    """``p`` moved by one logit offset so that its mean is ``prevalence`` (a label-prior shift)."""
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    z = _logit(p)
+    offset = brentq(lambda c: expit(z + c).mean() - prevalence, -20.0, 20.0)
+    return expit(z + offset)
+
+
+def _label_noise_sd(scores: np.ndarray, p: np.ndarray, rng: np.random.Generator) -> float:
+    """Std of the realised AUC when the batch's labels are drawn again from ``p`` (rows fixed).
+
+    With ``p`` the true probabilities this is the noise that even an oracle's estimate (the
+    expected AUC under ``p``) cannot remove: the oracle misses by ~ sqrt(2 / pi) x this.
+    """
+    draws = [rng.random(len(p)) < p for _ in range(REDRAWS)]
+    return float(np.std([roc_auc(y, scores) for y in draws]))
 
 
 def _flights(directory: Path) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -62,20 +127,39 @@ def _flights(directory: Path) -> tuple[list[str], dict[str, pd.DataFrame]]:
     return ids, {b: read_batch(source / f"{b}.parquet") for b in ids}
 
 
-def _train_and_calibrate(frames, ids, as_of: str, schema, window: int = 8):
+def _train_and_calibrate(frames, ids, as_of: str, schema, window: int = 8, folds: int = 0):
+    """Train as the chain does and calibrate on the test week.
+
+    With ``folds`` > 0 also return out-of-fold scores of the training weeks (``folds`` models,
+    each trained without a contiguous group of weeks and scoring them) with their labels, and
+    the label of each row's week (for per-week AUCs).
+    """
     plan = plan_training(ids, "rolling", as_of=as_of, window_batches=window)
     data = collect_dataset({b: frames[b] for b in plan.window.all_batches}, plan.window, schema)
     train = data[data[SPLIT_COLUMN] == "train"]
     test = data[data[SPLIT_COLUMN] == "test"]
     scorer = Scorer(train_model(train, schema, PARAMS).booster, schema)
     y = test[schema.target].to_numpy(dtype="float64")
-    return scorer, fit_calibrator(y, scorer.predict(test))
+    calibrator = fit_calibrator(y, scorer.predict(test))
+    if not folds:
+        return scorer, calibrator
+    weeks = sorted(train[BATCH_COLUMN].unique())
+    oof_y, oof_s, oof_week = [], [], []
+    for group in np.array_split(np.arange(len(weeks)), folds):
+        out = train[BATCH_COLUMN].isin([weeks[i] for i in group]).to_numpy()
+        model = Scorer(train_model(train[~out], schema, PARAMS).booster, schema)
+        held = train[out]
+        oof_y.append(held[schema.target].to_numpy(dtype="float64"))
+        oof_s.append(model.predict(held))
+        oof_week.append(held[BATCH_COLUMN].to_numpy())
+    return scorer, calibrator, (oof_y, oof_s, oof_week)
 
 
 def flights(directory: Path, anchors: list[int], horizon: int) -> None:
-    """Print the estimate's error per horizon on the flights weeks."""
+    """Print the estimate's error per horizon on the flights weeks, and what limits it."""
     ids, frames = _flights(directory)
     schema = FLIGHTS_SCHEMA
+    rng = np.random.default_rng(0)
     print(f"\n== flights: {len(ids)} weekly batches; anchors {anchors}, horizon 1..{horizon}")
     print(
         f"{'test week':11} {'ref AUC':>8}  "
@@ -87,21 +171,41 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
     # Other calibrations, labels one week late: refit on the newest labelled week, or on every
     # labelled week since the test week; and "test-week AUC + the change of the estimate".
     variants: dict[str, list[float]] = {"recent": [], "pooled": [], "shift": []}
+    # What limits the estimate (every entry: |estimate - realised| of one model-week).
+    limits: dict[str, list[float]] = {
+        "platt": [],  # Platt scaling on the test week
+        "beta": [],  # beta calibration on the test week
+        "rank_by_p": [],  # pairs ranked by the calibrated p, not the raw score (NannyML's way)
+        "oof": [],  # isotonic on out-of-fold scores of the 8 training weeks + the test week
+        "true_prevalence": [],  # isotonic, then shifted to the batch's realised share of positives
+        "own_labels": [],  # isotonic fitted on the batch's own labels (calibration known)
+        "model_mean": [],  # each model's mean realised AUC over its served weeks (a constant)
+    }
+    noise_sd: list[float] = []
+    week_sd: list[float] = []
     for t in anchors:
-        scorer, calibrator = _train_and_calibrate(frames, ids, ids[t], schema)
+        scorer, calibrator, (oof_y, oof_s, _) = _train_and_calibrate(
+            frames, ids, ids[t], schema, folds=4
+        )
         test_frame = frames[ids[t]]
         labelled = [
             (test_frame[schema.target].to_numpy(dtype="float64"), scorer.predict(test_frame))
         ]
         on_test = estimate_performance(calibrator, labelled[0][1]).estimated_auc
+        platt, beta = _platt(*labelled[0]), _beta(*labelled[0])
+        oof = fit_calibrator(
+            np.concatenate([*oof_y, labelled[0][0]]), np.concatenate([*oof_s, labelled[0][1]])
+        )
+        served: list[float] = []
         cells = []
         for h in range(1, horizon + 1):
             if t + h >= len(ids):
                 cells.append(f"{'':>17}")
                 continue
             batch = frames[ids[t + h]]
+            y = batch[schema.target].to_numpy(dtype="float64")
             scores = scorer.predict(batch)
-            realised = roc_auc(batch[schema.target].to_numpy(), scores)
+            realised = roc_auc(y, scores)
             estimated = estimate_performance(calibrator, scores).estimated_auc
             errors[h].append(abs(estimated - realised))
             est_fires = estimated < RELATIVE_FLOOR * calibrator.reference_auc
@@ -121,8 +225,23 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
                 abs(estimate_performance(pooled, scores).estimated_auc - realised)
             )
             variants["shift"].append(abs(calibrator.reference_auc + estimated - on_test - realised))
-            labelled.append((batch[schema.target].to_numpy(dtype="float64"), scores))
+            p = calibrator.calibrate(scores)
+            limits["platt"].append(abs(expected_auc(scores, platt(scores)) - realised))
+            limits["beta"].append(abs(expected_auc(scores, beta(scores)) - realised))
+            limits["rank_by_p"].append(abs(expected_auc(p, p) - realised))
+            limits["oof"].append(abs(expected_auc(scores, oof.calibrate(scores)) - realised))
+            limits["true_prevalence"].append(
+                abs(expected_auc(scores, _with_prevalence(p, float(y.mean()))) - realised)
+            )
+            own = fit_calibrator(y, scores)
+            limits["own_labels"].append(abs(expected_auc(scores, own.calibrate(scores)) - realised))
+            noise_sd.append(_label_noise_sd(scores, own.calibrate(scores), rng))
+            served.append(realised)
+            labelled.append((y, scores))
             cells.append(f"{estimated:.3f} vs {realised:.3f}".rjust(17))
+        limits["model_mean"].extend(abs(r - float(np.mean(served))) for r in served)
+        if len(served) > 1:
+            week_sd.append(float(np.std(served, ddof=1)))
         print(f"{ids[t]:11} {calibrator.reference_auc:8.3f}  " + "  ".join(cells), flush=True)
     every = [e for h in errors for e in errors[h]]
     every_naive = [e for h in naive for e in naive[h]]
@@ -146,6 +265,30 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
         f"weeks a rule would fire (< {RELATIVE_FLOOR:g} x reference AUC; labelled also < "
         f"{AUC_FLOOR:g}): estimated {fires['estimated']}, labelled {fires['labelled']}, "
         f"both {fires['both']} of {len(every)}"
+    )
+    sd = float(np.mean(noise_sd))
+    mean_rows = np.mean([len(frames[i]) for i in ids])
+    print("what limits it (mean absolute error over the same model-weeks):")
+    print(
+        f"  sampling noise floor: std of the realised AUC with the labels redrawn from the "
+        f"batch's own calibrated p {sd:.4f} (mean rows {mean_rows:.0f}); an oracle that knows "
+        f"every row's true probability misses by ~{HALF_NORMAL * sd:.4f}"
+    )
+    print(
+        f"  same model, week to week: std of its realised AUC over its served weeks "
+        f"{np.mean(week_sd):.4f} (of which noise {sd:.4f}); knowing each model's mean realised "
+        f"AUC exactly (a constant per model) still misses by {np.mean(limits['model_mean']):.4f}"
+    )
+    print(
+        "  calibration known (isotonic on the batch's own labels, in-sample) "
+        f"{np.mean(limits['own_labels']):.4f}; true share of positives known (isotonic shifted "
+        f"to it) {np.mean(limits['true_prevalence']):.4f}"
+    )
+    print(
+        f"  other calibrators on the test week: Platt {np.mean(limits['platt']):.4f}, beta "
+        f"{np.mean(limits['beta']):.4f}; out-of-fold isotonic on the 8 training weeks + test week "
+        f"{np.mean(limits['oof']):.4f}; pairs ranked by calibrated p (NannyML) "
+        f"{np.mean(limits['rank_by_p']):.4f}"
     )
 
 
@@ -185,11 +328,23 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
     false_est = false_lab = 0
     mae_clean: list[float] = []
     mae_shift: list[float] = []
+    rng = np.random.default_rng(0)
+    # |estimate - realised| per served week (clean and shifted alike) of: an oracle that knows
+    # each row's true probability, Platt and beta calibration on the test week; and the
+    # bootstrap std of the realised AUC (the noise floor the flights section estimates).
+    limits: dict[str, list[float]] = {"oracle": [], "platt": [], "beta": []}
+    noise_sd: list[float] = []
     for seed in seeds:
         history = synthetic.make_history(9, rows, seed=seed)
         ids = sorted(history)
         scorer, calibrator = _train_and_calibrate(history, ids, ids[-1], schema)
         ref = calibrator.reference_auc
+        test_week = history[ids[-1]]
+        test_y = test_week[schema.target].to_numpy(dtype="float64")
+        platt, beta = (
+            _platt(test_y, scorer.predict(test_week)),
+            _beta(test_y, scorer.predict(test_week)),
+        )
         estimated, realised = [], []
         origin = pd.Timestamp(ids[-1]) + pd.Timedelta(days=7)
         for week in range(weeks):
@@ -201,8 +356,14 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
                 strength,
             )
             scores = scorer.predict(batch)
-            realised.append(roc_auc(batch[schema.target].to_numpy(), scores))
+            y = batch[schema.target].to_numpy()
+            realised.append(roc_auc(y, scores))
             estimated.append(estimate_performance(calibrator, scores).estimated_auc)
+            truth = synthetic.positive_probability(batch)
+            limits["oracle"].append(abs(expected_auc(scores, truth) - realised[-1]))
+            limits["platt"].append(abs(expected_auc(scores, platt(scores)) - realised[-1]))
+            limits["beta"].append(abs(expected_auc(scores, beta(scores)) - realised[-1]))
+            noise_sd.append(_label_noise_sd(scores, truth, rng))
         est_flags = [e < RELATIVE_FLOOR * ref for e in estimated]
         lab_flags = [r < AUC_FLOOR or r < RELATIVE_FLOOR * ref for r in realised]
         false_est += sum(est_flags[:onset])
@@ -236,6 +397,13 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
         f"  false alarms on clean weeks: estimated {false_est}, labelled {false_lab} "
         f"(of {len(seeds) * onset}); MAE clean {np.mean(mae_clean):.4f}, "
         f"shifted {np.mean(mae_shift):.4f}"
+    )
+    sd = float(np.mean(noise_sd))
+    print(
+        f"  all served weeks: CBPE {np.mean(mae_clean + mae_shift):.4f}; oracle with the true "
+        f"probabilities {np.mean(limits['oracle']):.4f} (std of the realised AUC with labels "
+        f"redrawn from them {sd:.4f}, x sqrt(2/pi) = {HALF_NORMAL * sd:.4f}); "
+        f"Platt {np.mean(limits['platt']):.4f}, beta {np.mean(limits['beta']):.4f}"
     )
 
 

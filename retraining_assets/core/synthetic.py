@@ -179,20 +179,50 @@ def _draw(rng: np.random.Generator, n_rows: int, days: int) -> _Draws:
     return _Draws(x, c0, c1, eps, seconds)
 
 
-def _label(x: dict[str, np.ndarray], draws: _Draws, drift: DriftSpec) -> np.ndarray:
-    """0/1 labels of the logistic model on the (shifted) features, with the concept drift."""
+def _logit(
+    x: dict[str, np.ndarray], c0: np.ndarray, c1: np.ndarray, drift: DriftSpec
+) -> np.ndarray:
+    """The logistic model's logit on the (shifted) features, with the concept drift."""
     coef_x0 = _COEF_X0 * (1.0 - 2.0 * drift.concept_flip)
-    logit = (
+    return (
         _INTERCEPT
         + drift.label_shift
         + coef_x0 * x["x0"]
         + _COEF_X1 * x["x1"]
         + _COEF_X2 * (x["x2"] - 0.5)
         + _COEF_X3_X1 * (x["x3"] - 1.0) * x["x1"]
-        + _C0_EFFECT[draws.c0]
-        + _C1_EFFECT[draws.c1]
+        + _C0_EFFECT[c0]
+        + _C1_EFFECT[c1]
     )
+
+
+def _label(x: dict[str, np.ndarray], draws: _Draws, drift: DriftSpec) -> np.ndarray:
+    """0/1 labels of the logistic model on the (shifted) features, with the concept drift."""
+    logit = _logit(x, draws.c0, draws.c1, drift)
     return (logit + drift.noise * draws.eps > 0).astype("int64")
+
+
+def positive_probability(frame: pd.DataFrame, drift: DriftSpec = DriftSpec()) -> np.ndarray:
+    """The true P(label = 1 | features) of rows made by :func:`make_batch` with ``drift``.
+
+    What an oracle knows and no model can beat: an estimate of a batch's AUC built from these
+    probabilities still misses the realised AUC by the sampling noise of the labels.
+
+    Args:
+        frame: Rows with the columns of :data:`SYNTHETIC_SCHEMA` (features as generated, i.e.
+            after any covariate shift).
+        drift: The drift the rows were generated with (its label shift, concept flip, noise).
+
+    Returns:
+        One probability per row; with ``noise == 0`` the label is certain (0 or 1).
+    """
+    x = {name: frame[name].to_numpy(dtype="float64") for name in ("x0", "x1", "x2", "x3")}
+    c0 = frame["c0"].map({level: i for i, level in enumerate(C0_LEVELS)}).to_numpy(dtype="int64")
+    c1 = frame["c1"].map({level: i for i, level in enumerate(C1_LEVELS)}).to_numpy(dtype="int64")
+    logit = _logit(x, c0, c1, drift)
+    if drift.noise == 0:
+        return (logit > 0).astype("float64")
+    return 1.0 / (1.0 + np.exp(-logit / drift.noise))
 
 
 def make_history(

@@ -15,6 +15,7 @@ from retraining_assets.core.synthetic import (
     DriftSpec,
     make_batch,
     make_history,
+    positive_probability,
     write_history,
 )
 
@@ -125,3 +126,26 @@ def test_noise_blurs_the_label() -> None:
 def test_drift_spec_rejects_out_of_range(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         DriftSpec(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "drift",
+    [DriftSpec(), DriftSpec(covariate_shift=1.0, label_shift=-0.5, concept_flip=0.5, noise=2.0)],
+)
+def test_positive_probability_matches_the_labels(drift: DriftSpec) -> None:
+    # The true probabilities are what the labels are drawn from: their mean is the share of
+    # positives, and within deciles of p the share of positives follows p.
+    batch = make_batch(20_000, START, seed=3, drift=drift)
+    p = positive_probability(batch, drift)
+    y = batch[SYNTHETIC_SCHEMA.target].to_numpy()
+    assert abs(p.mean() - y.mean()) < 0.01
+    deciles = np.quantile(p, np.linspace(0, 1, 11))
+    bins = np.clip(np.searchsorted(deciles, p, side="right") - 1, 0, 9)
+    for b in range(10):
+        assert abs(p[bins == b].mean() - y[bins == b].mean()) < 0.03
+
+
+def test_positive_probability_without_noise_is_the_label() -> None:
+    drift = DriftSpec(noise=0.0)
+    batch = make_batch(1000, START, seed=4, drift=drift)
+    assert np.array_equal(positive_probability(batch, drift), batch[SYNTHETIC_SCHEMA.target])
