@@ -177,6 +177,7 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
         "platt": [],  # Platt scaling on the test week
         "beta": [],  # beta calibration on the test week
         "rank_by_p": [],  # pairs ranked by the calibrated p, not the raw score (NannyML's way)
+        "raw": [],  # the model's own probabilities taken as calibrated
         "oof": [],  # isotonic on out-of-fold scores of the 8 training weeks + the test week
         "true_prevalence": [],  # isotonic, then shifted to the batch's realised share of positives
         "own_labels": [],  # isotonic fitted on the batch's own labels (calibration known)
@@ -184,6 +185,10 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
     }
     noise_sd: list[float] = []
     week_sd: list[float] = []
+    # Per model-week: share of positives, mean calibrated p, and the estimate and realised AUC
+    # minus their model's mean (does the estimate follow one model's week-to-week swings?).
+    prevalence: list[tuple[float, float]] = []
+    swings: list[tuple[float, float]] = []
     for t in anchors:
         scorer, calibrator, (oof_y, oof_s, _) = _train_and_calibrate(
             frames, ids, ids[t], schema, folds=4
@@ -198,6 +203,7 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
             np.concatenate([*oof_y, labelled[0][0]]), np.concatenate([*oof_s, labelled[0][1]])
         )
         served: list[float] = []
+        served_est: list[float] = []
         cells = []
         for h in range(1, horizon + 1):
             if t + h >= len(ids):
@@ -230,6 +236,8 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
             limits["platt"].append(abs(expected_auc(scores, platt(scores)) - realised))
             limits["beta"].append(abs(expected_auc(scores, beta(scores)) - realised))
             limits["rank_by_p"].append(abs(expected_auc(p, p) - realised))
+            limits["raw"].append(abs(expected_auc(scores, scores) - realised))
+            prevalence.append((float(y.mean()), float(p.mean())))
             limits["oof"].append(abs(expected_auc(scores, oof.calibrate(scores)) - realised))
             limits["true_prevalence"].append(
                 abs(expected_auc(scores, _with_prevalence(p, float(y.mean()))) - realised)
@@ -238,9 +246,17 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
             limits["own_labels"].append(abs(expected_auc(scores, own.calibrate(scores)) - realised))
             noise_sd.append(_label_noise_sd(scores, own.calibrate(scores), rng))
             served.append(realised)
+            served_est.append(estimated)
             labelled.append((y, scores))
             cells.append(f"{estimated:.3f} vs {realised:.3f}".rjust(17))
         limits["model_mean"].extend(abs(r - float(np.mean(served))) for r in served)
+        swings.extend(
+            zip(
+                np.subtract(served_est, np.mean(served_est)),
+                np.subtract(served, np.mean(served)),
+                strict=True,
+            )
+        )
         if len(served) > 1:
             week_sd.append(float(np.std(served, ddof=1)))
         print(f"{ids[t]:11} {calibrator.reference_auc:8.3f}  " + "  ".join(cells), flush=True)
@@ -280,6 +296,14 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
         f"{np.mean(week_sd):.4f} (of which noise {sd:.4f}); knowing each model's mean realised "
         f"AUC exactly (a constant per model) still misses by {np.mean(limits['model_mean']):.4f}"
     )
+    share, mean_p = np.array(prevalence).T
+    est_swing, real_swing = np.array(swings).T
+    print(
+        f"  share of positives per batch {share.min():.3f} .. {share.max():.3f}; the mean "
+        f"calibrated p misses it by {np.mean(np.abs(mean_p - share)):.4f}; within one model the "
+        f"estimate's week-to-week changes correlate {np.corrcoef(est_swing, real_swing)[0, 1]:.2f}"
+        " with the realised AUC's"
+    )
     print(
         "  calibration known (isotonic on the batch's own labels, in-sample) "
         f"{np.mean(limits['own_labels']):.4f}; true share of positives known (isotonic shifted "
@@ -289,7 +313,7 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
         f"  other calibrators on the test week: Platt {np.mean(limits['platt']):.4f}, beta "
         f"{np.mean(limits['beta']):.4f}; out-of-fold isotonic on the 8 training weeks + test week "
         f"{np.mean(limits['oof']):.4f}; pairs ranked by calibrated p (NannyML) "
-        f"{np.mean(limits['rank_by_p']):.4f}"
+        f"{np.mean(limits['rank_by_p']):.4f}; raw model probabilities {np.mean(limits['raw']):.4f}"
     )
 
 
