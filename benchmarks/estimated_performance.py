@@ -446,13 +446,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 anchors, 2 seeds")
     parser.add_argument("--flights-dir", type=Path, default=Path("/tmp/retraining-flights-batches"))
     parser.add_argument("--horizon", type=int, default=4)
+    parser.add_argument(
+        "--anchor-step",
+        type=int,
+        default=4,
+        help="weeks between flights anchors (1: a model for every week, 4x the time)",
+    )
     parser.add_argument("--rows", type=int, default=2000, help="synthetic rows per week")
     parser.add_argument("--skip-flights", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
     if not args.skip_flights:
-        anchors = [12, 28, 44] if args.quick else list(range(9, 48, 4))
+        anchors = [12, 28, 44] if args.quick else list(range(9, 48, args.anchor_step))
         flights(args.flights_dir, anchors, args.horizon)
     if not args.skip_synthetic:
         seeds = [1, 2] if args.quick else [1, 2, 3, 4, 5]
