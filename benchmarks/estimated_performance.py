@@ -356,11 +356,14 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
     rng = np.random.default_rng(0)
     # |estimate - realised| per served week (clean and shifted alike) of: an oracle that knows
     # each row's true probability, Platt and beta calibration on the test week; and the
-    # bootstrap std of the realised AUC (the noise floor the flights section estimates).
+    # label-redraw std of the realised AUC (the noise floor the flights section estimates).
     # "pooled": isotonic refitted on the test week and every served week whose labels arrived
-    # (one week late), as the flights section's "all labelled weeks since the test week".
+    # (one week late), as the flights section's "all labelled weeks since the test week"; its
+    # early warning too, with labels 1 and 2 weeks late (the refit sees them that late).
     limits: dict[str, list[float]] = {"oracle": [], "platt": [], "beta": [], "pooled": []}
     noise_sd: list[float] = []
+    pooled_earlier: dict[int, list[int]] = {1: [], 2: []}
+    pooled_false = 0
     for seed in seeds:
         history = synthetic.make_history(9, rows, seed=seed)
         ids = sorted(history)
@@ -371,6 +374,7 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
         labelled = [(test_y, scorer.predict(test_week))]
         platt, beta = _platt(*labelled[0]), _beta(*labelled[0])
         estimated, realised = [], []
+        refitted: dict[int, list[float]] = {1: [], 2: []}
         origin = pd.Timestamp(ids[-1]) + pd.Timedelta(days=7)
         for week in range(weeks):
             strength = max(0, week - onset + 1) * ramp
@@ -389,12 +393,13 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
             limits["platt"].append(abs(expected_auc(scores, platt(scores)) - realised[-1]))
             limits["beta"].append(abs(expected_auc(scores, beta(scores)) - realised[-1]))
             noise_sd.append(_label_noise_sd(scores, truth, rng))
-            pooled = fit_calibrator(
-                np.concatenate([y for y, _ in labelled]), np.concatenate([s for _, s in labelled])
-            )
-            limits["pooled"].append(
-                abs(expected_auc(scores, pooled.calibrate(scores)) - realised[-1])
-            )
+            for delay in refitted:
+                known = labelled[: max(1, len(labelled) - (delay - 1))]
+                pooled = fit_calibrator(
+                    np.concatenate([y for y, _ in known]), np.concatenate([s for _, s in known])
+                )
+                refitted[delay].append(expected_auc(scores, pooled.calibrate(scores)))
+            limits["pooled"].append(abs(refitted[1][-1] - realised[-1]))
             labelled.append((y.astype("float64"), scores))
         est_flags = [e < RELATIVE_FLOOR * ref for e in estimated]
         lab_flags = [r < AUC_FLOOR or r < RELATIVE_FLOOR * ref for r in realised]
@@ -405,6 +410,12 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
         mae_shift.extend(err[onset:])
         est_at = _first(est_flags[onset:])
         lab_at = _first(lab_flags[onset:])
+        for delay, series in refitted.items():
+            flags = [e < RELATIVE_FLOOR * ref for e in series]
+            pooled_false += sum(flags[:onset])
+            at = _first(flags[onset:])
+            if at is not None and lab_at is not None:
+                pooled_earlier[delay].append(lab_at + delay - at)
         gains = []
         for delay in (0, 1, 2):
             if est_at is None or lab_at is None:
@@ -437,6 +448,15 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
         f"redrawn from them {sd:.4f}, x sqrt(2/pi) = {HALF_NORMAL * sd:.4f}); "
         f"Platt {np.mean(limits['platt']):.4f}, beta {np.mean(limits['beta']):.4f}; refitted on "
         f"every labelled week (labels 1 week late) {np.mean(limits['pooled']):.4f}"
+    )
+    print(
+        "  refitted on every labelled week, early warning: "
+        + ", ".join(
+            f"label delay {d}: earlier by {np.mean(v):.2f} weeks {v}"
+            for d, v in pooled_earlier.items()
+            if v
+        )
+        + f"; false alarms {pooled_false} (of {2 * len(seeds) * onset})"
     )
 
 
