@@ -313,12 +313,13 @@ class ReplayHarness:
         for request in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions("batches", list(request.partition_keys or []))
         monitoring = self.definitions.resolve_job_def("monitoring_job")
+        run_config = {**_QUIET, **self._batch_cache_config()}
         for run in result.run_requests or []:
             started = time.perf_counter()
             monitoring.execute_in_process(
                 instance=self.instance,
                 partition_key=run.partition_key,
-                run_config=_QUIET,
+                run_config=run_config,
                 raise_on_error=False,
             )
             self.compute += time.perf_counter() - started
@@ -367,6 +368,14 @@ class ReplayHarness:
             "candidate_model": {"config": {"training_cache": str(cache)}},
             "validated_dataset": {"config": {"validation_cache": str(cache / "validation")}},
         }
+
+    def _batch_cache_config(self) -> dict[str, Any]:
+        # Every policy ingests a byte-identical copy of each batch (``arrive``): the first to
+        # validate it keeps the passing suite result for the others.
+        cache = self.options.training_cache
+        if not cache:
+            return {}
+        return {"ops": {"raw_batches": {"config": {"validation_cache": str(cache / "validation")}}}}
 
     def settle(self, name: str) -> None:
         """Advance a sensor's cursor past the history so far: the policy acts on what follows."""

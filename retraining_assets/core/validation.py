@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -1081,6 +1082,8 @@ def check_batch(
     *,
     frequency: str = "weekly",
     now: Any | None = None,
+    cache: str | Path | None = None,
+    code_version: str = "",
 ) -> BatchCheck:
     """Read, parse and validate one batch file; never raises on bad bytes.
 
@@ -1088,12 +1091,20 @@ def check_batch(
     timestamps are held to the batch's own period (``batches.batch_period``) and must not lie in
     the future (``now`` plus :data:`FUTURE_TOLERANCE`).
 
+    With a ``cache`` folder (``core/validation_cache.py``), a suite result that passed for the
+    same bytes, file name, period, labelling, schema and ``code_version`` is reused instead of
+    running the suite again (a replay's policies ingest byte-identical copies of each batch).
+    Only passing results are kept, and the pandas rules still run on every call with today's
+    ``now``, so a cached result never lets a bad batch in.
+
     Args:
         source: The batch folder or object store (see ``batches.batch_store``).
         batch_id: The batch id (partition key).
         schema: The dataset schema.
         frequency: The batches' frequency (daily, weekly, monthly).
         now: The current time (default: the wall clock, UTC, naive).
+        cache: Folder of passing suite results (``None``: always run the suite).
+        code_version: The validating code's version, part of the cache key.
 
     Returns:
         The verdict; ``ok`` is True only for a readable file that passed every expectation.
@@ -1124,11 +1135,39 @@ def check_batch(
         "period": period,
         "not_after": current + FUTURE_TOLERANCE,
     }
-    result = validate_frame(frame, schema, **rules)
+    result = _validated_batch(frame, schema, rules, raw.md5, raw.key, cache, code_version)
     # Both must pass: the pandas rules are the same as the suite's, so this only speaks up if GX
     # ever reads a frame differently.
     error = _pandas_problems(frame, schema, rules) if result.success else None
     return BatchCheck(batch_id, key, raw.md5, frame, result, error, period, labelled)
+
+
+def _validated_batch(
+    frame: pd.DataFrame,
+    schema: DatasetSchema,
+    rules: Mapping[str, Any],
+    md5: str,
+    key: str,
+    cache: str | Path | None,
+    code_version: str,
+) -> ValidationResult:
+    """The suite's result on a batch, from ``cache`` when these bytes already passed it."""
+    from retraining_assets.core.validation_cache import validate_cached, validation_key
+
+    period = rules["period"]
+    options = {
+        "suite": "batch",
+        "file": key,
+        "with_target": rules["with_target"],
+        "period": [str(t) for t in period] if period is not None else None,
+        # ``not_after`` (the clock) is left out: a batch that passed stays within any later
+        # clock's bound, and the pandas rules check it again with today's clock on every call.
+    }
+    return validate_cached(
+        cache,
+        validation_key(dataset_md5=md5, schema=schema, options=options, code_version=code_version),
+        lambda: validate_frame(frame, schema, **rules),
+    )
 
 
 def _own_period(

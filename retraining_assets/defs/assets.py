@@ -37,6 +37,7 @@ from retraining_assets.defs.alerts import AlertResource
 from retraining_assets.defs.config import (
     CandidateModelConfig,
     GateConfig,
+    RawBatchesConfig,
     TrainingDatasetConfig,
     ValidatedDatasetConfig,
 )
@@ -75,7 +76,7 @@ GROUP = "retraining"
     kinds={"pandas", "parquet"},
 )
 def raw_batches(
-    context: dg.AssetExecutionContext, batch_source: BatchSourceResource
+    context: dg.AssetExecutionContext, config: RawBatchesConfig, batch_source: BatchSourceResource
 ) -> dg.MaterializeResult:
     """One incoming batch file, checked against the dataset's Great Expectations suite.
 
@@ -90,7 +91,14 @@ def raw_batches(
     """
     schema, frequency = batch_source.resolved()
     store = batch_source.store()
-    verdict = _checked_batch(store, context.partition_key, schema, frequency)
+    verdict = _checked_batch(
+        store,
+        context.partition_key,
+        schema,
+        frequency,
+        cache=config.validation_cache,
+        code_version=code_metadata(context)["code/version"],
+    )
     assert verdict.frame is not None and verdict.md5 is not None
     return dg.MaterializeResult(
         metadata=_batch_metadata(context, store, verdict, schema),
@@ -99,17 +107,26 @@ def raw_batches(
 
 
 def _checked_batch(
-    store: ObjectStore, batch_id: str, schema: DatasetSchema, frequency: str
+    store: ObjectStore,
+    batch_id: str,
+    schema: DatasetSchema,
+    frequency: str,
+    *,
+    cache: str | None = None,
+    code_version: str = "",
 ) -> "BatchCheck":
     """The batch read and validated; a missing, misnamed or invalid one fails the run.
 
-    An invalid batch is quarantined first, with the reason beside it.
+    An invalid batch is quarantined first, with the reason beside it. ``cache``: folder of
+    passing suite results (see ``check_batch``).
     """
     from retraining_assets.core import batches as batch_io
     from retraining_assets.core.validation import check_batch
 
     try:
-        verdict = check_batch(store, batch_id, schema, frequency=frequency)
+        verdict = check_batch(
+            store, batch_id, schema, frequency=frequency, cache=cache, code_version=code_version
+        )
     except batch_io.BatchNotFound as exc:
         gone = [r for r in batch_io.quarantined(store) if r.get("batch_id") == batch_id]
         where = f"; quarantined earlier as {gone[-1].get('quarantined_as')}" if gone else ""

@@ -15,6 +15,17 @@ if TYPE_CHECKING:
     from retraining_assets.core.training import TrainParams
 
 
+class RawBatchesConfig(dg.Config):
+    """Where passing batch validations are kept (``retraining replay`` sets it)."""
+
+    validation_cache: str | None = Field(
+        default=None,
+        description="Folder of passing Great Expectations results by their inputs (batch md5,"
+        " file name, period, schema, code version): a batch already validated is not validated"
+        " again (its pandas rules still run). Empty: always validate.",
+    )
+
+
 class TrainingDatasetConfig(dg.Config):
     """Which batches form the training dataset."""
 

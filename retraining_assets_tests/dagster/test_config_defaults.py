@@ -37,6 +37,7 @@ NO_SETTING = {
     "RollbackConfig.reason": "free text recorded in the production history",
     "CandidateModelConfig.training_cache": "where trained boosters are kept (a replay sets it)",
     "ValidatedDatasetConfig.validation_cache": "where passing validations are kept (replay)",
+    "RawBatchesConfig.validation_cache": "where passing batch validations are kept (replay)",
     "TrainParams.valid_fraction": "not a launchpad knob: the early-stopping split of core training",
     "DriftPolicy.chi2_min_tvd": "statistic-level floor of the drift library, no trigger setting",
     "DriftPolicy.missing_rate_threshold": "statistic-level rule of the drift library",

@@ -304,3 +304,45 @@ def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys, monk
     out = project.home / "restored.parquet"
     assert main(["restore-data", v1["dataset_md5"], "--out", str(out)]) == 0
     assert file_md5(out) == v1["dataset_md5"]
+
+
+def test_raw_batches_shares_passing_validations_through_its_cache(
+    project, tmp_path, monkeypatch
+) -> None:
+    """Replay policies ingest identical copies: the suite runs once; a bad batch is never cached."""
+    from retraining_assets.core import validation
+    from retraining_assets.defs.assets import raw_batches
+    from retraining_assets_tests.dagster.helpers import RESOURCES
+
+    runs: list[int] = []
+    real = validation.validate_frame
+
+    def counted(frame, schema, **rules):
+        runs.append(len(frame))
+        return real(frame, schema, **rules)
+
+    monkeypatch.setattr(validation, "validate_frame", counted)
+    good, bad = write_batches(project, n_batches=2, rows=300)
+    frame = pd.read_parquet(project.batches / f"{bad}.parquet")
+    frame.loc[frame.index[:10], "label"] = 2
+    frame.to_parquet(project.batches / f"{bad}.parquet", index=False)
+    cache = tmp_path / "validation-cache"
+    config = {"ops": {"raw_batches": {"config": {"validation_cache": str(cache)}}}}
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("batches", [good, bad])
+
+        def materialize(batch_id: str) -> bool:
+            return dg.materialize(
+                [raw_batches],
+                instance=instance,
+                partition_key=batch_id,
+                resources=RESOURCES,
+                run_config=config,
+                raise_on_error=False,
+            ).success
+
+        assert materialize(good) and materialize(good)
+        assert runs == [300]
+        assert not materialize(bad)
+        assert len(runs) == 2 and len(list(cache.glob("*.json"))) == 1

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from retraining_assets.core.synthetic import SYNTHETIC_SCHEMA
+from pathlib import Path
+
+import pandas as pd
+
+from retraining_assets.core import validation
+from retraining_assets.core.synthetic import SYNTHETIC_SCHEMA, make_batch
 from retraining_assets.core.validation import ExpectationOutcome, ValidationResult
 from retraining_assets.core.validation_cache import validate_cached, validation_key
 from retraining_assets.settings import FLIGHTS_SCHEMA
@@ -53,3 +58,75 @@ def test_a_failure_is_never_kept(tmp_path) -> None:
     assert not validate_cached(tmp_path, key, failing).success
     assert not validate_cached(tmp_path, key, failing).success
     assert len(calls) == 2
+
+
+# --- raw batches: check_batch with a cache ----------------------------------------------------
+
+WEEK = pd.Timestamp("2024-03-04")
+NOW = pd.Timestamp("2024-06-01")
+
+
+def _counting_suite(monkeypatch) -> list[int]:
+    """Count the runs of the GE suite by ``check_batch`` (the real suite still runs)."""
+    runs: list[int] = []
+    real = validation.validate_frame
+
+    def counted(frame, schema, **rules):
+        runs.append(len(frame))
+        return real(frame, schema, **rules)
+
+    monkeypatch.setattr(validation, "validate_frame", counted)
+    return runs
+
+
+def _write(folder: Path, frame: pd.DataFrame) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(folder / "2024-03-04.parquet", index=False)
+    return folder
+
+
+def _check(folder: Path, cache: Path | None, version: str = "v1", now: pd.Timestamp = NOW):
+    return validation.check_batch(
+        folder, "2024-03-04", SYNTHETIC_SCHEMA, now=now, cache=cache, code_version=version
+    )
+
+
+def test_a_batch_copy_with_the_same_bytes_reuses_the_passing_suite_result(
+    tmp_path, monkeypatch
+) -> None:
+    runs = _counting_suite(monkeypatch)
+    cache = tmp_path / "cache"
+    frame = make_batch(200, WEEK, seed=3)
+    # Two policies' copies of one batch: written by the same code from the same frame.
+    first = _check(_write(tmp_path / "a", frame), cache)
+    second = _check(_write(tmp_path / "b", frame), cache)
+    assert first.ok and second.ok and first.md5 == second.md5
+    assert first.result == second.result
+    assert runs == [200]
+    # Another code version, or no cache: the suite runs again.
+    assert _check(tmp_path / "b", cache, version="v2").ok
+    assert _check(tmp_path / "b", None).ok
+    assert len(runs) == 3
+
+
+def test_a_failing_batch_is_never_served_as_passing(tmp_path, monkeypatch) -> None:
+    runs = _counting_suite(monkeypatch)
+    cache = tmp_path / "cache"
+    bad = make_batch(200, WEEK, seed=3)
+    bad.loc[:5, "label"] = 7  # a label outside {0, 1}
+    folder = _write(tmp_path / "a", bad)
+    for _ in range(2):
+        assert not _check(folder, cache).ok
+    assert len(runs) == 2 and not list(cache.glob("*.json"))
+
+
+def test_a_cached_pass_still_meets_todays_clock(tmp_path, monkeypatch) -> None:
+    """The pandas rules run on a cache hit too: rows now in the future are refused."""
+    runs = _counting_suite(monkeypatch)
+    cache = tmp_path / "cache"
+    folder = _write(tmp_path / "a", make_batch(200, WEEK, seed=3))
+    assert _check(folder, cache).ok
+    assert list(cache.glob("*.json"))
+    earlier = _check(folder, cache, now=WEEK)
+    assert runs == [200]  # a hit: only the pandas rules ran, and they refuse it
+    assert not earlier.ok and "future" in earlier.message()
