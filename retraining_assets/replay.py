@@ -335,7 +335,11 @@ class ReplayHarness:
             run_config={
                 "ops": {
                     "training_dataset": {"config": {"window_batches": self.options.window_batches}},
-                    "evaluation_report": {"config": {"latency_calls": 100}},
+                    # The gate reads only the candidate's latency; nobody reads the champion's
+                    # in a replay.
+                    "evaluation_report": {
+                        "config": {"latency_calls": 100, "champion_latency": False}
+                    },
                     **self._training_cache_config(),
                 },
                 **_QUIET,

@@ -82,6 +82,12 @@ class Latency:
     n_calls: int
     num_threads: int
 
+    @classmethod
+    def not_measured(cls) -> Latency:
+        """No calls timed: every percentile NaN (the report shows it as not measured)."""
+        nan = float("nan")
+        return cls(p50_ms=nan, p95_ms=nan, p99_ms=nan, n_calls=0, num_threads=1)
+
 
 def measure_latency(
     booster: lgb.Booster,
@@ -144,10 +150,17 @@ def evaluate_model(
     *,
     latency_calls: int = 500,
 ) -> tuple[ModelEvaluation, np.ndarray]:
-    """Score ``booster`` on ``test``; returns the evaluation and the predicted probabilities."""
+    """Score ``booster`` on ``test``; returns the evaluation and the predicted probabilities.
+
+    ``latency_calls`` 0: the latency is not timed (:meth:`Latency.not_measured`).
+    """
     proba = Scorer(booster, schema).predict(test)
     metrics = compute_metrics(test[schema.target].to_numpy(), proba)
-    latency = measure_latency(booster, test, schema, n_calls=latency_calls)
+    latency = (
+        measure_latency(booster, test, schema, n_calls=latency_calls)
+        if latency_calls > 0
+        else Latency.not_measured()
+    )
     return ModelEvaluation(name=name, metrics=metrics, latency=latency), proba
 
 

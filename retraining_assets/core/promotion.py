@@ -240,13 +240,15 @@ def judge_candidate(
     test_batches: tuple[str, ...],
     mode: str,
     shadow_batches: int,
+    champion_latency: bool = True,
 ) -> GateResult:
     """Score the candidate (and the champion) on the test split and apply the gate.
 
     Both models score the same rows, so their AUC difference gets a paired DeLong test (when the
     test split has more than one positive and negative); the ROC curves go to ``plot_path``.
     Without a champion the candidate is compared with the constant baseline (the training
-    positive rate).
+    positive rate). The gate reads only the candidate's latency: ``champion_latency`` False
+    leaves the champion's untimed (reported as not measured).
     """
     from retraining_assets.core.evaluation import baseline_metrics, evaluate_model, plot_roc
 
@@ -263,7 +265,7 @@ def judge_candidate(
         record, booster = champion
         name = f"production v{record.version}"
         prod_eval, prod_proba = evaluate_model(
-            name, booster, test, schema, latency_calls=latency_calls
+            name, booster, test, schema, latency_calls=latency_calls if champion_latency else 0
         )
         curves[name] = (y_test, prod_proba)
         if 0 < y_test.sum() < len(y_test) - 1 and y_test.sum() > 1:

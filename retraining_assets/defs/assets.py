@@ -693,6 +693,7 @@ def evaluation_report(
         test_batches=validated_dataset.test_batches,
         mode=config.mode,
         shadow_batches=config.shadow_batches,
+        champion_latency=config.champion_latency,
     )
     _record_verdict(context, mlflow, gate, candidate_model.mlflow_run_id)
     metadata = _evaluation_metadata(context, gate, candidate_model.mlflow_run_id, current)

@@ -121,6 +121,12 @@ class GateConfig(dg.Config):
     latency_calls: int = Field(
         default=DEFAULT_POLICY.latency_calls, description="Single-row predictions timed per model."
     )
+    champion_latency: bool = Field(
+        default=True,
+        description="Also time the champion's single-row latency (shown beside the candidate's in"
+        " the report and the model card; the gate reads only the candidate's). `retraining"
+        " replay` turns it off.",
+    )
     mode: PromotionMode = Field(
         default=DEFAULT_POLICY.mode,
         description="direct: a candidate that passes is promoted at once. shadow: it becomes the"

@@ -38,6 +38,7 @@ NO_SETTING = {
     "CandidateModelConfig.training_cache": "where trained boosters are kept (a replay sets it)",
     "ValidatedDatasetConfig.validation_cache": "where passing validations are kept (replay)",
     "RawBatchesConfig.validation_cache": "where passing batch validations are kept (replay)",
+    "GateConfig.champion_latency": "a replay turns it off; no setting (the report shows it)",
     "TrainParams.valid_fraction": "not a launchpad knob: the early-stopping split of core training",
     "DriftPolicy.chi2_min_tvd": "statistic-level floor of the drift library, no trigger setting",
     "DriftPolicy.missing_rate_threshold": "statistic-level rule of the drift library",

@@ -198,3 +198,51 @@ def test_plot_roc_writes_a_png(tmp_path: Path) -> None:
 
     image = matplotlib.image.imread(out)
     assert image.shape[:2] == (500, 500)  # figsize 5x5 at 100 dpi
+
+
+def test_latency_calls_zero_leaves_the_latency_unmeasured(
+    booster: lgb.Booster, test_frame: pd.DataFrame
+) -> None:
+    evaluation, _ = evaluate_model("x", booster, test_frame, SYNTHETIC_SCHEMA, latency_calls=0)
+    assert evaluation.latency.n_calls == 0 and math.isnan(evaluation.latency.p95_ms)
+
+
+def test_the_gate_without_the_champions_latency_decides_the_same(
+    booster: lgb.Booster, small_history: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """The gate reads only the candidate's latency: not timing the champion changes no verdict."""
+    from retraining_assets.core.promotion import GatePolicy, judge_candidate
+    from retraining_assets.core.registry import ProductionRecord
+    from retraining_assets.settings import SPLIT_COLUMN
+
+    first, last = small_history.values()
+    frame = pd.concat(
+        [first.assign(**{SPLIT_COLUMN: "train"}), last.assign(**{SPLIT_COLUMN: "test"})]
+    )
+    champion = ProductionRecord(1, "m" * 32, "models/m.txt", "promote", "", "2024-01-01")
+    candidate = train_model(first, SYNTHETIC_SCHEMA, TrainParams(num_boost_round=5)).booster
+
+    def judge(champion_latency: bool):
+        return judge_candidate(
+            frame,
+            SYNTHETIC_SCHEMA,
+            candidate,
+            (champion, booster),
+            policy=GatePolicy(),
+            latency_calls=20,
+            identical_to_champion=False,
+            plot_path=tmp_path / f"roc_{champion_latency}.png",
+            test_batches=("b",),
+            mode="direct",
+            shadow_batches=0,
+            champion_latency=champion_latency,
+        )
+
+    timed, untimed = judge(True), judge(False)
+    assert timed.production is not None and untimed.production is not None
+    assert timed.production.latency.n_calls == 20 and untimed.production.latency.n_calls == 0
+    assert untimed.candidate.latency.n_calls == 20
+    assert untimed.decision.promote == timed.decision.promote
+    assert untimed.production.metrics == timed.production.metrics
+    assert untimed.report.production is not None
+    assert untimed.report.production["latency"]["n_calls"] == 0
