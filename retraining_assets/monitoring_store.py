@@ -185,6 +185,39 @@ class MonitoringStore:
         self.store.put(key, json.dumps(thresholds, sort_keys=True).encode())
         return key
 
+    @staticmethod
+    def correlations_key(model_md5: str, profile_key: str) -> str:
+        """Key of the reference features' rank correlations beside a reference profile."""
+        return (
+            f"{_PROFILES}/{check_name(model_md5, 'model md5')}-"
+            f"{check_name(profile_key, 'profile key')}.correlations.json"
+        )
+
+    def get_correlations(
+        self, model_md5: str, profile_key: str
+    ) -> dict[str, dict[str, float]] | None:
+        """The cached |Spearman| between reference features; ``None`` if not built or unreadable."""
+        import json
+
+        data = self.store.get_or_none(self.correlations_key(model_md5, profile_key))
+        if data is None:
+            return None
+        try:
+            loaded = json.loads(data.decode())
+            return {str(a): {str(b): float(v) for b, v in row.items()} for a, row in loaded.items()}
+        except (ValueError, AttributeError, TypeError):
+            return None  # torn or foreign: the caller recomputes
+
+    def put_correlations(
+        self, model_md5: str, profile_key: str, correlations: dict[str, dict[str, float]]
+    ) -> str:
+        """Store the reference features' |Spearman| (JSON); return the key."""
+        import json
+
+        key = self.correlations_key(model_md5, profile_key)
+        self.store.put(key, json.dumps(correlations, sort_keys=True).encode())
+        return key
+
     # -- error streams --------------------------------------------------------------------------
 
     @staticmethod

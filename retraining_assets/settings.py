@@ -135,6 +135,9 @@ class TriggerPolicy:
         drift_importance_share: ``matters``: gain-importance share of the features past their
             thresholds that makes the batch drifted.
         drift_exclude_calendar: ``matters``: leave calendar fields (month, day, ...) out.
+        drift_correlation: ``matters``: a drifted feature also counts the importance of the
+            features it correlates with at least this strongly (|Spearman| in the training
+            rows; gain importance is split arbitrarily between such features); 0 turns it off.
         drift_exclude: Features left out of drift monitoring (e.g. calendar features such as
             ``month``, which leave the reference range by construction).
         auc_floor: Absolute AUC on labelled feedback below which the model is degraded.
@@ -162,6 +165,7 @@ class TriggerPolicy:
     drift_margin: float = 1.5
     drift_importance_share: float = 0.1
     drift_exclude_calendar: bool = True
+    drift_correlation: float = 0.7
     drift_exclude: tuple[str, ...] = ()
     auc_floor: float = 0.60
     relative_auc_floor: float = 0.95

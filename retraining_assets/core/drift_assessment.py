@@ -97,6 +97,15 @@ def calibrate_reference_thresholds(
     )
 
 
+def reference_correlations(
+    train: pd.DataFrame, features: MonitoredFeatures
+) -> dict[str, dict[str, float]]:
+    """|Spearman| between the monitored numeric features in the training rows, for ``matters``."""
+    from retraining_assets.core.drift_matters import reference_correlations as correlations
+
+    return correlations(train, list(features.numeric))
+
+
 def feature_importance(booster: Any, exclude: Iterable[str] = ()) -> dict[str, float]:
     """The model's gain importance per feature, as shares of the total, less ``exclude``."""
     gains = booster.feature_importance(importance_type="gain")
@@ -183,6 +192,7 @@ def _drift_that_matters(
     thresholds: Mapping[str, float],
     importance: Mapping[str, float],
     policy: TriggerPolicy,
+    correlations: Mapping[str, Mapping[str, float]] | None = None,
 ) -> MattersVerdict:
     """The ``matters`` rule with the policy's knobs (the PSI threshold is the floor)."""
     from retraining_assets.core.drift_matters import drift_that_matters
@@ -195,6 +205,8 @@ def _drift_that_matters(
         margin=policy.drift_margin,
         share_threshold=policy.drift_importance_share,
         exclude_calendar=policy.drift_exclude_calendar,
+        correlations=correlations,
+        correlation=policy.drift_correlation,
     )
 
 
@@ -205,6 +217,11 @@ def _matters_summary(matters: MattersVerdict, forced_by: tuple[str, ...]) -> str
         f"{'drift' if matters.drifted else 'no drift'} that matters: importance share "
         f"{score:.2f} {'>=' if score >= threshold else '<'} {threshold:.2f} over features "
         f"past their calibrated PSI thresholds ({', '.join(matters.features) or 'none'})"
+        + (
+            f" and the features correlated with them ({', '.join(matters.through)})"
+            if matters.through
+            else ""
+        )
         + (f"; forced by {', '.join(forced_by)}" if forced_by else "")
     )
 
@@ -218,6 +235,7 @@ def assess_drift(
     importance: Mapping[str, float],
     thresholds: Mapping[str, float],
     production_version: int,
+    correlations: Mapping[str, Mapping[str, float]] | None = None,
 ) -> DriftAssessment:
     """Measure one batch's drift against a model's reference and decide by the policy's rule.
 
@@ -229,6 +247,8 @@ def assess_drift(
         importance: The model's gain importance of the monitored features.
         thresholds: Calibrated PSI per feature (``matters`` only; empty otherwise).
         production_version: The version the batch is compared against.
+        correlations: |Spearman| between reference features (``matters`` only): a drifted
+            feature also counts the importance of those it correlates with strongly.
 
     Returns:
         The verdict with its statistics.
@@ -238,7 +258,7 @@ def assess_drift(
     result = compute_drift(profile, frame, drift_policy(policy), importance=importance)
     matters = None
     if policy.drift_rule == "matters":
-        matters = _drift_that_matters(result, thresholds, importance, policy)
+        matters = _drift_that_matters(result, thresholds, importance, policy, correlations)
         drifted, score, threshold = matters.drifted, matters.score, matters.threshold
         drifted_features, summary = matters.features, _matters_summary(matters, result.forced_by)
     else:

@@ -16,6 +16,13 @@ only movement that is (1) unusual for that feature, (2) on a feature the model r
 * **Importance-weighted.** The features that exceed their thresholds are weighed by the model's
   gain importance; the batch has drifted when their weight reaches ``share_threshold`` (10%) of
   the monitored total, so a feature the model does not use cannot fire it.
+* **Correlated features share their importance.** Gain importance is split arbitrarily between
+  strongly correlated features: a model may route all of a factor (the weather's temperature)
+  through one of them (the dew point) and give the other almost nothing. A shift of the ignored
+  one is a shift of the factor the model relies on, so a drifted feature also counts the
+  importance of the features it correlates with strongly in the reference (|Spearman| >=
+  ``correlation``, 0.7). Independent features are unaffected: a useless feature still cannot
+  fire the rule.
 * **Calendar-like features** (year, month, week, day of month or year) leave the reference range
   by construction as time passes; they are not monitored by this rule (weekday and hour cycle
   within every batch and stay monitored).
@@ -47,6 +54,8 @@ _CALENDAR = re.compile(
 DEFAULT_QUANTILE = 0.75
 DEFAULT_MARGIN = 1.5
 DEFAULT_SHARE = 0.1
+#: |Spearman| from which two reference features count as one factor (0 turns sharing off).
+DEFAULT_CORRELATION = 0.7
 
 
 def calendar_like(name: str) -> bool:
@@ -65,6 +74,8 @@ class MattersVerdict:
         features: Those features, largest importance first.
         thresholds: The effective PSI threshold of every monitored feature.
         ignored: Features not monitored by the rule (calendar-like).
+        through: Features below their thresholds whose importance counts because a strongly
+            correlated feature drifted (largest importance first).
     """
 
     drifted: bool
@@ -73,6 +84,7 @@ class MattersVerdict:
     features: tuple[str, ...]
     thresholds: dict[str, float]
     ignored: tuple[str, ...]
+    through: tuple[str, ...] = ()
 
 
 def reference_psis(
@@ -141,6 +153,54 @@ def calibrate_thresholds(
     )
 
 
+def reference_correlations(
+    frame: pd.DataFrame, numeric: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Absolute Spearman correlation between each pair of numeric reference features.
+
+    Args:
+        frame: The reference rows.
+        numeric: Numeric features (categorical ones have no rank correlation and share nothing).
+
+    Returns:
+        ``{a: {b: |rho|}}`` for every pair of distinct features present with a finite value
+        (a constant feature correlates with nothing).
+    """
+    columns = [name for name in numeric if name in frame]
+    if len(columns) < 2 or len(frame) < 3:
+        return {}
+    ranks = frame[columns].apply(pd.to_numeric, errors="coerce").rank()
+    matrix = ranks.corr().abs()
+    found: dict[str, dict[str, float]] = {}
+    for a in columns:
+        row = {
+            b: round(float(matrix.at[a, b]), 4)
+            for b in columns
+            if b != a and np.isfinite(matrix.at[a, b])
+        }
+        if row:
+            found[a] = row
+    return found
+
+
+def _through(
+    over: Sequence[str],
+    monitored: Sequence[str],
+    correlations: Mapping[str, Mapping[str, float]],
+    cutoff: float,
+) -> list[str]:
+    """Monitored features below their thresholds that correlate strongly with a drifted one."""
+    if cutoff <= 0:
+        return []
+    drifted = set(over)
+    return [
+        name
+        for name in monitored
+        if name not in drifted
+        and any(correlations.get(f, {}).get(name, 0.0) >= cutoff for f in drifted)
+    ]
+
+
 def drift_that_matters(
     result: DriftResult,
     thresholds: Mapping[str, float],
@@ -150,6 +210,8 @@ def drift_that_matters(
     margin: float = DEFAULT_MARGIN,
     share_threshold: float = DEFAULT_SHARE,
     exclude_calendar: bool = True,
+    correlations: Mapping[str, Mapping[str, float]] | None = None,
+    correlation: float = DEFAULT_CORRELATION,
 ) -> MattersVerdict:
     """Decide whether a batch drifted in a way that matters (see the module docstring).
 
@@ -162,6 +224,10 @@ def drift_that_matters(
         margin: Multiplies the calibrated PSI (room for the next period being a bit unusual).
         share_threshold: Importance share of drifted features that makes the batch drifted.
         exclude_calendar: Leave calendar-like features out.
+        correlations: |Spearman| between reference features (:func:`reference_correlations`);
+            ``None`` or empty: no importance is shared.
+        correlation: A drifted feature also counts the importance of the monitored features it
+            correlates with at least this strongly (0: off).
 
     Returns:
         The verdict with its numbers.
@@ -178,7 +244,9 @@ def drift_that_matters(
         for f in monitored
         if f.psi is None or not np.isfinite(f.psi) or f.psi > effective[f.name]
     ]
-    score = sum(weights[name] for name in over) / total if total > 0 else 0.0
+    through = _through(over, [f.name for f in monitored], correlations or {}, correlation)
+    counted = [*over, *through]
+    score = sum(weights[name] for name in counted) / total if total > 0 else 0.0
     drifted = bool(score >= share_threshold or result.forced_by)
     return MattersVerdict(
         drifted=drifted,
@@ -187,4 +255,5 @@ def drift_that_matters(
         features=tuple(sorted(over, key=lambda name: -weights[name])),
         thresholds=effective,
         ignored=ignored,
+        through=tuple(sorted(through, key=lambda name: -weights[name])),
     )

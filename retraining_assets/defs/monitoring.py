@@ -62,13 +62,14 @@ def _reference_profile(
     features: "MonitoredFeatures",
     record: ProductionRecord,
     quantile: float | None = None,
-) -> tuple["ReferenceProfile", dict[str, float]]:
-    """The drift reference of a production version and its calibrated PSI thresholds, cached.
+) -> tuple["ReferenceProfile", dict[str, float], dict[str, dict[str, float]]]:
+    """The drift reference of a production version, its PSI thresholds and correlations, cached.
 
     Built once from the training split of the data the model was trained on, and kept under
     ``profiles/<model md5>-<feature-set key>.npz``; an unreadable cached copy is rebuilt. With a
     ``quantile`` (the ``matters`` rule), each feature's PSI threshold calibrated on the training
-    batches (leave one out) is kept beside it as JSON; otherwise the thresholds are empty.
+    batches (leave one out) and the features' |Spearman| in the training rows are kept beside it
+    as JSON; otherwise both are empty.
     """
     from retraining_assets.core import drift_assessment as da
 
@@ -79,11 +80,13 @@ def _reference_profile(
     except MonitoringDataError as exc:
         context.log.warning("rebuilding the reference profile: %s", exc)
         cached = None
-    thresholds = (
-        monitoring.get_thresholds(record.model_md5, key, quantile) if quantile is not None else {}
-    )
-    if cached is not None and thresholds is not None:
-        return cached, thresholds
+    thresholds: dict[str, float] | None = {}
+    correlations: dict[str, dict[str, float]] | None = {}
+    if quantile is not None:
+        thresholds = monitoring.get_thresholds(record.model_md5, key, quantile)
+        correlations = monitoring.get_correlations(record.model_md5, key)
+    if cached is not None and thresholds is not None and correlations is not None:
+        return cached, thresholds, correlations
     train = da.split_rows(_training_data(dvc, record), "train")
     if cached is None:
         cached = da.build_drift_reference(train, features)
@@ -91,7 +94,10 @@ def _reference_profile(
     if thresholds is None and quantile is not None:
         thresholds = da.calibrate_reference_thresholds(train, features, quantile)
         monitoring.put_thresholds(record.model_md5, key, quantile, thresholds)
-    return cached, thresholds or {}
+    if correlations is None:
+        correlations = da.reference_correlations(train, features)
+        monitoring.put_correlations(record.model_md5, key, correlations)
+    return cached, thresholds or {}, correlations or {}
 
 
 def _read_batch(
@@ -188,7 +194,7 @@ def batch_drift(
     if record is None:
         return _materialized(context, _no_reference_metadata(da.NO_REFERENCE))
     features = da.monitored_features(schema, policy.drift_exclude)
-    profile, thresholds = _reference_profile(
+    profile, thresholds, correlations = _reference_profile(
         context, monitoring_store.open(), dvc, features, record, da.reference_quantile(policy)
     )
     frame = _read_batch(batch_source, schema, context.partition_key, features.columns)
@@ -201,6 +207,7 @@ def batch_drift(
         importance=da.feature_importance(booster, exclude=features.excluded),
         thresholds=thresholds,
         production_version=record.version,
+        correlations=correlations,
     )
     title = f"Drift of {context.partition_key} vs training data of v{record.version}"
     chart = md_png(assessment.chart(title, policy.psi_threshold), "drift per feature")

@@ -94,11 +94,13 @@ def test_sensors_read_what_monitoring_wrote_to_s3(project, s3_env, monkeypatch) 
             MonitoringStore.errors_key(b, 1) for b in sorted(live)
         ]
         assert monitoring.shadow_batches(challenger) == sorted(live)
-        # One reference profile, and the drift thresholds calibrated for that model beside it.
+        # One reference profile, and the drift thresholds and feature correlations calibrated
+        # for that model beside it.
         profiles = [k for k in keys if k.startswith("profiles/")]
         assert len([k for k in profiles if k.endswith(".npz")]) == 1
         assert len([k for k in profiles if k.endswith(".thresholds.json")]) == 1
-        assert len(profiles) == 2
+        assert len([k for k in profiles if k.endswith(".correlations.json")]) == 1
+        assert len(profiles) == 3
         assert not (project.home / "monitoring").exists()
         assert not list(project.home.rglob("*.npy")) and not list(project.home.rglob("*.npz"))
 

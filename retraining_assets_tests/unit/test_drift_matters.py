@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from retraining_assets.core import synthetic
 from retraining_assets.core.drift import DriftPolicy, build_reference, compute_drift
 from retraining_assets.core.drift_matters import (
+    DEFAULT_CORRELATION,
     DEFAULT_MARGIN,
     DEFAULT_QUANTILE,
     DEFAULT_SHARE,
     calendar_like,
     calibrate_thresholds,
     drift_that_matters,
+    reference_correlations,
     reference_psis,
     thresholds_from_psis,
 )
@@ -35,7 +38,8 @@ def _verdict(reference: pd.DataFrame, batch: pd.DataFrame):
     thresholds = calibrate_thresholds(reference, NUMERIC, CATEGORICAL, BATCH_COLUMN)
     profile = build_reference(reference, NUMERIC, CATEGORICAL)
     result = compute_drift(profile, batch, DriftPolicy(), workers=1)
-    return drift_that_matters(result, thresholds, IMPORTANCE)
+    correlations = reference_correlations(reference, NUMERIC)
+    return drift_that_matters(result, thresholds, IMPORTANCE, correlations=correlations)
 
 
 def test_thresholds_come_from_the_reference_periods(reference) -> None:
@@ -89,8 +93,49 @@ def test_one_unusual_reference_period_does_not_blind_the_default_threshold(refer
 def test_the_rule_defaults_are_the_policy_defaults() -> None:
     policy = TriggerPolicy()
     assert policy.drift_rule == "matters"
-    assert (policy.drift_quantile, policy.drift_margin, policy.drift_importance_share) == (
-        DEFAULT_QUANTILE,
-        DEFAULT_MARGIN,
-        DEFAULT_SHARE,
+    assert (
+        policy.drift_quantile,
+        policy.drift_margin,
+        policy.drift_importance_share,
+        policy.drift_correlation,
+    ) == (DEFAULT_QUANTILE, DEFAULT_MARGIN, DEFAULT_SHARE, DEFAULT_CORRELATION)
+
+
+def _with_twin(frame: pd.DataFrame, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    # A second measurement of x0's factor: strongly rank-correlated with x0 (about 0.95).
+    noise = np.random.default_rng(seed).standard_normal(len(frame))
+    return frame.assign(twin=frame["x0"] + 0.3 * noise + shift)
+
+
+def test_reference_correlations_pair_only_related_features(reference) -> None:
+    found = reference_correlations(_with_twin(reference, 1), [*NUMERIC, "twin"])
+    assert found["x0"]["twin"] == found["twin"]["x0"] > 0.9
+    # The generator's features are independent of each other.
+    assert all(found[a][b] < 0.1 for a in NUMERIC for b in NUMERIC if a != b)
+    assert reference_correlations(reference.head(2), NUMERIC) == {}
+
+
+def test_a_shifted_twin_of_an_important_feature_counts_its_importance(reference) -> None:
+    # The model routed the factor through x0 and gave its twin nothing; only the twin moves.
+    numeric = [*NUMERIC, "twin"]
+    twin_reference = _with_twin(reference, 1)
+    importance = {**IMPORTANCE, "twin": 0.0}
+    batch = _with_twin(synthetic.make_batch(800, pd.Timestamp("2024-03-04"), seed=9), 2, 1.5)
+    thresholds = calibrate_thresholds(twin_reference, numeric, CATEGORICAL, BATCH_COLUMN)
+    profile = build_reference(twin_reference, numeric, CATEGORICAL)
+    result = compute_drift(profile, batch, DriftPolicy(), workers=1)
+    correlations = reference_correlations(twin_reference, numeric)
+
+    shared = drift_that_matters(result, thresholds, importance, correlations=correlations)
+    assert shared.drifted
+    assert shared.features == ("twin",)
+    assert shared.through == ("x0",)
+    assert shared.score == pytest.approx(IMPORTANCE["x0"])
+    # Sharing off (or no correlations): the twin weighs nothing, as before.
+    sharing_off = drift_that_matters(
+        result, thresholds, importance, correlations=correlations, correlation=0
     )
+    for off in (sharing_off, drift_that_matters(result, thresholds, importance)):
+        assert not off.drifted
+        assert off.through == ()
+        assert off.score == 0.0

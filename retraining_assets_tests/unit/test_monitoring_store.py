@@ -42,6 +42,17 @@ def test_reference_profile_round_trip(monitoring: MonitoringStore) -> None:
     assert monitoring.store.list() == [key]
 
 
+def test_reference_correlations_round_trip(monitoring: MonitoringStore) -> None:
+    correlations = {"temp": {"dewp": 0.77}, "dewp": {"temp": 0.77}}
+    assert monitoring.get_correlations(MD5, "abcd1234") is None
+    key = monitoring.put_correlations(MD5, "abcd1234", correlations)
+    assert key == f"profiles/{MD5}-abcd1234.correlations.json"
+    assert monitoring.get_correlations(MD5, "abcd1234") == correlations
+    # A torn copy reads as not built: the asset recomputes it.
+    monitoring.store.put(key, b"{not json")
+    assert monitoring.get_correlations(MD5, "abcd1234") is None
+
+
 def test_error_stream_round_trip(monitoring: MonitoringStore) -> None:
     errors = np.linspace(0, 1, 7)
     key = monitoring.put_errors("2024-03-04", 3, errors)
