@@ -2,9 +2,14 @@
 
 A fast, Dagster-free simulation of the replay (same core functions: rolling 8-batch window,
 LightGBM with num_threads=1, ``compute_drift`` against the served model's training rows). Each
-period is scored by the model serving when it arrived; a policy that fires on period t serves
-the model trained through t from t+1 on (every candidate is promoted: no gate here, so the
-numbers compare triggers, not the gate). Models are cached by their as-of batch, so every policy
+period is scored by the model serving when it arrived; a policy that fires on period t trains a
+candidate through t (its test set is batch t) and the production gate decides, with the same rule
+(``core.promotion.decide_promotion``: AUC >= 0.99 x the champion's on that test set) as
+``retraining replay``, which this simulation reproduces period for period (flights, 2026-12-02:
+drift 14 retrainings / 11 promotions, mean AUC 0.6782; weekly 44 / 36, 0.6913). A promoted
+candidate serves from t+1 on; after a rejection the champion keeps serving and the triggers keep
+comparing against it. ``--no-gate`` promotes every candidate (compares triggers alone, as the
+first version of this benchmark did). Models are cached by their as-of batch, so every policy
 shares them and a full run trains each model at most once.
 
 Rules (drift policy = retrain when the rule fires on the new batch):
@@ -14,10 +19,12 @@ Rules (drift policy = retrain when the rule fires on the new batch):
 - ``no_calendar``: any_psi without calendar-like features;
 - ``calibrated``: PSI above each feature's calibrated threshold (max(0.2, 1.5 x q99 of
   leave-one-period-out PSI in the reference)), any feature, no calendar;
-- ``matters_q<quantile>_m<margin>_s<share>``: calibrated thresholds (max(0.2, margin x the
-  quantile of the leave-one-period-out PSIs)) + gain-importance share of the features past them
-  >= share + no calendar; ``matters_q75_m1.5_s0.1`` is the default (settings.TriggerPolicy),
-  ``matters_q99_m1.5_s0.05`` the previous one.
+- ``matters_q<quantile>_m<margin>_s<share>[_c<correlation>]``: calibrated thresholds (max(0.2,
+  margin x the quantile of the leave-one-period-out PSIs)) + gain-importance share of the
+  features past them >= share + no calendar; with ``_c``, a drifted feature also counts the
+  importance of the features it correlates with (|Spearman| >= correlation in the reference);
+  ``matters_q75_m1.5_s0.1_c0.7`` is the default (settings.TriggerPolicy),
+  ``matters_q75_m1.5_s0.1`` the one before (no sharing), ``matters_q99_m1.5_s0.05`` the first.
 Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled), ``combined``
 (``matters`` or performance, with the weekly fallback when 72 h passed; on weekly batches that
 means weekly), ``estimated`` (CBPE estimated AUC < 0.95 x the AUC on the model's test week, no
@@ -31,9 +38,10 @@ weeks (the first model trained through week 8, 9, ..., 16) and the gain pooled o
     nice .venv/bin/python benchmarks/drift_triggers.py --flights data/batches   # ~10 min
     nice .venv/bin/python benchmarks/drift_triggers.py --synthetic-only         # ~3 min
 
-Prints, per dataset and policy: retrainings, mean AUC, share of weekly's AUC gain over never,
-retrainings per 0.01 AUC; and the synthetic targets (stationary: drift-triggered retrainings over
-52 periods x 5 seeds; planted shift on x0 (important) and x4 (no effect): first firing period).
+Prints, per dataset and policy: retrainings, promotions, mean AUC, share of weekly's AUC gain
+over never, retrainings per 0.01 AUC; and the synthetic targets (stationary: drift-triggered
+retrainings over 52 periods x 5 seeds; planted shift on x0 (important) and x4 (no effect): first
+firing period).
 """
 
 from __future__ import annotations
@@ -56,31 +64,40 @@ from retraining_assets.core.drift import DriftPolicy, build_reference, compute_d
 from retraining_assets.core.drift_matters import (
     calendar_like,
     drift_that_matters,
+    reference_correlations,
     reference_psis,
     thresholds_from_psis,
 )
 from retraining_assets.core.evaluation import compute_metrics
 from retraining_assets.core.performance_estimation import estimate_performance, fit_calibrator
+from retraining_assets.core.promotion import GatePolicy, ModelScore, decide_promotion
 from retraining_assets.core.strategies import plan_training
 from retraining_assets.core.training import Scorer, TrainParams, train_model
 from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
 
-#: The ``matters`` family: (quantile of the leave-one-out PSIs, margin, importance share); share
-#: 0 means any feature past its threshold, unweighted ("calibrated").
+#: The ``matters`` family: (quantile of the leave-one-out PSIs, margin, importance share,
+#: correlation from which features share importance (0: none)); share 0 means any feature past
+#: its threshold, unweighted ("calibrated").
 MATTERS = {
-    "calibrated": (0.99, 1.5, 0.0),
-    "matters_q99_m1.5_s0.05": (0.99, 1.5, 0.05),  # the previous default
-    "matters_q99_m1.5_s0.1": (0.99, 1.5, 0.1),
-    "matters_q99_m1_s0.02": (0.99, 1.0, 0.02),
-    "matters_q90_m1_s0.1": (0.9, 1.0, 0.1),
-    "matters_q90_m1.5_s0.1": (0.9, 1.5, 0.1),
-    "matters_q75_m1.25_s0.1": (0.75, 1.25, 0.1),
-    "matters_q75_m1.5_s0.05": (0.75, 1.5, 0.05),
-    "matters_q75_m1.5_s0.1": (0.75, 1.5, 0.1),  # the default (settings.TriggerPolicy)
-    "matters_q75_m1.5_s0.2": (0.75, 1.5, 0.2),
-    "matters_q75_m2_s0.1": (0.75, 2.0, 0.1),
+    "calibrated": (0.99, 1.5, 0.0, 0.0),
+    "matters_q99_m1.5_s0.05": (0.99, 1.5, 0.05, 0.0),  # the first default
+    "matters_q99_m1.5_s0.1": (0.99, 1.5, 0.1, 0.0),
+    "matters_q99_m1_s0.02": (0.99, 1.0, 0.02, 0.0),
+    "matters_q90_m1_s0.1": (0.9, 1.0, 0.1, 0.0),
+    "matters_q90_m1.5_s0.1": (0.9, 1.5, 0.1, 0.0),
+    "matters_q75_m1.25_s0.1": (0.75, 1.25, 0.1, 0.0),
+    "matters_q75_m1.5_s0.05": (0.75, 1.5, 0.05, 0.0),
+    "matters_q75_m1.5_s0.1": (0.75, 1.5, 0.1, 0.0),  # the second default (no sharing)
+    "matters_q75_m1.5_s0.2": (0.75, 1.5, 0.2, 0.0),
+    "matters_q75_m2_s0.1": (0.75, 2.0, 0.1, 0.0),
+    "matters_q75_m1.5_s0.1_c0.6": (0.75, 1.5, 0.1, 0.6),
+    "matters_q75_m1.5_s0.1_c0.7": (0.75, 1.5, 0.1, 0.7),  # the default (settings.TriggerPolicy)
+    "matters_q75_m1.5_s0.1_c0.8": (0.75, 1.5, 0.1, 0.8),
+    "matters_q75_m1.25_s0.1_c0.7": (0.75, 1.25, 0.1, 0.7),
+    "matters_q75_m1.5_s0.05_c0.7": (0.75, 1.5, 0.05, 0.7),
+    "matters_q75_m1.5_s0.2_c0.7": (0.75, 1.5, 0.2, 0.7),
 }
-DEFAULT_RULE = "matters_q75_m1.5_s0.1"
+DEFAULT_RULE = "matters_q75_m1.5_s0.1_c0.7"
 RULES = ("any_psi", "ks", "importance", "no_calendar", *MATTERS)
 #: Policies that are not data-drift rules.
 OTHERS = ("performance", "estimated", "every_2", "every_3", "combined")
@@ -102,6 +119,8 @@ class Served:
     importance: dict[str, float]
     auc_at_promotion: float
     calibrator: object
+    correlations: dict[str, dict[str, float]]
+    score: ModelScore  # on its own test batch, as the gate sees a candidate
 
 
 @dataclass
@@ -115,7 +134,9 @@ class Simulation:
     verdicts: dict[tuple[int, int], dict[str, bool]] = field(default_factory=dict)
     aucs: dict[tuple[int, int], float] = field(default_factory=dict)
     estimated: dict[tuple[int, int], bool] = field(default_factory=dict)
+    log_losses: dict[tuple[int, int], float] = field(default_factory=dict)
     trainings: int = 0
+    gated: bool = True
 
     def model(self, as_of: int) -> Served:
         """The rolling model trained through batch ``as_of`` (its last batch is the test set)."""
@@ -130,7 +151,8 @@ class Simulation:
             model = train_model(train, schema, TrainParams(num_threads=1))
             scorer = Scorer(model.booster, schema)
             test_scores = scorer.predict(test)
-            auc = compute_metrics(test[schema.target].to_numpy(), test_scores).auc
+            metrics = compute_metrics(test[schema.target].to_numpy(), test_scores)
+            auc = metrics.auc
             numeric, categorical = list(schema.numeric_features), list(schema.categorical_features)
             gains = model.booster.feature_importance(importance_type="gain")
             total = float(sum(gains)) or 1.0
@@ -146,6 +168,9 @@ class Simulation:
                 calibrator=fit_calibrator(
                     test[schema.target].to_numpy(dtype="float64"), test_scores
                 ),
+                correlations=reference_correlations(train, numeric),
+                # Latency is not simulated: no candidate of the replays failed that rule.
+                score=ModelScore(auc=auc, log_loss=metrics.log_loss, p95_latency_ms=0.0),
             )
             self.trainings += 1
         return self.models[as_of]
@@ -156,8 +181,23 @@ class Simulation:
         if key not in self.aucs:
             frame = self.frames[self.ids[t]]
             y = frame[self.schema.target].to_numpy()
-            self.aucs[key] = compute_metrics(y, self.model(served).scorer.predict(frame)).auc
+            metrics = compute_metrics(y, self.model(served).scorer.predict(frame))
+            self.aucs[key], self.log_losses[key] = metrics.auc, metrics.log_loss
         return self.aucs[key]
+
+    def promotes(self, served: int, t: int) -> bool:
+        """The production gate on the candidate trained through ``t`` against ``served``.
+
+        Both are scored on batch ``t``, the candidate's test set, as ``evaluation_report`` does;
+        the rule is ``core.promotion.decide_promotion`` with the default policy.
+        """
+        if not self.gated:
+            return True
+        champion_auc = self.auc(served, t)
+        champion = ModelScore(champion_auc, self.log_losses[(served, t)], 0.0)
+        candidate = self.model(t).score
+        decision = decide_promotion(candidate, champion, candidate, GatePolicy())
+        return decision.promote
 
     def estimated_degraded(self, served: int, t: int) -> bool:
         """CBPE: the estimated AUC of batch ``t`` < 0.95 x the model's test-week AUC."""
@@ -198,7 +238,7 @@ class Simulation:
         if rule in cached:
             return bool(cached[rule])
         model = self.model(served)
-        quantile, margin, share_threshold = MATTERS[rule]
+        quantile, margin, share_threshold, correlation = MATTERS[rule]
         importance = model.importance if share_threshold > 0 else {n: 1.0 for n in model.importance}
         verdict = drift_that_matters(
             cached["_result"],  # type: ignore[arg-type]
@@ -206,6 +246,8 @@ class Simulation:
             importance,
             margin=margin,
             share_threshold=max(share_threshold, 1e-9),
+            correlations=model.correlations,
+            correlation=correlation,
         )
         cached[rule] = verdict.drifted
         return verdict.drifted
@@ -217,6 +259,7 @@ class PolicyRun:
 
     policy: str
     retrainings: int
+    promotions: int
     drift_retrainings: int
     mean_auc: float
     aucs: list[float]
@@ -225,9 +268,9 @@ class PolicyRun:
 
 def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRun:
     """Walk periods start+1..end; ``policy`` is a rule of RULES or OTHERS, never or weekly."""
-    served = start
+    served = last = start
     aucs: list[float] = []
-    retrainings = drift_retrainings = 0
+    retrainings = promotions = drift_retrainings = 0
     fired_at: list[int] = []
     for t in range(start + 1, len(sim.ids)):
         auc = sim.auc(served, t)
@@ -245,15 +288,20 @@ def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRu
         elif policy == "estimated":
             fire = sim.estimated_degraded(served, t)
         elif policy.startswith("every_"):
-            fire = t - served >= int(policy.removeprefix("every_"))
+            fire = t - last >= int(policy.removeprefix("every_"))
         else:
             fire = sim.fired(served, t, policy)
             drift_retrainings += int(fire)
         if fire:
             fired_at.append(t)
             retrainings += 1
-            served = t
-    return PolicyRun(policy, retrainings, drift_retrainings, float(np.mean(aucs)), aucs, fired_at)
+            last = t
+            if sim.promotes(served, t):
+                promotions += 1
+                served = t
+    return PolicyRun(
+        policy, retrainings, promotions, drift_retrainings, float(np.mean(aucs)), aucs, fired_at
+    )
 
 
 def table(name: str, runs: list[PolicyRun]) -> None:
@@ -262,32 +310,41 @@ def table(name: str, runs: list[PolicyRun]) -> None:
     base = by["never"].mean_auc
     weekly_gain = by["weekly"].mean_auc - base
     print(f"\n## {name}")
-    print("| policy | retrainings | mean AUC | share of weekly's gain | retrainings per 0.01 AUC |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| policy | retrainings | promotions | mean AUC | share of weekly's gain | "
+        "retrainings per 0.01 AUC |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for r in runs:
         gain = r.mean_auc - base
         share = f"{100 * gain / weekly_gain:.0f}%" if weekly_gain > 0 else "n/a"
         per = f"{r.retrainings / (gain / 0.01):.1f}" if gain > 0 else "n/a"
-        print(f"| {r.policy} | {r.retrainings} | {r.mean_auc:.4f} | {share} | {per} |")
+        print(
+            f"| {r.policy} | {r.retrainings} | {r.promotions} | {r.mean_auc:.4f} | {share} | "
+            f"{per} |"
+        )
 
 
-def flights(directory: Path) -> None:
+def flights(directory: Path, gated: bool = True) -> None:
     """All policies on the flights weekly batches."""
     from retraining_assets.settings import FLIGHTS_SCHEMA
 
     ids = list_batches(directory)
     frames = {b: read_batch(directory / f"{b}.parquet") for b in ids}
-    sim = Simulation(FLIGHTS_SCHEMA, frames, ids)
+    sim = Simulation(FLIGHTS_SCHEMA, frames, ids, gated=gated)
     started = time.perf_counter()
     policies = ("never", "weekly", *RULES, *OTHERS)
     runs = [simulate(sim, p) for p in policies]
     table(
         f"flights ({len(ids) - INITIAL} periods, {sim.trainings} models trained, "
+        f"{'gate as in production' if gated else 'every candidate promoted'}, "
         f"{time.perf_counter() - started:.0f}s)",
         runs,
     )
+    default = next(r for r in runs if r.policy == DEFAULT_RULE)
+    print(f"default rule fires at: {', '.join(ids[t] for t in default.fired_at)}")
     model = sim.model(INITIAL - 1)
-    default_q, default_m, _ = MATTERS[DEFAULT_RULE]
+    default_q, default_m, _, _ = MATTERS[DEFAULT_RULE]
     thresholds = thresholds_from_psis(model.psis, default_q)
     print(
         f"initial model: importance and calibrated PSI thresholds "
@@ -329,7 +386,7 @@ def robustness(sim: Simulation, policies: list[str]) -> None:
 
 
 def _synthetic_sim(
-    seed: int, periods: int, drift: synthetic.DriftSpec | None, at: int
+    seed: int, periods: int, drift: synthetic.DriftSpec | None, at: int, gated: bool = True
 ) -> Simulation:
     history = synthetic.make_history(
         INITIAL + periods,
@@ -339,15 +396,15 @@ def _synthetic_sim(
         drift=drift or synthetic.DriftSpec(),
     )
     ids = sorted(history)
-    return Simulation(synthetic.SYNTHETIC_SCHEMA, history, ids)
+    return Simulation(synthetic.SYNTHETIC_SCHEMA, history, ids, gated=gated)
 
 
-def synthetic_targets(seeds: int = 5) -> None:
+def synthetic_targets(seeds: int = 5, gated: bool = True) -> None:
     """Stationary false alarms, and the planted shifts on an important and a useless feature."""
     print("\n## synthetic, stationary: 52 periods x 5 seeds (drift-triggered retrainings)")
     totals = {rule: 0 for rule in RULES}
     for seed in range(seeds):
-        sim = _synthetic_sim(seed, 52, None, 0)
+        sim = _synthetic_sim(seed, 52, None, 0, gated)
         for rule in RULES:
             totals[rule] += simulate(sim, rule).drift_retrainings
     for rule in RULES:
@@ -358,7 +415,7 @@ def synthetic_targets(seeds: int = 5) -> None:
         first: dict[str, list[int | None]] = {rule: [] for rule in RULES}
         drop: list[float] = []
         for seed in range(seeds):
-            sim = _synthetic_sim(100 + seed, 20, spec, 10)
+            sim = _synthetic_sim(100 + seed, 20, spec, 10, gated)
             never = simulate(sim, "never")
             drop.append(float(np.mean(never.aucs[:10]) - np.mean(never.aucs[10:])))
             for rule in RULES:
@@ -374,7 +431,7 @@ def synthetic_targets(seeds: int = 5) -> None:
             print(f"    {rule:12s} fires at period offset {', '.join(shown)} (0 = first shifted)")
     print("\n## synthetic, all policies: planted shift on x0 from period 10 of 20, seed 100")
     sim = _synthetic_sim(
-        100, 20, synthetic.DriftSpec(covariate_shift=SHIFT, shift_columns=("x0",)), 10
+        100, 20, synthetic.DriftSpec(covariate_shift=SHIFT, shift_columns=("x0",)), 10, gated
     )
     table(
         "synthetic x0 shift",
@@ -388,11 +445,14 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     parser.add_argument("--flights", type=Path, default=Path("data/batches"))
     parser.add_argument("--synthetic-only", action="store_true")
     parser.add_argument("--flights-only", action="store_true")
+    parser.add_argument(
+        "--no-gate", action="store_true", help="promote every candidate (triggers alone)"
+    )
     args = parser.parse_args(argv)
     if not args.synthetic_only:
-        flights(args.flights)
+        flights(args.flights, gated=not args.no_gate)
     if not args.flights_only:
-        synthetic_targets()
+        synthetic_targets(gated=not args.no_gate)
 
 
 if __name__ == "__main__":
