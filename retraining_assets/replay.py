@@ -13,6 +13,7 @@ This module drives Dagster, so it lives beside ``cli.py`` rather than in the Dag
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -143,16 +144,19 @@ class ReplayOptions:
     schema_file: Path | None = None
     mlflow_template: Path | None = None
     training_cache: Path | None = None
+    keep_state: bool = False
 
 
 class ReplayHarness:
     """One policy's replay: the project's definitions on a fresh state, driven by a simulated clock.
 
-    The harness owns a temporary Dagster instance and the resources of this replay, built from
+    The harness owns a Dagster instance and the resources of this replay, built from
     the resources of ``definitions`` (so a setting made there, such as the experiment name,
     reaches the replay) with every path pointed into ``work_dir``. It never reads or writes the
     process environment and uses only Dagster's public API, so replays in one process (or in
-    parallel processes) are independent.
+    parallel processes) are independent. The instance is in memory (an event costs ~5 ms there
+    against 60-120 ms in SQLite files, and a retraining writes ~80) unless ``options.keep_state``
+    asks for SQLite files in ``work_dir/dagster``, readable afterwards in the Dagster UI.
     """
 
     def __init__(
@@ -428,6 +432,8 @@ class ReplayHarness:
             context = dg.build_schedule_context(
                 instance=self.instance, scheduled_execution_time=tick, resources=resources
             )
+            if not self.instance.is_persistent:
+                context = _schedule_context_on()(self.instance, context)
             ticked = self.schedule.evaluate_tick(context)
             found += [("weekly", dict(run.tags)) for run in ticked.run_requests or []]
         return found
@@ -438,10 +444,7 @@ class ReplayHarness:
         """Train the first model, then replay period after period; the policy's whole result."""
         import dagster as dg
 
-        with (
-            warnings.catch_warnings(),
-            dg.instance_for_test(set_dagster_home=False, temp_dir=str(self.dagster_dir)) as inst,
-        ):
+        with warnings.catch_warnings(), self._new_instance() as inst:
             warnings.filterwarnings("ignore", category=dg.BetaWarning)
             self.instance = inst
             try:
@@ -454,6 +457,20 @@ class ReplayHarness:
             finally:
                 self.instance = None
         return self._result(periods)
+
+    def _new_instance(self) -> Any:
+        """This replay's Dagster instance: SQLite files when the state is kept, else in memory.
+
+        The walk reads everything back through the instance API (sensors, the verdicts in
+        ``_record``), so where the events are kept changes no result. Neither instance sets a
+        pool limit (runs execute one after another), so the ``retraining`` pool claims no slot
+        in either.
+        """
+        import dagster as dg
+
+        if self.options.keep_state:
+            return dg.instance_for_test(set_dagster_home=False, temp_dir=str(self.dagster_dir))
+        return dg.DagsterInstance.ephemeral(tempdir=str(self.dagster_dir))
 
     def _first_model(self) -> float:
         """The initial batches arrive, one retraining as of the last of them; its clock time."""
@@ -533,6 +550,35 @@ class ReplayHarness:
         )
 
 
+@functools.cache
+def _schedule_context_on() -> type:
+    """The class of :class:`ScheduleContextOn` (built on first use: Dagster loads lazily here)."""
+    import dagster as dg
+
+    class ScheduleContextOn(dg.ScheduleEvaluationContext):
+        """A schedule's evaluation context on a given instance, an in-memory one included.
+
+        ``build_schedule_context`` keeps only a reference to a persistent instance and reopens
+        it on use; an in-memory instance has no reference, so the schedule (which reads the
+        last retraining's time from the instance) would fail on it.
+        """
+
+        def __init__(self, instance: dg.DagsterInstance, built: dg.ScheduleEvaluationContext):
+            super().__init__(
+                instance_ref=None,
+                scheduled_execution_time=built.scheduled_execution_time,
+                resources=built.resource_defs,
+            )
+            self._on = instance
+
+        @property
+        def instance(self) -> dg.DagsterInstance:
+            """The instance given, whether persistent or not."""
+            return self._on
+
+    return ScheduleContextOn
+
+
 def _with_fields(resource: Any, fields: dict[str, Any]) -> Any:
     """A copy of a configurable resource with some fields replaced (the others as configured)."""
     current = {name: getattr(resource, name) for name in type(resource).model_fields}
@@ -578,6 +624,7 @@ def replay_policy(
     schema_file: Path | None = None,
     definitions: Any = None,
     training_cache: Path | None = None,
+    keep_state: bool = False,
 ) -> PolicyResult:
     """Replay the batches of ``source_dir`` under one retraining policy (a :class:`ReplayHarness`).
 
@@ -598,6 +645,8 @@ def replay_policy(
             settings are kept, their locations moved into ``work_dir``.
         training_cache: Folder of trained boosters by their inputs (see
             ``core/training_cache.py``), shared by the policies of a replay; ``None``: none.
+        keep_state: Keep the Dagster instance in SQLite files in ``work_dir`` (for the Dagster
+            UI afterwards); by default it is in memory and gone with the replay.
     """
     options = ReplayOptions(
         initial=initial,
@@ -608,6 +657,7 @@ def replay_policy(
         schema_file=schema_file,
         mlflow_template=mlflow_template,
         training_cache=training_cache,
+        keep_state=keep_state,
     )
     harness = ReplayHarness(
         source_dir, policy, work_dir, options, definitions=definitions, progress=progress
@@ -688,6 +738,7 @@ def run_replay(
                     "max_periods": max_periods,
                     "schema_file": schema_file,
                     "training_cache": cache,
+                    "keep_state": keep_state,
                 }
             )
         results = _replay_all(calls, jobs, progress)

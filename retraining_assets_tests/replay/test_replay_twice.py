@@ -1,5 +1,6 @@
 """Two replays in one process give the same result: nothing of the first one (environment,
-definitions, caches, stores) decides the second."""
+definitions, caches, stores) decides the second; nor does where the Dagster instance keeps its
+events (SQLite files with ``keep_state``, else memory)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,15 @@ def test_a_second_replay_in_the_same_process_gives_the_same_result(tmp_path, pro
             config={"triggers": {"min_labelled_rows": 100}},
             schema_file=schema_file_for(dataset),
             progress=lambda line: seen.append(ours()),
+            keep_state=i == 1,
         )
         for i in (1, 2)
     ]
     first, second = (_table(r) for r in reports)
     assert [row[3] for row in first] == [["weekly"], ["weekly"]]
     assert first == second
+    # Only the kept state has the instance's SQLite files; the in-memory one left none.
+    assert (tmp_path / "out1" / "state" / "weekly" / "dagster" / "history" / "runs.db").is_file()
+    assert not (tmp_path / "out2" / "state").exists()
     # The replay never points the process environment at its state, not even while it runs.
     assert seen and all(during == environment for during in seen)
