@@ -58,6 +58,8 @@ def parse_policies(value: str) -> list[str]:
 
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+#: Monitoring assets that draw a chart (``ChartConfig``); a replay turns the charts off.
+_CHARTED = ("batch_drift", "batch_estimated_performance")
 
 
 @dataclass
@@ -317,7 +319,14 @@ class ReplayHarness:
         for request in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions("batches", list(request.partition_keys or []))
         monitoring = self.definitions.resolve_job_def("monitoring_job")
-        run_config = {**_QUIET, **self._batch_cache_config()}
+        # No charts: the replay reads the verdicts only (a chart costs 0.2-0.3 s a batch).
+        ops = {
+            name: {"config": {"chart": False}}
+            for name in _CHARTED
+            if monitoring.graph.has_node_named(name)
+        }
+        ops.update(self._batch_cache_config().get("ops", {}))
+        run_config = {"ops": ops, **_QUIET}
         for run in result.run_requests or []:
             started = time.perf_counter()
             monitoring.execute_in_process(
@@ -339,10 +348,14 @@ class ReplayHarness:
             run_config={
                 "ops": {
                     "training_dataset": {"config": {"window_batches": self.options.window_batches}},
-                    # The gate reads only the candidate's latency; nobody reads the champion's
-                    # in a replay.
+                    # The gate reads only the candidate's latency, and nobody the ROC plot, in a
+                    # replay.
                     "evaluation_report": {
-                        "config": {"latency_calls": 100, "champion_latency": False}
+                        "config": {
+                            "latency_calls": 100,
+                            "champion_latency": False,
+                            "roc_plot": False,
+                        }
                     },
                     **self._training_cache_config(),
                 },

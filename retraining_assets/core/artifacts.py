@@ -55,7 +55,7 @@ class EvaluationReport:
     against: str
     reasons: tuple[str, ...]
     test_batches: tuple[str, ...]
-    roc_plot: str
+    roc_plot: str | None  # None: not drawn (``GateConfig.roc_plot`` off, as in a replay)
     mode: str = "direct"
     shadow_batches: int = 0
     delong: dict[str, Any] | None = None

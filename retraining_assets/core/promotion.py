@@ -203,7 +203,7 @@ class GateResult:
     baseline: Metrics
     decision: Decision
     delong: DeLongResult | None
-    plot: Path
+    plot: Path | None
     report: EvaluationReport
 
     def run_metrics(self) -> dict[str, float]:
@@ -236,7 +236,7 @@ def judge_candidate(
     policy: GatePolicy,
     latency_calls: int,
     identical_to_champion: bool,
-    plot_path: Path,
+    plot_path: Path | None,
     test_batches: tuple[str, ...],
     mode: str,
     shadow_batches: int,
@@ -245,7 +245,8 @@ def judge_candidate(
     """Score the candidate (and the champion) on the test split and apply the gate.
 
     Both models score the same rows, so their AUC difference gets a paired DeLong test (when the
-    test split has more than one positive and negative); the ROC curves go to ``plot_path``.
+    test split has more than one positive and negative); the ROC curves go to ``plot_path``
+    (``None``: no plot, nothing else changes).
     Without a champion the candidate is compared with the constant baseline (the training
     positive rate). The gate reads only the candidate's latency: ``champion_latency`` False
     leaves the champion's untimed (reported as not measured).
@@ -281,7 +282,11 @@ def judge_candidate(
         identical_to_champion=identical_to_champion,
         test_counts=(int(y_test.sum()), int(len(y_test) - y_test.sum())),
     )
-    plot = plot_roc(curves, plot_path, title=f"ROC on test batches {', '.join(test_batches)}")
+    plot = (
+        plot_roc(curves, plot_path, title=f"ROC on test batches {', '.join(test_batches)}")
+        if plot_path is not None
+        else None
+    )
     report = EvaluationReport(
         candidate=cand_eval.as_dict(),
         production=prod_eval.as_dict() if prod_eval else None,
@@ -291,7 +296,7 @@ def judge_candidate(
         against=decision.against,
         reasons=decision.reasons,
         test_batches=test_batches,
-        roc_plot=str(plot),
+        roc_plot=str(plot) if plot is not None else None,
         mode=mode,
         shadow_batches=shadow_batches if mode == "shadow" else 0,
         delong=delong.as_dict() if delong else None,

@@ -672,7 +672,8 @@ def evaluation_report(
     """Candidate vs current production model on the same held-out test set, with the gate verdict.
 
     Reports AUC, log loss and p95 single-row latency for both, the paired DeLong test of their AUC
-    difference (CI and p-value), the test-set size and positives, a ROC plot, and whether the gate
+    difference (CI and p-value), the test-set size and positives, a ROC plot (unless
+    ``roc_plot`` is off), and whether the gate
     (``GateConfig``) promotes the candidate, with a reason per rule. Below
     ``min_test_positives`` it refuses to decide.
     """
@@ -689,7 +690,11 @@ def evaluation_report(
         policy=GatePolicy(**{f: getattr(config, f) for f in GatePolicy.__dataclass_fields__}),
         latency_calls=config.latency_calls,
         identical_to_champion=current is not None and current.model_md5 == candidate_model.md5,
-        plot_path=store.repo_dir / "reports" / f"roc_{candidate_model.md5[:12]}.png",
+        plot_path=(
+            store.repo_dir / "reports" / f"roc_{candidate_model.md5[:12]}.png"
+            if config.roc_plot
+            else None
+        ),
         test_batches=validated_dataset.test_batches,
         mode=config.mode,
         shadow_batches=config.shadow_batches,
@@ -719,7 +724,8 @@ def _record_verdict(
     decision = gate.decision
     gate_tags = {"gate/verdict": decision.verdict, "gate/reasons": " | ".join(decision.reasons)}
     mlflow.log_to_run(run_id, gate.run_metrics(), gate_tags)
-    mlflow.log_artifact(run_id, gate.plot, artifact_path="evaluation")
+    if gate.plot is not None:
+        mlflow.log_artifact(run_id, gate.plot, artifact_path="evaluation")
     # The verdict on the run itself (filterable in the runs list), not only in its event log.
     context.instance.add_run_tags(context.run_id, {GATE_TAG: decision.verdict})
     if not decision.promote:
@@ -773,7 +779,7 @@ def _evaluation_metadata(
             f"production v{current.version}" if current else "constant baseline (first model)"
         ),
         "reasons": md_list(gate.decision.reasons),
-        "roc": md_image(gate.plot, "ROC"),
+        **({"roc": md_image(gate.plot, "ROC")} if gate.plot is not None else {}),
         "mlflow/run_id": run_id,
         **code_metadata(context),
         "report": dg.MetadataValue.json(json.loads(json.dumps(gate.report.__dict__, default=str))),

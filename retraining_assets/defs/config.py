@@ -63,6 +63,16 @@ class ValidatedDatasetConfig(dg.Config):
     )
 
 
+class ChartConfig(dg.Config):
+    """Whether a monitoring asset draws its chart (``retraining replay``, which reads none, not)."""
+
+    chart: bool = Field(
+        default=True,
+        description="Draw the chart into the metadata. Off: the same verdict and metadata,"
+        " without the chart (saves ~0.2-0.3 s a batch).",
+    )
+
+
 class CandidateModelConfig(dg.Config):
     """LightGBM hyper-parameters and the trainer that runs them (all logged to MLflow)."""
 
@@ -136,4 +146,9 @@ class GateConfig(dg.Config):
     shadow_batches: int = Field(
         default=DEFAULT_POLICY.shadow_batches,
         description="Shadow mode: labelled live batches before the decision.",
+    )
+    roc_plot: bool = Field(
+        default=True,
+        description="Draw the ROC plot (metadata and MLflow artifact). Off (``retraining replay``,"
+        " which reads none): the same scores and verdict, without the plot.",
     )

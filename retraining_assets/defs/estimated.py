@@ -22,6 +22,7 @@ from retraining_assets.core.registry import ProductionRecord
 from retraining_assets.core.triggers import decide_estimated_performance
 from retraining_assets.core.verdicts import EstimatedPerformanceVerdict, PerformanceVerdict
 from retraining_assets.defs.assets import raw_batches as raw_batches_asset
+from retraining_assets.defs.config import ChartConfig
 from retraining_assets.defs.constants import OWNERS
 from retraining_assets.defs.metadata import md_png
 from retraining_assets.defs.monitoring import (
@@ -142,6 +143,7 @@ def _estimated_metadata(assessment: "EstimatedAssessment", version: int) -> dict
 )
 def batch_estimated_performance(
     context: dg.AssetExecutionContext,
+    config: ChartConfig,
     batch_source: BatchSourceResource,
     production: ProductionResource,
     dvc: DvcResource,
@@ -156,7 +158,8 @@ def batch_estimated_performance(
     a coin flip with its calibrated probability. Sees covariate shift that hurts the model (more
     rows where it is unsure); cannot see a change of P(y | x), which only labels reveal.
     ``estimated_performance_sensor`` reads ``estimated/verdict``; the chart shows the estimate
-    over time beside the realised AUC of batches whose labels arrived.
+    over time beside the realised AUC of batches whose labels arrived (unless ``config.chart``
+    is off).
     """
     from retraining_assets.core.performance_estimation import assess_estimated_performance
     from retraining_assets.core.training import Scorer
@@ -172,11 +175,13 @@ def batch_estimated_performance(
     assessment = assess_estimated_performance(
         calibrator, scores, triggers.policy(), production_version=record.version, calibrator_key=key
     )
-    history = _history(context.instance, record.version)
-    title = f"Estimated AUC of production v{record.version} per batch (no labels)"
-    chart = assessment.chart(history, context.partition_key, title=title)
     metadata = _estimated_metadata(assessment, record.version)
-    return _materialized(context, {**metadata, "chart": md_png(chart, "estimated AUC per batch")})
+    if config.chart:
+        history = _history(context.instance, record.version)
+        title = f"Estimated AUC of production v{record.version} per batch (no labels)"
+        chart = assessment.chart(history, context.partition_key, title=title)
+        metadata["chart"] = md_png(chart, "estimated AUC per batch")
+    return _materialized(context, metadata)
 
 
 estimated_performance_sensor = _verdict_sensor(

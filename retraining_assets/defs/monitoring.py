@@ -22,6 +22,7 @@ from retraining_assets.core.verdicts import (
     verdict_metadata,
 )
 from retraining_assets.defs.assets import raw_batches
+from retraining_assets.defs.config import ChartConfig
 from retraining_assets.defs.constants import OWNERS
 from retraining_assets.defs.metadata import code_metadata, md_png
 from retraining_assets.defs.partitions import batch_partitions
@@ -175,6 +176,7 @@ def _drift_metadata(assessment: "DriftAssessment", version: int) -> dict[str, An
 )
 def batch_drift(
     context: dg.AssetExecutionContext,
+    config: ChartConfig,
     batch_source: BatchSourceResource,
     production: ProductionResource,
     dvc: DvcResource,
@@ -185,7 +187,8 @@ def batch_drift(
 
     Per numeric feature PSI (deciles of the reference) and the two-sample KS test, per categorical
     feature chi-square and PSI over categories, and the missing-rate change; a dataset verdict by
-    the configured rule. ``data_drift_sensor`` reads the verdict from this asset's metadata.
+    the configured rule. ``data_drift_sensor`` reads the verdict from this asset's metadata;
+    ``config.chart`` adds a bar chart of the PSI per feature.
     """
     from retraining_assets.core import drift_assessment as da
 
@@ -209,9 +212,12 @@ def batch_drift(
         production_version=record.version,
         correlations=correlations,
     )
-    title = f"Drift of {context.partition_key} vs training data of v{record.version}"
-    chart = md_png(assessment.chart(title, policy.psi_threshold), "drift per feature")
-    return _materialized(context, {**_drift_metadata(assessment, record.version), "chart": chart})
+    metadata = _drift_metadata(assessment, record.version)
+    if config.chart:
+        title = f"Drift of {context.partition_key} vs training data of v{record.version}"
+        chart = md_png(assessment.chart(title, policy.psi_threshold), "drift per feature")
+        metadata["chart"] = chart
+    return _materialized(context, metadata)
 
 
 def _shadow_metadata(

@@ -39,6 +39,8 @@ NO_SETTING = {
     "ValidatedDatasetConfig.validation_cache": "where passing validations are kept (replay)",
     "RawBatchesConfig.validation_cache": "where passing batch validations are kept (replay)",
     "GateConfig.champion_latency": "a replay turns it off; no setting (the report shows it)",
+    "ChartConfig.chart": "output only (a replay turns it off), no policy",
+    "GateConfig.roc_plot": "output only (a replay turns it off), no policy",
     "TrainParams.valid_fraction": "not a launchpad knob: the early-stopping split of core training",
     "DriftPolicy.chi2_min_tvd": "statistic-level floor of the drift library, no trigger setting",
     "DriftPolicy.missing_rate_threshold": "statistic-level rule of the drift library",

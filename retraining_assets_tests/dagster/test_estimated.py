@@ -116,6 +116,9 @@ def test_estimated_auc_on_a_real_model_warns_on_a_harmful_shift(instance, projec
     ids = write_batches(project, n_batches=5, rows=800, seed=31)
     ingest(instance, ids)
     assert run_chain(instance, window=4).success
+    # Charts are drawn by default (a replay turns them off: ``roc_plot``, ``chart``).
+    roc = latest_metadata(instance, "evaluation_report")["roc"]
+    assert roc.startswith("![ROC](data:image/png;base64,")
     clean = synthetic.make_history(1, 1500, seed=32, start="2024-03-04")
     batches = {**clean, "2024-03-11": narrowed("2024-03-11", 33)}
     for batch_id, frame in batches.items():
@@ -152,3 +155,22 @@ def test_estimated_auc_on_a_real_model_warns_on_a_harmful_shift(instance, projec
         assert set(archive.files) == {"format", "thresholds", "probabilities", "reference"}
     fired = tick(instance)
     assert fired.run_requests[0].run_key == "estimated_performance:2024-03-11:v1"
+    # Turned off (as a replay does): the same verdicts and metadata, without the chart.
+    from retraining_assets.defs.monitoring import batch_drift
+
+    charted = [batch_drift, batch_estimated_performance]
+    seen = {}
+    for chart in (True, False):
+        assert dg.materialize(
+            charted,
+            instance=instance,
+            partition_key="2024-03-11",
+            resources=RESOURCES,
+            run_config={"ops": {a.op.name: {"config": {"chart": chart}} for a in charted}},
+        ).success
+        seen[chart] = {
+            a.op.name: latest_metadata(instance, a.op.name, "2024-03-11") for a in charted
+        }
+    for name, drawn in seen[True].items():
+        assert drawn["chart"].startswith("!["), name
+        assert seen[False][name] == {k: v for k, v in drawn.items() if k != "chart"}
