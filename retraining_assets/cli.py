@@ -613,7 +613,12 @@ def _add_replay_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--window", type=int, default=8, help="rolling window of each retraining")
     p.add_argument("--subsample", type=float, default=None, help="share of rows per batch")
     p.add_argument("--periods", type=int, default=None, help="replay at most this many periods")
-    p.add_argument("--keep-state", action="store_true", help="keep each policy's state in OUT")
+    p.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="keep each policy's state in OUT, its Dagster runs in SQLite files for the UI"
+        " (default: the instance is in memory, ~15x faster per event)",
+    )
     p.add_argument(
         "--jobs",
         type=int,
