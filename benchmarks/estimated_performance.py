@@ -50,9 +50,12 @@ from retraining_assets.core import synthetic
 from retraining_assets.core.batches import collect_dataset, list_batches, read_batch
 from retraining_assets.core.evaluation import roc_auc
 from retraining_assets.core.performance_estimation import (
+    LabelledScores,
+    ScoreCalibrator,
     estimate_performance,
     expected_auc,
     fit_calibrator,
+    recalibrate,
 )
 from retraining_assets.core.strategies import plan_training
 from retraining_assets.core.training import Scorer, TrainParams, train_model
@@ -113,6 +116,17 @@ def _label_noise_sd(scores: np.ndarray, p: np.ndarray, rng: np.random.Generator)
     """
     draws = [rng.random(len(p)) < p for _ in range(REDRAWS)]
     return float(np.std([roc_auc(y, scores) for y in draws]))
+
+
+def _refitted(
+    calibrator: ScoreCalibrator, labelled: list[tuple[np.ndarray, np.ndarray]]
+) -> ScoreCalibrator:
+    """The served asset's refit: the test split (``labelled[0]``) plus the labelled weeks after.
+
+    ``core.performance_estimation.recalibrate``, as ``batch_estimated_performance`` calls it.
+    """
+    reference, *weeks = (LabelledScores(y=y, scores=s) for y, s in labelled)
+    return recalibrate(calibrator, reference, weeks).calibrator
 
 
 def _flights(directory: Path) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -222,9 +236,7 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
             fires["both"] += est_fires and lab_fires
             naive[h].append(abs(calibrator.reference_auc - realised))
             recent = fit_calibrator(*labelled[-1])
-            pooled = fit_calibrator(
-                np.concatenate([y for y, _ in labelled]), np.concatenate([s for _, s in labelled])
-            )
+            pooled = _refitted(calibrator, labelled)
             variants["recent"].append(
                 abs(estimate_performance(recent, scores).estimated_auc - realised)
             )
@@ -395,9 +407,7 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
             noise_sd.append(_label_noise_sd(scores, truth, rng))
             for delay in refitted:
                 known = labelled[: max(1, len(labelled) - (delay - 1))]
-                pooled = fit_calibrator(
-                    np.concatenate([y for y, _ in known]), np.concatenate([s for _, s in known])
-                )
+                pooled = _refitted(calibrator, known)
                 refitted[delay].append(expected_auc(scores, pooled.calibrate(scores)))
             limits["pooled"].append(abs(refitted[1][-1] - realised[-1]))
             labelled.append((y.astype("float64"), scores))

@@ -9,6 +9,8 @@ area of the run-time :class:`~retraining_assets.storage.ObjectStore` (a folder b
     errors/<batch id>.v<version>.npy           per-row squared errors of production v<version>
     shadow/<challenger md5>/<batch id>.npz     live labels + champion and challenger scores
     calibrators/<model md5>.npz                score calibration of one production model (CBPE)
+    calibrators/<model md5>.test-split.npz     its test split's labels and raw scores
+    scores/<batch id>.v<version>.npz           labels + raw scores of production v<version>
 
 Arrays are written with ``np.save``/``np.savez`` into memory and read back with
 ``allow_pickle=False``: a file in the store can hold numbers, never code. Every name that becomes
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from retraining_assets.core.drift import ReferenceProfile
-    from retraining_assets.core.performance_estimation import ScoreCalibrator
+    from retraining_assets.core.performance_estimation import LabelledScores, ScoreCalibrator
 
 #: The sub-area of the state store that holds monitoring artifacts.
 AREA = "monitoring"
@@ -39,6 +41,7 @@ _PROFILES = "profiles"
 _ERRORS = "errors"
 _SHADOW = "shadow"
 _CALIBRATORS = "calibrators"
+_SCORES = "scores"
 
 
 class MonitoringDataError(StoreError):
@@ -365,3 +368,66 @@ class MonitoringStore:
         key = self.calibrator_key(model_md5)
         self.store.put(key, calibrator.to_bytes())
         return key
+
+    @staticmethod
+    def reference_scores_key(model_md5: str) -> str:
+        """Key of the test split's labels and raw scores of one production model."""
+        return f"{_CALIBRATORS}/{check_name(model_md5, 'model md5')}.test-split.npz"
+
+    def get_reference_scores(self, model_md5: str) -> LabelledScores | None:
+        """A model's stored test-split labels and scores, or ``None`` if not kept yet.
+
+        Raises:
+            MonitoringDataError: if they are stored but cannot be read.
+        """
+        from retraining_assets.core.performance_estimation import LabelledScores
+
+        key = self.reference_scores_key(model_md5)
+        data = self.store.get_or_none(key)
+        if data is None:
+            return None
+        try:
+            return LabelledScores.from_bytes(data)
+        except ValueError as exc:
+            raise MonitoringDataError(f"{key} in {self.location}: {exc}") from None
+
+    def put_reference_scores(self, model_md5: str, reference: LabelledScores) -> str:
+        """Store a model's test-split labels and scores (``.npz``); return the key."""
+        key = self.reference_scores_key(model_md5)
+        self.store.put(key, reference.to_bytes())
+        return key
+
+    # -- labelled scores of served batches (the calibration refit) -----------------------------
+
+    @staticmethod
+    def labelled_scores_key(batch_id: str, version: int) -> str:
+        """Key of one batch's labels and the raw scores of production ``version``."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise InvalidKey(f"invalid production version {version!r}: a non-negative integer")
+        return f"{_SCORES}/{check_name(batch_id, 'batch id')}.v{version}.npz"
+
+    def put_labelled_scores(self, version: int, labelled: LabelledScores) -> str:
+        """Store a labelled batch's labels and production ``version``'s raw scores.
+
+        Returns:
+            The key, recorded in ``batch_performance``'s verdict (``scores_key``).
+        """
+        key = self.labelled_scores_key(labelled.batch_id, version)
+        self.store.put(key, labelled.to_bytes())
+        return key
+
+    def labelled_scores_at(self, key: str) -> LabelledScores:
+        """The labelled scores under ``key`` (as recorded in a performance verdict).
+
+        Raises:
+            KeyNotFound: if the key does not exist.
+            MonitoringDataError: if the key is outside ``scores/`` or the bytes are unreadable.
+        """
+        from retraining_assets.core.performance_estimation import LabelledScores
+
+        if not check_key(key).startswith(f"{_SCORES}/"):
+            raise MonitoringDataError(f"{key!r} is not a labelled-scores key (scores/...)")
+        try:
+            return LabelledScores.from_bytes(self.store.get(key))
+        except ValueError as exc:
+            raise MonitoringDataError(f"{key} in {self.location}: {exc}") from None

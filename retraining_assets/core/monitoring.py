@@ -131,9 +131,9 @@ class PerformanceAssessment:
     verdict: PerformanceVerdict
     errors: np.ndarray
 
-    def stored_at(self, errors_key: str) -> PerformanceVerdict:
-        """The verdict naming where its error stream was stored."""
-        return dataclasses.replace(self.verdict, errors_key=errors_key)
+    def stored_at(self, errors_key: str, scores_key: str | None = None) -> PerformanceVerdict:
+        """The verdict naming where its error stream (and labels with scores) were stored."""
+        return dataclasses.replace(self.verdict, errors_key=errors_key, scores_key=scores_key)
 
 
 def assess_performance(

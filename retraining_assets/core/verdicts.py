@@ -112,6 +112,8 @@ class PerformanceVerdict:
         production_version: The model that was measured.
         auc_at_promotion: Its AUC when promoted (``None`` if unknown).
         errors_key: Monitoring-store key of the per-row error stream (concept drift reads it).
+        scores_key: Monitoring-store key of the batch's labels and the model's raw scores (the
+            label-free estimate refits its calibration on them); ``None`` before they were kept.
         schema_version: :data:`SCHEMA_VERSION` at write time.
     """
 
@@ -125,6 +127,7 @@ class PerformanceVerdict:
     production_version: int | None = None
     auc_at_promotion: float | None = None
     errors_key: str | None = None
+    scores_key: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -176,7 +179,9 @@ class EstimatedPerformanceVerdict:
         expected_positive_rate: Mean calibrated probability of the batch.
         rows: Rows scored.
         production_version: The model that was estimated.
-        calibrator_key: Monitoring-store key of the calibrator used.
+        calibrator_key: Monitoring-store key of the test-split calibrator.
+        calibration_batches: Labelled batches of the same model, all before this one, the
+            calibration was refitted on besides the test split (empty: the test split alone).
         schema_version: :data:`SCHEMA_VERSION` at write time.
     """
 
@@ -191,6 +196,7 @@ class EstimatedPerformanceVerdict:
     rows: int = 0
     production_version: int | None = None
     calibrator_key: str | None = None
+    calibration_batches: tuple[str, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     @property

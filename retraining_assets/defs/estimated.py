@@ -3,8 +3,11 @@
 ``batch_estimated_performance`` scores every new batch with the production model and estimates
 its AUC from the calibrated scores (CBPE, ``core/performance_estimation.py``); the calibration is
 fitted once per production model on its held-out test split and kept in the monitoring store as
-plain numbers. ``estimated_performance_sensor`` can start a retraining when the estimate falls
-below a share of the reference AUC, weeks before the labels would tell.
+plain numbers, then refitted for each batch on the test split plus every batch of the same
+production version whose labels ``batch_performance`` measured, all of them before the estimated
+batch (``core.performance_estimation.calibration_batches``: never its own labels, never a later
+batch's). ``estimated_performance_sensor`` can start a retraining when the estimate falls below a
+share of the reference AUC, weeks before the labels would tell.
 
 The asset writes a typed ``EstimatedPerformanceVerdict`` (``core/verdicts.py``); the sensor is
 the same verdict-sensor shape as ``performance_drift_sensor`` around
@@ -13,6 +16,7 @@ the jobs module does not import this one.
 """
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -29,6 +33,7 @@ from retraining_assets.defs.monitoring import (
     _booster,
     _materialized,
     _partition_verdicts,
+    _period_start,
     _read_batch,
     _training_data,
     _verdict_md,
@@ -45,10 +50,15 @@ from retraining_assets.defs.sensors import _verdict_sensor
 from retraining_assets.defs.state import MonitoringStoreResource
 from retraining_assets.monitoring_store import MonitoringDataError, MonitoringStore
 from retraining_assets.schemas import DatasetSchema
+from retraining_assets.storage import KeyNotFound
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from retraining_assets.core.performance_estimation import (
+        Calibration,
         EstimatedAssessment,
+        LabelledScores,
         ScoreCalibrator,
     )
 
@@ -65,10 +75,13 @@ def _calibrator(
 ) -> tuple["ScoreCalibrator", str]:
     """The production model's score calibrator, fitted once on its test split and cached.
 
+    The test split's labels and scores are kept beside it (the refit with labelled batches
+    starts from them).
+
     Returns:
         The calibrator and its key in the monitoring store.
     """
-    from retraining_assets.core.performance_estimation import calibrate_on_test_split
+    from retraining_assets.core.performance_estimation import fit_calibrator
 
     key = monitoring.calibrator_key(record.model_md5)
     try:
@@ -78,16 +91,100 @@ def _calibrator(
         cached = None
     if cached is not None:
         return cached, key
-    frame = _training_data(dvc, record)
+    reference = _reference_scores(context, monitoring, dvc, booster, record, schema)
     try:
-        calibrator = calibrate_on_test_split(booster, schema, frame)
+        calibrator = fit_calibrator(*reference.arrays())
     except ValueError as exc:
         raise dg.Failure(f"cannot calibrate production v{record.version}: {exc}") from None
     monitoring.put_calibrator(record.model_md5, calibrator)
     return calibrator, key
 
 
-def _history(instance: dg.DagsterInstance, version: int) -> dict[str, tuple[float, float | None]]:
+def _reference_scores(
+    context: dg.AssetExecutionContext,
+    monitoring: MonitoringStore,
+    dvc: DvcResource,
+    booster: Any,
+    record: ProductionRecord,
+    schema: DatasetSchema,
+) -> "LabelledScores":
+    """The test split's labels and the model's scores, computed once from the DVC data, cached."""
+    from retraining_assets.core.performance_estimation import test_split_scores
+
+    try:
+        cached = monitoring.get_reference_scores(record.model_md5)
+    except MonitoringDataError as exc:
+        context.log.warning("scoring the test split again: %s", exc)
+        cached = None
+    if cached is not None:
+        return cached
+    reference = test_split_scores(booster, schema, _training_data(dvc, record))
+    monitoring.put_reference_scores(record.model_md5, reference)
+    return reference
+
+
+def _labelled_batches(
+    context: dg.AssetExecutionContext,
+    monitoring: MonitoringStore,
+    realised: Sequence[tuple[str, PerformanceVerdict]],
+    version: int,
+) -> list["LabelledScores"]:
+    """Labels and scores of every batch ``batch_performance`` measured with production ``version``.
+
+    An unreadable or missing record is left out (logged): the estimate does without it.
+    """
+    from retraining_assets.core.performance_estimation import labelled_scores_keys
+
+    found: list[LabelledScores] = []
+    for batch_id, key in labelled_scores_keys(realised, version).items():
+        try:
+            labelled = monitoring.labelled_scores_at(key)
+        except (KeyNotFound, MonitoringDataError) as exc:
+            context.log.warning("not calibrating on batch %s: %s", batch_id, exc)
+            continue
+        if labelled.batch_id != batch_id:
+            context.log.warning(
+                "not calibrating on batch %s: %s holds batch %r", batch_id, key, labelled.batch_id
+            )
+            continue
+        found.append(labelled)
+    return found
+
+
+def _calibration(
+    context: dg.AssetExecutionContext,
+    monitoring: MonitoringStore,
+    dvc: DvcResource,
+    booster: Any,
+    record: ProductionRecord,
+    schema: DatasetSchema,
+    realised: Sequence[tuple[str, PerformanceVerdict]],
+    period_start: "pd.Timestamp | None",
+) -> tuple["Calibration", str]:
+    """The calibration of this batch's estimate: the test split's, refitted with earlier labels.
+
+    Returns:
+        The calibration and the key of the test-split calibrator.
+    """
+    from retraining_assets.core.performance_estimation import calibration_batches, recalibrate
+
+    base, key = _calibrator(context, monitoring, dvc, booster, record, schema)
+    candidates = _labelled_batches(context, monitoring, realised, record.version)
+    usable = calibration_batches(period_start, candidates)
+    if not usable:
+        return recalibrate(base, None, []), key
+    reference = _reference_scores(context, monitoring, dvc, booster, record, schema)
+    try:
+        return recalibrate(base, reference, usable), key
+    except ValueError as exc:
+        raise dg.Failure(f"cannot recalibrate production v{record.version}: {exc}") from None
+
+
+def _history(
+    instance: dg.DagsterInstance,
+    realised: Sequence[tuple[str, PerformanceVerdict]],
+    version: int,
+) -> dict[str, tuple[float, float | None]]:
     """Estimated and realised AUC per batch measured with production ``version`` (newest wins).
 
     A verdict written by other code is left out of the chart (the sensor says why).
@@ -101,7 +198,7 @@ def _history(instance: dg.DagsterInstance, version: int) -> dict[str, tuple[floa
             EstimatedPerformanceVerdict,
             skip_foreign=True,
         ),
-        _partition_verdicts(instance, batch_performance.key, PerformanceVerdict, skip_foreign=True),
+        realised,
         version,
     )
 
@@ -112,7 +209,9 @@ def _no_estimate_metadata() -> dict[str, Any]:
     return {**_verdict_md(verdict), "estimated/verdict": verdict.status, "summary": verdict.reason}
 
 
-def _estimated_metadata(assessment: "EstimatedAssessment", version: int) -> dict[str, Any]:
+def _estimated_metadata(
+    assessment: "EstimatedAssessment", calibration: "Calibration", version: int
+) -> dict[str, Any]:
     """What ``batch_estimated_performance`` shows: the estimate, its floor and the verdict."""
     estimate, verdict = assessment.estimate, assessment.verdict
     return {
@@ -128,6 +227,10 @@ def _estimated_metadata(assessment: "EstimatedAssessment", version: int) -> dict
         "rows": dg.MetadataValue.int(estimate.n_rows),
         "production_version": dg.MetadataValue.int(version),
         "calibrator_key": verdict.calibrator_key,
+        # How much labelled data beyond the test split the calibration was refitted on.
+        "estimated/calibration_batches": dg.MetadataValue.int(len(calibration.batches)),
+        "estimated/calibration_rows": dg.MetadataValue.int(calibration.labelled_rows),
+        "estimated/calibration": calibration.describe(),
         "summary": verdict.reason,
         "estimate": dg.MetadataValue.json(json.loads(json.dumps(estimate.as_dict()))),
     }
@@ -154,34 +257,68 @@ def batch_estimated_performance(
 
     Scores the batch with the production model, calibrates the scores with an isotonic map
     fitted on the model's held-out test split (stored once per model as ``calibrators/<model
-    md5>.npz`` in the monitoring store), and takes the expected ROC AUC if each row's label were
-    a coin flip with its calibrated probability. Sees covariate shift that hurts the model (more
-    rows where it is unsure); cannot see a change of P(y | x), which only labels reveal.
-    ``estimated_performance_sensor`` reads ``estimated/verdict``; the chart shows the estimate
-    over time beside the realised AUC of batches whose labels arrived (unless ``config.chart``
-    is off).
+    md5>.npz`` in the monitoring store) and refitted on the test split plus every batch of the
+    same production version whose labels arrived (``batch_performance``), all before this one
+    (never its own labels, never a later batch's; ``estimated/calibration_batches`` and
+    ``estimated/calibration_rows`` say how many), and takes the expected ROC AUC if each row's
+    label were a coin flip with its calibrated probability. Sees covariate shift that hurts the
+    model (more rows where it is unsure); cannot see a change of P(y | x), which only labels
+    reveal. ``estimated_performance_sensor`` reads ``estimated/verdict``; the chart shows the
+    estimate over time beside the realised AUC of batches whose labels arrived (unless
+    ``config.chart`` is off).
     """
     from retraining_assets.core.performance_estimation import assess_estimated_performance
     from retraining_assets.core.training import Scorer
 
-    schema, store = batch_source.dataset_schema(), production.store()
+    (schema, frequency), store = batch_source.resolved(), production.store()
     record = store.current()
     if record is None:
         return _materialized(context, _no_estimate_metadata())
-    booster = _booster(store, record, "production")
-    calibrator, key = _calibrator(context, monitoring_store.open(), dvc, booster, record, schema)
-    frame = _read_batch(batch_source, schema, context.partition_key, list(schema.features))
+    booster, monitoring = _booster(store, record, "production"), monitoring_store.open()
+    batch_id = context.partition_key
+    frame = _read_batch(batch_source, schema, batch_id, list(schema.features))
     scores = Scorer(booster, schema).predict(frame)
-    assessment = assess_estimated_performance(
-        calibrator, scores, triggers.policy(), production_version=record.version, calibrator_key=key
+    realised = _partition_verdicts(
+        context.instance, batch_performance.key, PerformanceVerdict, skip_foreign=True
     )
-    metadata = _estimated_metadata(assessment, record.version)
+    start = _batch_start(batch_source, schema, frequency, batch_id)
+    calibration, key = _calibration(
+        context, monitoring, dvc, booster, record, schema, realised, start
+    )
+    assessment = assess_estimated_performance(
+        calibration.calibrator,
+        scores,
+        triggers.policy(),
+        production_version=record.version,
+        calibrator_key=key,
+        calibration_batches=calibration.batches,
+    )
+    metadata = _estimated_metadata(assessment, calibration, record.version)
     if config.chart:
-        history = _history(context.instance, record.version)
+        history = _history(context.instance, realised, record.version)
         title = f"Estimated AUC of production v{record.version} per batch (no labels)"
-        chart = assessment.chart(history, context.partition_key, title=title)
+        chart = assessment.chart(history, batch_id, title=title)
         metadata["chart"] = md_png(chart, "estimated AUC per batch")
     return _materialized(context, metadata)
+
+
+def _batch_start(
+    batch_source: BatchSourceResource, schema: DatasetSchema, frequency: str, batch_id: str
+) -> "pd.Timestamp | None":
+    """Start of the estimated batch's period: from a dated id, else from its rows' timestamps.
+
+    ``None`` (no refit: the test-split calibration alone) when neither tells it.
+    """
+    from retraining_assets.core.batches import BatchError
+
+    start = _period_start(batch_id, None, frequency)
+    if start is not None:
+        return start
+    try:
+        stamps = _read_batch(batch_source, schema, batch_id, [schema.timestamp])
+    except BatchError:
+        return None
+    return _period_start(batch_id, stamps[schema.timestamp], frequency)
 
 
 estimated_performance_sensor = _verdict_sensor(

@@ -111,6 +111,19 @@ def _read_batch(
     return batch_io.parse_batch(raw.data, raw.key, schema, columns=columns)
 
 
+def _period_start(
+    batch_id: str, timestamps: "pd.Series | None", frequency: str
+) -> "pd.Timestamp | None":
+    """Start of the batch's period (from its dated id, else its earliest row); None if unknown."""
+    from retraining_assets.core import batches as batch_io
+
+    try:
+        period = batch_io.batch_period(batch_id, timestamps, frequency)
+    except batch_io.BatchError:
+        return None
+    return period[0] if period else None
+
+
 def _materialized(
     context: dg.AssetExecutionContext, metadata: dict[str, Any]
 ) -> dg.MaterializeResult:
@@ -276,11 +289,12 @@ def _labelled_rows(
 def _performance_metadata(
     assessment: "PerformanceAssessment",
     errors_key: str,
+    scores_key: str,
     monitoring: MonitoringStore,
     version: int,
 ) -> dict[str, Any]:
     """What ``batch_performance`` shows: the metrics, the verdict and where the errors are."""
-    perf, verdict = assessment.performance, assessment.stored_at(errors_key)
+    perf, verdict = assessment.performance, assessment.stored_at(errors_key, scores_key)
     at_promotion = verdict.auc_at_promotion
     return {
         **_verdict_md(verdict),
@@ -301,6 +315,8 @@ def _performance_metadata(
         # for people (a folder path or an s3 URL).
         "errors_key": errors_key,
         "errors_location": monitoring.location_of(errors_key),
+        # Labels and raw scores: batch_estimated_performance refits its calibration on them.
+        "scores_key": scores_key,
         "metrics": dg.MetadataValue.json(json.loads(json.dumps(perf.as_dict()))),
     }
 
@@ -326,13 +342,15 @@ def batch_performance(
     Labels come with the batch or later in ``feedback/<batch_id>.parquet``. Reports AUC, log loss,
     positive rate, mean prediction and calibration error, and stores the per-row squared error
     (the error stream of ``concept_drift_sensor``) in the monitoring store under the key in
-    ``errors_key``; with a challenger in the shadow, both models' scores too. Not materialized
-    while labels are missing.
+    ``errors_key``, and the labels with the raw scores under ``scores_key`` (on which
+    ``batch_estimated_performance`` refits its calibration for later batches); with a challenger
+    in the shadow, both models' scores too. Not materialized while labels are missing.
     """
     from retraining_assets.core.monitoring import assess_performance
+    from retraining_assets.core.performance_estimation import LabelledScores
     from retraining_assets.core.training import Scorer
 
-    schema = batch_source.dataset_schema()
+    schema, frequency = batch_source.resolved()
     batch_id = check_name(context.partition_key, "batch id")
     monitoring, store = monitoring_store.open(), production.store()
     record = store.current()
@@ -350,7 +368,10 @@ def batch_performance(
     )
     shadow_md = _shadow_metadata(store, monitoring, record, batch_id, schema, rows, y, p)
     errors_key = monitoring.put_errors(batch_id, record.version, assessment.errors)
-    metadata = _performance_metadata(assessment, errors_key, monitoring, record.version)
+    start = _period_start(batch_id, rows[schema.timestamp], frequency)
+    labelled = LabelledScores(y=y, scores=p, batch_id=batch_id, period_start=start)
+    scores_key = monitoring.put_labelled_scores(record.version, labelled)
+    metadata = _performance_metadata(assessment, errors_key, scores_key, monitoring, version)
     yield _materialized(context, {**metadata, **shadow_md})
 
 

@@ -11,7 +11,11 @@ import pandas as pd
 import pytest
 
 from retraining_assets.core import synthetic
-from retraining_assets.core.verdicts import EstimatedPerformanceVerdict, verdict_metadata
+from retraining_assets.core.verdicts import (
+    EstimatedPerformanceVerdict,
+    PerformanceVerdict,
+    verdict_metadata,
+)
 from retraining_assets.definitions import defs
 from retraining_assets.defs.assets import raw_batches
 from retraining_assets.defs.estimated import batch_estimated_performance
@@ -137,6 +141,14 @@ def test_estimated_auc_on_a_real_model_warns_on_a_harmful_shift(instance, projec
     realised_ok = latest_metadata(instance, "batch_performance", "2024-03-04")["auc"]
     realised_shifted = latest_metadata(instance, "batch_performance", "2024-03-11")["auc"]
     assert ok["estimated/verdict"] == "ok", ok["estimated/reason"]
+    # Each batch's labels were measured in its own run: the first batch after the test week is
+    # calibrated on the test split alone (never its own labels), the second also on the first.
+    assert ok["estimated/calibration_batches"] == 0
+    assert shifted["estimated/calibration_batches"] == 1
+    assert shifted["verdict"]["calibration_batches"] == ["2024-03-04"]
+    assert latest_metadata(instance, "batch_performance", "2024-03-04")["scores_key"] == (
+        "scores/2024-03-04.v1.npz"
+    )
     assert abs(ok["estimated/auc"] - realised_ok) < 0.05
     assert realised_shifted < 0.9 * realised_ok
     assert abs(shifted["estimated/auc"] - realised_shifted) < 0.06
@@ -174,3 +186,97 @@ def test_estimated_auc_on_a_real_model_warns_on_a_harmful_shift(instance, projec
     for name, drawn in seen[True].items():
         assert drawn["chart"].startswith("!["), name
         assert seen[False][name] == {k: v for k, v in drawn.items() if k != "chart"}
+
+
+@pytest.mark.slow
+def test_calibration_refits_on_earlier_labelled_batches_of_the_same_version_only(
+    instance, project
+) -> None:
+    """The refit uses the labels of batches before the estimated one, measured with its model.
+
+    The labels of every served batch are in the store before any estimate, so the estimated
+    batch's own labels and a later batch's are there too: neither may be used (no leakage). A
+    newer production version does not calibrate on what the older one measured.
+    """
+    from retraining_assets.core.performance_estimation import (
+        LabelledScores,
+        estimate_performance,
+        fit_calibrator,
+        recalibrate,
+    )
+    from retraining_assets.core.training import Scorer, TrainParams, train_model
+
+    schema = synthetic.SYNTHETIC_SCHEMA
+    history = synthetic.make_history(6, 600, seed=41)
+    ids = sorted(history)
+    params = TrainParams(num_threads=1, num_boost_round=20)
+    booster = train_model(pd.concat([history[b] for b in ids[:2]]), schema, params).booster
+    model = booster.model_to_string().encode()
+    store = production_store()
+    record = store.promote(model, expected_current=None, reason="test")
+    scorer = Scorer(booster, schema)
+
+    def scored(batch_id: str | None) -> LabelledScores:
+        frame = history[batch_id or ids[2]]
+        return LabelledScores(
+            y=frame[schema.target].to_numpy(dtype="float64"),
+            scores=scorer.predict(frame),
+            batch_id=batch_id or "",
+            period_start=pd.Timestamp(batch_id) if batch_id else None,
+        )
+
+    # The test split's calibration, as if fitted on the chain's data (no DVC needed here).
+    reference = scored(None)
+    base = fit_calibrator(*reference.arrays())
+    monitoring = MonitoringStoreResource().open()
+    monitoring.put_calibrator(record.model_md5, base)
+    monitoring.put_reference_scores(record.model_md5, reference)
+    served = ids[3:]
+    instance.add_dynamic_partitions("batches", served)
+    for batch_id in served:
+        write_frame(project, batch_id, history[batch_id])
+        # What batch_performance leaves once the labels arrived: scores in the store, a verdict.
+        verdict = PerformanceVerdict(
+            status="ok",
+            reason="",
+            auc=0.8,
+            production_version=1,
+            scores_key=monitoring.put_labelled_scores(1, scored(batch_id)),
+        )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key="batch_performance",
+                partition=batch_id,
+                metadata=verdict_metadata(verdict),
+            )
+        )
+
+    def estimate(batch_id: str) -> tuple[dict, float, float]:
+        assert dg.materialize(
+            [batch_estimated_performance],
+            instance=instance,
+            partition_key=batch_id,
+            resources=RESOURCES,
+        ).success
+        scores = scorer.predict(history[batch_id])
+        refit = recalibrate(base, reference, [scored(served[0])]).calibrator
+        return (
+            latest_metadata(instance, "batch_estimated_performance", batch_id),
+            estimate_performance(base, scores).estimated_auc,
+            estimate_performance(refit, scores).estimated_auc,
+        )
+
+    second, alone, refitted = estimate(served[1])
+    assert second["estimated/calibration_batches"] == 1
+    assert second["estimated/calibration_rows"] == len(history[served[0]])
+    assert second["verdict"]["calibration_batches"] == [served[0]]
+    assert second["estimated/auc"] == pytest.approx(refitted, abs=1e-12)
+    assert abs(refitted - alone) > 1e-6
+    assert second["estimated/reference_auc"] == pytest.approx(base.reference_auc)
+    # Production v2 (the same bytes, so the same cached calibrator): v1's labels do not count.
+    store.promote(model, expected_current=1, reason="test")
+    third, alone, _ = estimate(served[2])
+    assert third["production_version"] == 2
+    assert third["estimated/calibration_batches"] == third["estimated/calibration_rows"] == 0
+    assert third["verdict"]["calibration_batches"] == []
+    assert third["estimated/auc"] == pytest.approx(alone, abs=1e-12)

@@ -67,6 +67,37 @@ def test_error_stream_round_trip(monitoring: MonitoringStore) -> None:
         monitoring.errors_at(f"shadow/{MD5}/2024-03-04.npz")
 
 
+def test_labelled_scores_and_test_split_round_trip(monitoring: MonitoringStore) -> None:
+    from retraining_assets.core.performance_estimation import LabelledScores
+
+    week = LabelledScores(
+        y=np.array([0.0, 1.0, 1.0]),
+        scores=np.array([0.1, 0.7, 0.4]),
+        batch_id="2024-03-04",
+        period_start=pd.Timestamp("2024-03-04"),
+    )
+    key = monitoring.put_labelled_scores(3, week)
+    assert key == "scores/2024-03-04.v3.npz" == monitoring.labelled_scores_key("2024-03-04", 3)
+    again = monitoring.labelled_scores_at(key)
+    np.testing.assert_array_equal(again.scores, week.scores)
+    assert (again.batch_id, again.period_start) == ("2024-03-04", pd.Timestamp("2024-03-04"))
+    with pytest.raises(KeyNotFound):
+        monitoring.labelled_scores_at("scores/2024-03-11.v3.npz")
+    # Only labelled-scores keys: a verdict cannot send the estimate to another artifact.
+    with pytest.raises(MonitoringDataError, match="not a labelled-scores key"):
+        monitoring.labelled_scores_at("errors/2024-03-04.v3.npy")
+    with pytest.raises(InvalidKey):
+        monitoring.labelled_scores_key("../x", 3)
+    assert monitoring.get_reference_scores(MD5) is None
+    test_key = monitoring.put_reference_scores(MD5, LabelledScores(y=week.y, scores=week.scores))
+    assert test_key == f"calibrators/{MD5}.test-split.npz"
+    reference = monitoring.get_reference_scores(MD5)
+    assert reference is not None and reference.rows == 3 and reference.period_start is None
+    monitoring.store.put(test_key, b"torn")
+    with pytest.raises(MonitoringDataError, match="unreadable"):
+        monitoring.get_reference_scores(MD5)
+
+
 def test_shadow_scores_put_list_get(monitoring: MonitoringStore) -> None:
     assert monitoring.shadow_batches(MD5) == []
     for batch, n in (("2024-03-11", 3), ("2024-03-04", 2)):

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from retraining_assets.core.evaluation import roc_auc
 from retraining_assets.core.performance_estimation import (
     CalibratorError,
+    LabelledScores,
     ScoreCalibrator,
+    calibration_batches,
     estimate_performance,
     estimated_performance_degraded,
     expected_auc,
     fit_calibrator,
+    labelled_scores_keys,
+    recalibrate,
 )
+from retraining_assets.core.verdicts import PerformanceVerdict
 
 
 def sample(rng: np.random.Generator, n: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -132,3 +139,101 @@ def test_estimated_verdict_round_trips_and_decides() -> None:
     assert isinstance(held, Skip) and "cooldown: last retraining 2.0 h ago < 24 h" in held.reason
     none = decide_estimated_performance([("2024-01-15", undefined)], DEFAULT_TRIGGERS, None)
     assert isinstance(none, Skip) and "no estimated-performance verdict" in none.reason
+
+
+def labelled(
+    rng: np.random.Generator, batch_id: str, start: str | None, n: int = 1500, lift: float = 0.0
+) -> LabelledScores:
+    """A labelled batch of :func:`sample`; ``lift`` moves P(y | score) (the score stays)."""
+    x = rng.normal(0.0, 1.0, n)
+    p = 1.0 / (1.0 + np.exp(-(2.0 * x - 1.0 + lift)))
+    y = (rng.random(n) < p).astype("float64")
+    stamp = pd.Timestamp(start) if start else None
+    return LabelledScores(
+        y=y,
+        scores=(1.0 / (1.0 + np.exp(-(2.0 * x - 1.0)))) ** 3,
+        batch_id=batch_id,
+        period_start=stamp,
+    )
+
+
+def test_only_batches_before_the_estimated_one_are_calibrated_on() -> None:
+    """No leakage: never the batch's own labels, never a later batch's, never an unknown time."""
+    rng = np.random.default_rng(11)
+    sets = [
+        labelled(rng, "2024-01-15", "2024-01-15", n=50),
+        labelled(rng, "late", "2024-01-29", n=50),  # a later batch whose labels came early
+        labelled(rng, "2024-01-01", "2024-01-01", n=50),
+        labelled(rng, "2024-01-22", "2024-01-22", n=50),  # the estimated batch itself
+        labelled(rng, "undated", None, n=50),
+    ]
+    # Which batches have stored scores: the newest verdict of the same version, per batch.
+    verdicts = [
+        ("2024-01-08", PerformanceVerdict("ok", "", 0.8, production_version=1, scores_key="a")),
+        ("2024-01-08", PerformanceVerdict("ok", "", 0.8, production_version=1, scores_key="b")),
+        ("2024-01-08", PerformanceVerdict("ok", "", 0.8, production_version=2, scores_key="c")),
+        ("2024-01-01", PerformanceVerdict("ok", "", 0.8, production_version=1)),  # before keys
+    ]
+    assert labelled_scores_keys(verdicts, 1) == {"2024-01-08": "b"}
+    assert labelled_scores_keys(verdicts, 2) == {"2024-01-08": "c"}
+    used = calibration_batches(pd.Timestamp("2024-01-22"), sets)
+    assert [s.batch_id for s in used] == ["2024-01-01", "2024-01-15"]
+    assert calibration_batches(pd.Timestamp("2024-01-01"), sets) == []
+    assert calibration_batches(None, sets) == []
+
+
+def test_recalibration_pools_the_test_split_and_earlier_batches_and_keeps_the_floor() -> None:
+    rng = np.random.default_rng(5)
+    reference = labelled(rng, "", None, n=2000)
+    base = fit_calibrator(*reference.arrays())
+    # Without labelled batches: the test-split calibration, unchanged.
+    alone = recalibrate(base, None, [])
+    assert alone.calibrator is base and alone.batches == () and alone.labelled_rows == 0
+    assert "no labelled batch" in alone.describe()
+    # P(y | score) drifts while the model serves: later batches have more positives per score.
+    weeks = [labelled(rng, f"2024-01-{d:02d}", f"2024-01-{d:02d}", lift=0.8) for d in (1, 8, 15)]
+    refit = recalibrate(base, reference, weeks)
+    assert refit.batches == ("2024-01-01", "2024-01-08", "2024-01-15")
+    assert refit.labelled_rows == 4500
+    assert "3 labelled batch(es)" in refit.describe() and "4,500 rows" in refit.describe()
+    # The benchmark's pooled fit, number for number (test split first, then time order).
+    pooled = fit_calibrator(
+        np.concatenate([reference.y, *(w.y for w in weeks)]),
+        np.concatenate([reference.scores, *(w.scores for w in weeks)]),
+    )
+    np.testing.assert_array_equal(refit.calibrator.thresholds, pooled.thresholds)
+    np.testing.assert_array_equal(refit.calibrator.probabilities, pooled.probabilities)
+    # The reference (and so the sensor's floor) stays the test split's.
+    assert refit.calibrator.reference_auc == base.reference_auc
+    assert refit.calibrator.reference_rows == 2000
+    assert refit.calibrator.reference_positive_rate == pytest.approx(reference.y.mean())
+    # The refit follows the drift: a new batch's estimate is closer to its realised AUC.
+    new = labelled(rng, "2024-01-22", "2024-01-22", n=4000, lift=0.8)
+    realised = roc_auc(new.y, new.scores)
+    before = estimate_performance(base, new.scores)
+    after = estimate_performance(refit.calibrator, new.scores)
+    assert abs(after.expected_positive_rate - new.y.mean()) < abs(
+        before.expected_positive_rate - new.y.mean()
+    )
+    assert abs(after.estimated_auc - realised) <= abs(before.estimated_auc - realised) + 0.002
+    with pytest.raises(ValueError, match="test split"):
+        recalibrate(base, None, weeks)
+
+
+def test_labelled_scores_round_trip_as_plain_numbers_and_reject_bad_bytes() -> None:
+    rng = np.random.default_rng(2)
+    original = labelled(rng, "2024-01-08", "2024-01-08", n=30)
+    again = LabelledScores.from_bytes(original.to_bytes())
+    np.testing.assert_array_equal(again.y, original.y)
+    np.testing.assert_array_equal(again.scores, original.scores)
+    assert (again.batch_id, again.period_start) == ("2024-01-08", pd.Timestamp("2024-01-08"))
+    unknown = LabelledScores.from_bytes(LabelledScores(y=np.ones(2), scores=np.ones(2)).to_bytes())
+    assert (unknown.batch_id, unknown.period_start, unknown.rows) == ("", None, 2)
+    with pytest.raises(CalibratorError, match="unreadable"):
+        LabelledScores.from_bytes(b"not an archive")
+    with pytest.raises(CalibratorError, match="equal length"):
+        LabelledScores(y=np.ones(3), scores=np.ones(2))
+    buffer = io.BytesIO()
+    np.savez(buffer, y=np.ones(2))
+    with pytest.raises(CalibratorError, match="missing"):
+        LabelledScores.from_bytes(buffer.getvalue())
