@@ -35,7 +35,7 @@ ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
         "validation",
         "batches",
     ),
-    "batch_performance": ("monitoring", "evaluation", "batches"),
+    "batch_performance": ("monitoring", "evaluation", "batches", "performance_estimation"),
     "degradation_analysis": ("analysis", "change_points", "series", "monitoring"),
     "batch_estimated_performance": (
         "performance_estimation",
