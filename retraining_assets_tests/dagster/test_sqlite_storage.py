@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import time
 from collections import Counter
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from sqlalchemy.pool import QueuePool
 
-from retraining_assets.defs.sqlite_storage import ClaimSafeSqliteEventLogStorage, SqliteStorage
+from retraining_assets.defs.sqlite_storage import (
+    OPEN_RUN_SHARDS,
+    ClaimSafeSqliteEventLogStorage,
+    PooledSqliteRunStorage,
+    SqliteStorage,
+    _Engines,
+)
 from retraining_assets.settings import project_root
+
+STORAGE_CLASS = {"module": "retraining_assets.defs.sqlite_storage", "class": "SqliteStorage"}
 
 ROUNDS = 25
 
@@ -78,6 +91,7 @@ def test_embedded_instance_uses_the_safe_storage(tmp_path: Path, monkeypatch) ->
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, ClaimSafeSqliteEventLogStorage)
+        assert isinstance(instance.run_storage, PooledSqliteRunStorage)
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
     assert (tmp_path / "history" / "runs.db").exists()
     assert (tmp_path / "history" / "runs" / "index.db").exists()
@@ -94,3 +108,101 @@ def test_claim_of_a_taken_slot_is_blocked_and_changes_nothing(tmp_path: Path) ->
     assert [(h.run_id, h.step_key) for h in holders] == [("a", "s")]
     storage.free_concurrency_slots_for_run("a")
     assert storage.claim_concurrency_slot("retraining", "b", "s").is_claimed
+
+
+def _log_entry(run_id: str, message: str) -> EventLogEntry:
+    return EventLogEntry(
+        error_info=None, level="INFO", user_message=message, run_id=run_id, timestamp=time.time()
+    )
+
+
+def test_kept_connections_are_seen_by_other_readers(tmp_path: Path) -> None:
+    """A run on the pooled storage, read through Dagster's own storage while ours is still open.
+
+    Committed rows sit in the WAL (no checkpoint on every close any more): another connection
+    reads them all the same, and closing ours folds the WAL back into the files.
+    """
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    @dg.asset
+    def two(one: int) -> int:
+        return one + 1
+
+    overrides = {"storage": {"custom": {**STORAGE_CLASS, "config": {"base_dir": str(tmp_path)}}}}
+    with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
+        assert isinstance(instance.run_storage, PooledSqliteRunStorage)
+        result = dg.materialize([one, two], instance=instance)
+        ours = [e.dagster_event_type for e in instance.all_logs(result.run_id)]
+        stock = DagsterSqliteStorage.from_local(str(tmp_path))
+        [run] = stock.run_storage.get_runs(dg.RunsFilter(run_ids=[result.run_id]))
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        theirs = stock.event_log_storage.get_logs_for_run(result.run_id)
+        assert [e.dagster_event_type for e in theirs] == ours
+        assert stock.event_log_storage.get_latest_materialization_events([dg.AssetKey("two")])
+    assert not list(tmp_path.rglob("*.db-wal")), "every WAL checkpointed when the instance closed"
+
+
+def test_a_write_to_a_run_shard_reaches_the_ui_watcher(tmp_path: Path) -> None:
+    """Dagster's watcher (the UI's live run log) sees events written through kept connections.
+
+    It watches the run's .db file, which a checkpoint no longer rewrites after each event: a
+    write sets the file's modification time; a read does not (the watcher reads on each change).
+    """
+    ours = ClaimSafeSqliteEventLogStorage(str(tmp_path))
+    ours.store_event(_log_entry("r1", "first"))
+    shard = Path(ours.path_for_shard("r1"))
+    before = shard.stat().st_mtime_ns
+    time.sleep(0.01)
+    assert [e.user_message for e in ours.get_logs_for_run("r1")] == ["first"]
+    assert shard.stat().st_mtime_ns == before, "a read leaves the file alone"
+
+    watcher = SqliteEventLogStorage(str(tmp_path))
+    seen: queue.Queue[str] = queue.Queue()
+    watcher.watch("r1", None, lambda entry, _cursor: seen.put(entry.user_message))
+    try:
+        time.sleep(0.2)  # the observer thread starts watching
+        ours.store_event(_log_entry("r1", "second"))
+        messages = [seen.get(timeout=10)]
+        while messages[-1] != "second":
+            messages.append(seen.get(timeout=10))
+    finally:
+        watcher.dispose()
+        ours.dispose()
+    assert messages[-1] == "second"
+
+
+def test_open_run_shards_are_bounded_and_closed(tmp_path: Path) -> None:
+    """Past OPEN_RUN_SHARDS run databases the least recent is closed; dispose closes them all."""
+    ours = ClaimSafeSqliteEventLogStorage(str(tmp_path))
+    for i in range(OPEN_RUN_SHARDS + 3):
+        ours.store_event(_log_entry(f"run{i}", "x"))
+    open_shards = {Path(k.removeprefix("sqlite:///")).stem for k in ours._engines._engines}
+    assert open_shards == {"index"} | {f"run{i}" for i in range(3, OPEN_RUN_SHARDS + 3)}
+    assert not (tmp_path / "run0.db-wal").exists(), "an evicted shard is closed"
+    ours.dispose()
+    assert not list(tmp_path.glob("*.db-wal"))
+    reread = SqliteEventLogStorage(str(tmp_path))
+    assert all(len(reread.get_logs_for_run(f"run{i}")) == 1 for i in range(OPEN_RUN_SHARDS + 3))
+
+
+def test_engines_are_not_shared_with_a_forked_child(tmp_path: Path, monkeypatch) -> None:
+    """An engine cache reached in another process starts afresh, leaving the parent's open."""
+    engines = _Engines(1)
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    parent = engines.get(url)
+    with parent.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x)")
+        conn.commit()
+    pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: pid + 1)
+    child = engines.get(url)
+    assert child is not parent
+    assert isinstance(parent.pool, QueuePool) and parent.pool.checkedin() == 1, "left open"
+    with child.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engines.dispose()
+    monkeypatch.setattr(os, "getpid", lambda: pid)
+    parent.dispose()
