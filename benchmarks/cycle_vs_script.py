@@ -2,7 +2,7 @@
 
 Contenders, each in a fresh subprocess that runs two cycles on fresh state (a temporary
 ``RETRAINING_HOME`` with a copy of a pre-migrated MLflow SQLite store made once before timing, and a
-fresh ``instance_for_test``):
+fresh ``instance_for_test`` with the storage that ``var/dagster/dagster.yaml`` configures):
 
 - ``dagster``: the real ``retraining_job`` with ``execute_in_process`` (GE validation, MLflow run,
   model logging and registration, DVC tracking, evaluation, ROC plot, promotion);
@@ -11,7 +11,9 @@ fresh ``instance_for_test``):
   unit weights like the job's rolling window) and the same evaluation (AUC + 500 timed single-row
   predictions through ``Scorer``), and nothing else: no orchestration, GE, MLflow, DVC or plot;
 - ``noop``: the same 5-asset chain with empty bodies through Dagster: what orchestration alone
-  costs. ``floor = (script + noop) / script`` is the best ratio a Dagster cycle could reach.
+  costs. ``floor = (script + noop) / script`` is the best ratio a Dagster cycle could reach;
+- with ``--stock-storage``, ``dagster_stock``: the same job on Dagster's own SQLite storage (what
+  an instance without the project's ``dagster.yaml`` uses), to compare the storages side by side.
 
 ``cold`` = the imports of the entry module plus the first cycle in the process (what a run launched
 in a new process pays); ``warm`` = the second cycle in the same process (imports done). Contenders
@@ -26,6 +28,7 @@ cycle), the import time of each heavy library in a fresh process, and a cProfile
 warm Dagster cycle (top entries by cumulative time).
 
     .venv/bin/python benchmarks/cycle_vs_script.py [--repeats 3] [--skip-profile] [--windows 8,51]
+        [--stock-storage]
 """
 
 from __future__ import annotations
@@ -130,6 +133,21 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 
 
 # --- child processes --------------------------------------------------------------------------
+
+
+def _instance(stock: bool = False):
+    """A fresh ``instance_for_test``: with the storage of ``var/dagster/dagster.yaml``.
+
+    ``stock``: Dagster's default SQLite storage instead. The yaml's ``base_dir`` is
+    ``{env: DAGSTER_HOME}``, which ``instance_for_test`` points at its temporary folder.
+    """
+    import dagster as dg
+    import yaml
+
+    if stock:
+        return dg.instance_for_test()
+    config = yaml.safe_load((ROOT / "var" / "dagster" / "dagster.yaml").read_text())
+    return dg.instance_for_test(overrides={"storage": config["storage"]})
 
 
 def _fresh_home(template: Path) -> Path:
@@ -258,10 +276,13 @@ def _two_cycles(import_s: float, cycles: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
-def child_dagster(template: Path) -> dict[str, Any]:
-    """Import the definitions, then run ``retraining_job`` twice (cold, warm) on fresh state."""
+def child_dagster(template: Path, stock: bool = False) -> dict[str, Any]:
+    """Import the definitions, then run ``retraining_job`` twice (cold, warm) on fresh state.
+
+    ``stock``: on Dagster's default SQLite storage instead of the project's.
+    """
     started = time.perf_counter()
-    import dagster as dg
+    import dagster  # noqa: F401  (timed with the imports)
 
     from retraining_assets.definitions import defs
 
@@ -274,7 +295,7 @@ def child_dagster(template: Path) -> dict[str, Any]:
             _install_timers(timings)
         home = _fresh_home(template)
         t0 = time.perf_counter()
-        with dg.instance_for_test() as instance:
+        with _instance(stock) as instance:
             _record_ingested(instance)
             setup_s = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -332,7 +353,7 @@ def child_multiprocess(template: Path) -> dict[str, Any]:
     cycles = []
     for _ in range(2):
         home = _fresh_home(template)
-        with dg.instance_for_test() as instance:
+        with _instance() as instance:
             _record_ingested(instance)
             t0 = time.perf_counter()
             result = dg.execute_job(
@@ -346,9 +367,10 @@ def child_multiprocess(template: Path) -> dict[str, Any]:
 def child_noop() -> dict[str, Any]:
     """Dagster's own cost: the same 5-asset chain with empty bodies, run twice like the job.
 
-    Same executor (in process), same kind of instance, the default IO manager pickling each
-    output: what any cycle through Dagster pays before doing work. ``script + noop`` is the best
-    a Dagster cycle could do with GE, MLflow and DVC costing nothing.
+    Same executor (in process), same kind of instance (the project's storage), the default IO
+    manager pickling each output: what any cycle through Dagster pays before doing work.
+    ``script + noop`` is the best a Dagster cycle could do with GE, MLflow and DVC costing
+    nothing.
     """
     started = time.perf_counter()
     import dagster as dg
@@ -388,7 +410,7 @@ def child_noop() -> dict[str, Any]:
     ).resolve_job_def("noop")
     cycles = []
     for _ in range(2):
-        with dg.instance_for_test() as instance:
+        with _instance() as instance:
             t0 = time.perf_counter()
             job.execute_in_process(instance=instance, run_config=QUIET)
             cycles.append({"cycle": time.perf_counter() - t0})
@@ -664,7 +686,7 @@ def child_profile(template: Path, out_dir: Path) -> dict[str, Any]:
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
-    import dagster as dg
+    import dagster  # noqa: F401  (profiled with the imports)
 
     from retraining_assets.definitions import defs
 
@@ -674,7 +696,7 @@ def child_profile(template: Path, out_dir: Path) -> dict[str, Any]:
     walls = []
     for i in range(2):
         home = _fresh_home(template)
-        with dg.instance_for_test() as instance:
+        with _instance() as instance:
             _record_ingested(instance)
             t0 = time.perf_counter()
             profiler.enable()
@@ -741,7 +763,9 @@ def _median(values) -> float:
     return statistics.median(list(values))
 
 
-def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str, Any]]]:
+def _compare(
+    template: Path, repeats: int, pyc: bool, stock: bool = False
+) -> dict[str, list[dict[str, Any]]]:
     label = "bytecode cache (.pyc)" if pyc else "no bytecode cache (as configured here)"
     window = os.environ.get(WINDOW_ENV, "8")
     runs: dict[str, list[dict[str, Any]]] = {
@@ -750,9 +774,12 @@ def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str
         "script": [],
         "noop": [],
     }
+    if stock:
+        runs["dagster_stock"] = []
     for _ in range(repeats):
         for name in runs:  # alternate: dagster, same_work, script, noop, dagster, ...
-            args = (name, str(template)) if name in ("dagster", "same_work") else (name,)
+            with_state = name in ("dagster", "same_work", "dagster_stock")
+            args = (name, str(template)) if with_state else (name,)
             result, wall = _run(*args, pyc=pyc)
             runs[name].append({**result, "process": wall})
     print()
@@ -778,8 +805,13 @@ def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str
             f"{text:28} {dag:9.2f} {same:9.2f} {dag / same:7.2f}"
             f" {scr:9.2f} {dag / scr:7.2f} {noop:7.2f} {floor:7.2f}"
         )
+    if stock:
+        print(f"{'on Dagster own storage:':28} {'dagster':>9} {'same-work':>9} {'ratio':>7}")
+        for key, text in (("cold", "  cold"), ("warm", "  warm")):
+            dag, same = (_median(r[key] for r in runs[n]) for n in ("dagster_stock", "same_work"))
+            print(f"{text:28} {dag:9.2f} {same:9.2f} {dag / same:7.2f}")
     for key in ("cold", "warm"):
-        for other in ("same_work", "script"):
+        for other in ("same_work", "script", *(("dagster_stock",) if stock else ())):
             pairs = zip(runs["dagster"], runs[other], strict=True)
             ratios = [d[key] / o[key] for d, o in pairs]
             print(
@@ -791,7 +823,7 @@ def _compare(template: Path, repeats: int, pyc: bool) -> dict[str, list[dict[str
         for name, rs in runs.items()
         if name != "noop"
     }
-    same = aucs["dagster"] == aucs["script"] == aucs["same_work"]
+    same = all(value == aucs["script"] for value in aucs.values())
     promoted = {
         n: sorted({c["promoted"] for r in runs[n] for c in r["cycles"]})
         for n in ("dagster", "same_work")
@@ -992,12 +1024,19 @@ def main() -> None:
         default="8,51",
         help="training weeks per comparison, comma-separated (51 = all history before the test)",
     )
+    parser.add_argument(
+        "--stock-storage",
+        action="store_true",
+        help="also run the job on Dagster's own SQLite storage (contender dagster_stock)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         mode, *rest = args.child
         if mode == "dagster":
             result = child_dagster(Path(rest[0]))
+        elif mode == "dagster_stock":
+            result = child_dagster(Path(rest[0]), stock=True)
         elif mode == "script":
             result = child_script()
         elif mode == "same_work":
@@ -1027,7 +1066,7 @@ def main() -> None:
         windows = [int(w) for w in args.windows.split(",")]
         for window in windows:
             os.environ[WINDOW_ENV] = str(window)
-            runs = _compare(template, args.repeats, pyc=True)
+            runs = _compare(template, args.repeats, pyc=True, stock=args.stock_storage)
             _print_steps(runs)
         os.environ[WINDOW_ENV] = str(windows[0])
         if args.executors:
