@@ -20,7 +20,8 @@ def _instance_config() -> dict:
     return yaml.safe_load((project_root() / "var" / "dagster" / "dagster.yaml").read_text())
 
 
-def test_instance_monitors_runs_with_the_pid_health_check(tmp_path: Path) -> None:
+def test_instance_monitors_runs_with_the_pid_health_check(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # the storage's base_dir: {env: DAGSTER_HOME}
     config = _instance_config()
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"] is True
@@ -73,7 +74,8 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_health_follows_the_recorded_worker_process(tmp_path: Path) -> None:
+def test_health_follows_the_recorded_worker_process(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # here and in the child process
     config = _instance_config()
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
