@@ -23,8 +23,9 @@ No Dagster import: the resource in ``defs/state.py`` builds a :class:`Monitoring
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from retraining_assets.storage import InvalidKey, ObjectStore, StoreError, check_key, check_name
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 #: The sub-area of the state store that holds monitoring artifacts.
 AREA = "monitoring"
+
+_T = TypeVar("_T")
 
 _PROFILES = "profiles"
 _ERRORS = "errors"
@@ -101,23 +104,45 @@ class MonitoringStore:
         return self.store.location_of(key)
 
     def _read_npz(self, key: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        import numpy as np
+        from retraining_assets.core.npz import NpzError, read_arrays
 
-        data = self.store.get(key)
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                missing = [name for name in names if name not in archive.files]
-                if missing:
-                    raise MonitoringDataError(
-                        f"{key} in {self.location} lacks arrays {missing}: not a monitoring record"
-                    )
-                return {name: archive[name] for name in names}
-        except MonitoringDataError:
-            raise
-        except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile ...
-            raise MonitoringDataError(
-                f"{key} in {self.location} is unreadable ({type(exc).__name__}: {exc})"
-            ) from None
+            return read_arrays(self.store.get(key), names)
+        except NpzError as exc:
+            if exc.missing:
+                raise MonitoringDataError(
+                    f"{key} in {self.location} lacks arrays {exc.missing}: not a monitoring record"
+                ) from None
+            raise MonitoringDataError(f"{key} in {self.location} is {exc}") from None
+
+    def _parsed(self, key: str, parse: Callable[[bytes], _T]) -> _T | None:
+        """``parse`` of the bytes under ``key``; ``None`` if there are none.
+
+        Raises:
+            MonitoringDataError: if the bytes are there but ``parse`` refuses them.
+        """
+        data = self.store.get_or_none(key)
+        if data is None:
+            return None
+        try:
+            return parse(data)
+        except ValueError as exc:
+            raise MonitoringDataError(f"{key} in {self.location}: {exc}") from None
+
+    def _cached_json(self, key: str, convert: Callable[[Any], _T]) -> _T | None:
+        """``convert`` of the JSON under ``key``; ``None`` if absent, torn or foreign.
+
+        A cache: the caller recomputes what this cannot read.
+        """
+        import json
+
+        data = self.store.get_or_none(key)
+        if data is None:
+            return None
+        try:
+            return convert(json.loads(data.decode()))
+        except (ValueError, AttributeError, TypeError):
+            return None
 
     # -- reference profiles ---------------------------------------------------------------------
 
@@ -167,16 +192,10 @@ class MonitoringStore:
         self, model_md5: str, profile_key: str, quantile: float
     ) -> dict[str, float] | None:
         """The cached calibrated PSI thresholds, or ``None`` if not built (or unreadable)."""
-        import json
-
-        data = self.store.get_or_none(self.thresholds_key(model_md5, profile_key, quantile))
-        if data is None:
-            return None
-        try:
-            loaded = json.loads(data.decode())
-            return {str(k): float(v) for k, v in loaded.items()}
-        except (ValueError, AttributeError, TypeError):
-            return None  # torn or foreign: the caller recomputes
+        return self._cached_json(
+            self.thresholds_key(model_md5, profile_key, quantile),
+            lambda loaded: {str(k): float(v) for k, v in loaded.items()},
+        )
 
     def put_thresholds(
         self, model_md5: str, profile_key: str, quantile: float, thresholds: dict[str, float]
@@ -200,16 +219,12 @@ class MonitoringStore:
         self, model_md5: str, profile_key: str
     ) -> dict[str, dict[str, float]] | None:
         """The cached |Spearman| between reference features; ``None`` if not built or unreadable."""
-        import json
-
-        data = self.store.get_or_none(self.correlations_key(model_md5, profile_key))
-        if data is None:
-            return None
-        try:
-            loaded = json.loads(data.decode())
-            return {str(a): {str(b): float(v) for b, v in row.items()} for a, row in loaded.items()}
-        except (ValueError, AttributeError, TypeError):
-            return None  # torn or foreign: the caller recomputes
+        return self._cached_json(
+            self.correlations_key(model_md5, profile_key),
+            lambda loaded: {
+                str(a): {str(b): float(v) for b, v in row.items()} for a, row in loaded.items()
+            },
+        )
 
     def put_correlations(
         self, model_md5: str, profile_key: str, correlations: dict[str, dict[str, float]]
@@ -354,14 +369,7 @@ class MonitoringStore:
         """
         from retraining_assets.core.performance_estimation import ScoreCalibrator
 
-        key = self.calibrator_key(model_md5)
-        data = self.store.get_or_none(key)
-        if data is None:
-            return None
-        try:
-            return ScoreCalibrator.from_bytes(data)
-        except ValueError as exc:
-            raise MonitoringDataError(f"{key} in {self.location}: {exc}") from None
+        return self._parsed(self.calibrator_key(model_md5), ScoreCalibrator.from_bytes)
 
     def put_calibrator(self, model_md5: str, calibrator: ScoreCalibrator) -> str:
         """Store a model's calibrator (plain arrays in an ``.npz``); return its key."""
@@ -382,14 +390,7 @@ class MonitoringStore:
         """
         from retraining_assets.core.performance_estimation import LabelledScores
 
-        key = self.reference_scores_key(model_md5)
-        data = self.store.get_or_none(key)
-        if data is None:
-            return None
-        try:
-            return LabelledScores.from_bytes(data)
-        except ValueError as exc:
-            raise MonitoringDataError(f"{key} in {self.location}: {exc}") from None
+        return self._parsed(self.reference_scores_key(model_md5), LabelledScores.from_bytes)
 
     def put_reference_scores(self, model_md5: str, reference: LabelledScores) -> str:
         """Store a model's test-split labels and scores (``.npz``); return the key."""

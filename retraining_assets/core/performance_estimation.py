@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retraining_assets.core.npz import NpzError, read_arrays
 from retraining_assets.core.verdicts import EstimatedPerformanceVerdict, PerformanceVerdict
 
 if TYPE_CHECKING:
@@ -113,17 +114,10 @@ class ScoreCalibrator:
         Raises:
             CalibratorError: if the bytes are not such an archive or fail the checks.
         """
-        names = ("format", "thresholds", "probabilities", "reference")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                missing = [n for n in names if n not in archive.files]
-                if missing:
-                    raise CalibratorError(f"not a calibrator: arrays {missing} missing")
-                arrays = {n: archive[n] for n in names}
-        except CalibratorError:
-            raise
-        except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile ...
-            raise CalibratorError(f"unreadable calibrator ({type(exc).__name__}: {exc})") from None
+            arrays = read_arrays(data, ("format", "thresholds", "probabilities", "reference"))
+        except NpzError as exc:
+            raise CalibratorError(f"not a calibrator: {exc}") from None
         if int(arrays["format"]) != CALIBRATOR_FORMAT:
             raise CalibratorError(
                 f"calibrator format {int(arrays['format'])}, expected {CALIBRATOR_FORMAT}"
@@ -450,19 +444,10 @@ class LabelledScores:
         """
         import pandas as pd
 
-        names = ("format", "y", "scores", "batch_id", "period_start")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                missing = [n for n in names if n not in archive.files]
-                if missing:
-                    raise CalibratorError(f"not labelled scores: arrays {missing} missing")
-                arrays = {n: archive[n] for n in names}
-        except CalibratorError:
-            raise
-        except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile ...
-            raise CalibratorError(
-                f"unreadable labelled scores ({type(exc).__name__}: {exc})"
-            ) from None
+            arrays = read_arrays(data, ("format", "y", "scores", "batch_id", "period_start"))
+        except NpzError as exc:
+            raise CalibratorError(f"not labelled scores: {exc}") from None
         if arrays["format"].shape != () or int(arrays["format"]) != LABELLED_SCORES_FORMAT:
             raise CalibratorError(
                 f"labelled scores format {arrays['format']!r}, expected {LABELLED_SCORES_FORMAT}"

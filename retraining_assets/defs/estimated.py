@@ -16,8 +16,8 @@ the jobs module does not import this one.
 """
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
@@ -63,6 +63,24 @@ if TYPE_CHECKING:
     )
 
 GROUP = "monitoring"
+_T = TypeVar("_T")
+
+
+def _stored(
+    context: dg.AssetExecutionContext, read: Callable[[], _T | None], instead: str
+) -> _T | None:
+    """What ``read`` finds in the monitoring store; ``None`` (logged) if it is unreadable there.
+
+    Args:
+        context: For the warning.
+        read: Reads one stored item (``None`` when absent).
+        instead: What the caller does instead, for the warning.
+    """
+    try:
+        return read()
+    except MonitoringDataError as exc:
+        context.log.warning("%s: %s", instead, exc)
+        return None
 
 
 def _calibrator(
@@ -84,11 +102,9 @@ def _calibrator(
     from retraining_assets.core.performance_estimation import fit_calibrator
 
     key = monitoring.calibrator_key(record.model_md5)
-    try:
-        cached = monitoring.get_calibrator(record.model_md5)
-    except MonitoringDataError as exc:
-        context.log.warning("refitting the score calibrator: %s", exc)
-        cached = None
+    cached = _stored(
+        context, lambda: monitoring.get_calibrator(record.model_md5), "refitting the calibrator"
+    )
     if cached is not None:
         return cached, key
     reference = _reference_scores(context, monitoring, dvc, booster, record, schema)
@@ -111,11 +127,11 @@ def _reference_scores(
     """The test split's labels and the model's scores, computed once from the DVC data, cached."""
     from retraining_assets.core.performance_estimation import test_split_scores
 
-    try:
-        cached = monitoring.get_reference_scores(record.model_md5)
-    except MonitoringDataError as exc:
-        context.log.warning("scoring the test split again: %s", exc)
-        cached = None
+    cached = _stored(
+        context,
+        lambda: monitoring.get_reference_scores(record.model_md5),
+        "scoring the test split again",
+    )
     if cached is not None:
         return cached
     reference = test_split_scores(booster, schema, _training_data(dvc, record))
