@@ -91,8 +91,30 @@ class MonitoringStore:
         store: The monitoring area itself (e.g. ``open_store(url).child("monitoring")``).
     """
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, shared: ObjectStore | None = None) -> None:
         self.store = store
+        self.shared = shared
+
+    def _model_bytes(self, key: str) -> bytes | None:
+        """A model-keyed entry (profile, thresholds, calibrator): here, else the shared area's.
+
+        Such an entry is a function of the model's bytes (and of the key's other parts), so a copy
+        found in the ``shared`` area (e.g. written by another policy of a replay serving the same
+        booster) is what this area would compute; it is copied here, so this area ends up holding
+        the same bytes as if it had been computed here.
+        """
+        data = self.store.get_or_none(key)
+        if data is None and self.shared is not None:
+            data = self.shared.get_or_none(key)
+            if data is not None:
+                self.store.put(key, data)
+        return data
+
+    def _put_model_bytes(self, key: str, data: bytes) -> None:
+        """Store a model-keyed entry here and, if there is one, in the shared area."""
+        self.store.put(key, data)
+        if self.shared is not None:
+            self.shared.put(key, data)
 
     @property
     def location(self) -> str:
@@ -115,13 +137,17 @@ class MonitoringStore:
                 ) from None
             raise MonitoringDataError(f"{key} in {self.location} is {exc}") from None
 
-    def _parsed(self, key: str, parse: Callable[[bytes], _T]) -> _T | None:
+    def _parsed(
+        self, key: str, parse: Callable[[bytes], _T], *, model_keyed: bool = False
+    ) -> _T | None:
         """``parse`` of the bytes under ``key``; ``None`` if there are none.
+
+        ``model_keyed``: the entry may come from the shared area (see :meth:`_model_bytes`).
 
         Raises:
             MonitoringDataError: if the bytes are there but ``parse`` refuses them.
         """
-        data = self.store.get_or_none(key)
+        data = self._model_bytes(key) if model_keyed else self.store.get_or_none(key)
         if data is None:
             return None
         try:
@@ -130,13 +156,13 @@ class MonitoringStore:
             raise MonitoringDataError(f"{key} in {self.location}: {exc}") from None
 
     def _cached_json(self, key: str, convert: Callable[[Any], _T]) -> _T | None:
-        """``convert`` of the JSON under ``key``; ``None`` if absent, torn or foreign.
+        """``convert`` of the model-keyed JSON under ``key``; ``None`` if absent, torn or foreign.
 
         A cache: the caller recomputes what this cannot read.
         """
         import json
 
-        data = self.store.get_or_none(key)
+        data = self._model_bytes(key)
         if data is None:
             return None
         try:
@@ -163,7 +189,7 @@ class MonitoringStore:
         from retraining_assets.core.drift import ReferenceProfile
 
         key = self.profile_key(model_md5, profile_key)
-        data = self.store.get_or_none(key)
+        data = self._model_bytes(key)
         if data is None:
             return None
         try:
@@ -177,7 +203,7 @@ class MonitoringStore:
     def put_profile(self, model_md5: str, profile_key: str, profile: ReferenceProfile) -> str:
         """Store the reference profile of a model (replacing a previous one); return its key."""
         key = self.profile_key(model_md5, profile_key)
-        self.store.put(key, profile.to_bytes())
+        self._put_model_bytes(key, profile.to_bytes())
         return key
 
     @staticmethod
@@ -204,7 +230,7 @@ class MonitoringStore:
         import json
 
         key = self.thresholds_key(model_md5, profile_key, quantile)
-        self.store.put(key, json.dumps(thresholds, sort_keys=True).encode())
+        self._put_model_bytes(key, json.dumps(thresholds, sort_keys=True).encode())
         return key
 
     @staticmethod
@@ -233,7 +259,7 @@ class MonitoringStore:
         import json
 
         key = self.correlations_key(model_md5, profile_key)
-        self.store.put(key, json.dumps(correlations, sort_keys=True).encode())
+        self._put_model_bytes(key, json.dumps(correlations, sort_keys=True).encode())
         return key
 
     # -- error streams --------------------------------------------------------------------------
@@ -369,12 +395,14 @@ class MonitoringStore:
         """
         from retraining_assets.core.performance_estimation import ScoreCalibrator
 
-        return self._parsed(self.calibrator_key(model_md5), ScoreCalibrator.from_bytes)
+        return self._parsed(
+            self.calibrator_key(model_md5), ScoreCalibrator.from_bytes, model_keyed=True
+        )
 
     def put_calibrator(self, model_md5: str, calibrator: ScoreCalibrator) -> str:
         """Store a model's calibrator (plain arrays in an ``.npz``); return its key."""
         key = self.calibrator_key(model_md5)
-        self.store.put(key, calibrator.to_bytes())
+        self._put_model_bytes(key, calibrator.to_bytes())
         return key
 
     @staticmethod
@@ -390,12 +418,14 @@ class MonitoringStore:
         """
         from retraining_assets.core.performance_estimation import LabelledScores
 
-        return self._parsed(self.reference_scores_key(model_md5), LabelledScores.from_bytes)
+        return self._parsed(
+            self.reference_scores_key(model_md5), LabelledScores.from_bytes, model_keyed=True
+        )
 
     def put_reference_scores(self, model_md5: str, reference: LabelledScores) -> str:
         """Store a model's test-split labels and scores (``.npz``); return the key."""
         key = self.reference_scores_key(model_md5)
-        self.store.put(key, reference.to_bytes())
+        self._put_model_bytes(key, reference.to_bytes())
         return key
 
     # -- labelled scores of served batches (the calibration refit) -----------------------------

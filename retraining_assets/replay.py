@@ -245,13 +245,31 @@ class ReplayHarness:
             },
             "production": {"root": str(self.home / "production")},
             "triggers": {"config_file": str(self.config_path)},
-            "monitoring_store": {"url": home},
+            "monitoring_store": {"url": home, **self._shared_monitoring()},
             "alerts": {"state_url": home},
         }
         return {
             key: _with_fields(resource, places[key]) if key in places else resource
             for key, resource in configured.items()
         }
+
+    def _shared_monitoring(self) -> dict[str, Any]:
+        """Where the policies keep what a served model's monitoring derives from it alone.
+
+        Policies that promote the same booster (the training cache makes a window's booster the
+        same for every policy) need the same reference profile, PSI thresholds and score
+        calibrator; the first to build them leaves them for the others. By the monitoring
+        code's version, as the cache folder may outlive this code.
+        """
+        from retraining_assets.code_version import asset_code_version
+
+        cache = self.options.training_cache
+        if not cache:
+            return {}
+        version = "-".join(
+            asset_code_version(a) for a in ("batch_drift", "batch_estimated_performance")
+        )
+        return {"shared_url": str(cache / "monitoring" / version)}
 
     def _replay_definitions(self, definitions: Any) -> Any:
         """``definitions`` with this replay's resources and the schedule of its cadence."""

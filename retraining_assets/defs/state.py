@@ -53,6 +53,16 @@ class MonitoringStoreResource(StateStoreResource):
     another host.
     """
 
+    shared_url: str | None = Field(
+        default=None,
+        description="Folder or s3://bucket/prefix where entries keyed by a model's md5 alone"
+        " (reference profiles, PSI thresholds, score calibrators) are also kept and looked up,"
+        " e.g. shared by the policies of a replay; default none.",
+    )
+
     def open(self) -> MonitoringStore:
         """The typed monitoring store (see ``retraining_assets.monitoring_store``)."""
-        return MonitoringStore(self.store(MONITORING_AREA))
+        shared = None
+        if self.shared_url:
+            shared = open_store(self.shared_url, endpoint_url=self.endpoint_url)
+        return MonitoringStore(self.store(MONITORING_AREA), shared)

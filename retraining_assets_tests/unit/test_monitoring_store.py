@@ -176,6 +176,50 @@ def test_resource_defaults_to_the_home_folder_and_follows_the_state_url(
     )
 
 
+def test_model_keyed_entries_are_shared_and_per_batch_ones_are_not(tmp_path: Path) -> None:
+    """Two policies' stores with one shared area: a model's profile, thresholds and calibrator
+    built by one are read (and copied) by the other; another model misses; per-batch records
+    (error streams of a version) stay each policy's own."""
+    from retraining_assets.core.performance_estimation import LabelledScores, fit_calibrator
+
+    shared = tmp_path / "shared"
+    first = MonitoringStoreResource(url=str(tmp_path / "a"), shared_url=str(shared)).open()
+    second = MonitoringStoreResource(url=str(tmp_path / "b"), shared_url=str(shared)).open()
+    rng = np.random.default_rng(0)
+    profile = build_reference(pd.DataFrame({"x": rng.normal(size=200)}), ["x"], [])
+    first.put_profile(MD5, "k", profile)
+    first.put_thresholds(MD5, "k", 0.99, {"x": 0.25})
+    first.put_correlations(MD5, "k", {"x": {}})
+    calibrator = fit_calibrator(np.array([0.0, 1.0, 1.0, 0.0]), np.array([0.1, 0.8, 0.6, 0.3]))
+    first.put_calibrator(MD5, calibrator)
+    reference = LabelledScores(y=np.array([0.0, 1.0]), scores=np.array([0.2, 0.9]))
+    first.put_reference_scores(MD5, reference)
+    first.put_errors("b1", 1, np.zeros(3))
+
+    hit = second.get_profile(MD5, "k")
+    assert hit is not None and hit.to_bytes() == profile.to_bytes()
+    assert second.get_thresholds(MD5, "k", 0.99) == {"x": 0.25}
+    assert second.get_correlations(MD5, "k") == {"x": {}}
+    got = second.get_calibrator(MD5)
+    assert got is not None and got.to_bytes() == calibrator.to_bytes()
+    scores = second.get_reference_scores(MD5)
+    assert scores is not None and scores.to_bytes() == reference.to_bytes()
+    # Copied into the second policy's own area: the same bytes as if built there.
+    assert sorted(second.store.list()) == sorted(k for k in first.store.list() if "errors" not in k)
+    for key in second.store.list():
+        assert second.store.get(key) == first.store.get(key)
+    # Another model, another quantile, another feature set: misses.
+    other = "f" * 32
+    assert second.get_profile(other, "k") is None and second.get_calibrator(other) is None
+    assert second.get_thresholds(MD5, "k", 0.95) is None
+    assert second.get_profile(MD5, "other") is None
+    with pytest.raises(KeyNotFound):
+        second.get_errors("b1", 1)
+    # Without a shared area nothing is shared.
+    alone = MonitoringStoreResource(url=str(tmp_path / "c")).open()
+    assert alone.get_profile(MD5, "k") is None and alone.get_calibrator(MD5) is None
+
+
 def test_drift_chart_is_rendered_in_memory(tmp_path: Path, monkeypatch) -> None:
     from retraining_assets.core.drift import DriftPolicy, compute_drift
     from retraining_assets.core.monitoring import plot_drift
