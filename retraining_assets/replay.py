@@ -742,7 +742,8 @@ def run_replay(
     1 replays them one after another in this process. The result does not depend on it.
     ``training_cache``: where trained boosters are kept by their inputs, so a retraining on a
     window another policy (or an earlier replay using the same folder) already trained on
-    reuses that model; default a folder of this replay only.
+    reuses that model (and the reference profile, PSI thresholds and score calibrator built for
+    it by the monitoring, under ``monitoring/``); default a folder of this replay only.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
