@@ -137,17 +137,15 @@ class MonitoringStore:
                 ) from None
             raise MonitoringDataError(f"{key} in {self.location} is {exc}") from None
 
-    def _parsed(
-        self, key: str, parse: Callable[[bytes], _T], *, model_keyed: bool = False
-    ) -> _T | None:
-        """``parse`` of the bytes under ``key``; ``None`` if there are none.
+    def _parsed(self, key: str, parse: Callable[[bytes], _T]) -> _T | None:
+        """``parse`` of the model-keyed bytes under ``key``; ``None`` if there are none.
 
-        ``model_keyed``: the entry may come from the shared area (see :meth:`_model_bytes`).
+        The bytes may come from the shared area (see :meth:`_model_bytes`).
 
         Raises:
             MonitoringDataError: if the bytes are there but ``parse`` refuses them.
         """
-        data = self._model_bytes(key) if model_keyed else self.store.get_or_none(key)
+        data = self._model_bytes(key)
         if data is None:
             return None
         try:
@@ -395,9 +393,7 @@ class MonitoringStore:
         """
         from retraining_assets.core.performance_estimation import ScoreCalibrator
 
-        return self._parsed(
-            self.calibrator_key(model_md5), ScoreCalibrator.from_bytes, model_keyed=True
-        )
+        return self._parsed(self.calibrator_key(model_md5), ScoreCalibrator.from_bytes)
 
     def put_calibrator(self, model_md5: str, calibrator: ScoreCalibrator) -> str:
         """Store a model's calibrator (plain arrays in an ``.npz``); return its key."""
@@ -418,9 +414,7 @@ class MonitoringStore:
         """
         from retraining_assets.core.performance_estimation import LabelledScores
 
-        return self._parsed(
-            self.reference_scores_key(model_md5), LabelledScores.from_bytes, model_keyed=True
-        )
+        return self._parsed(self.reference_scores_key(model_md5), LabelledScores.from_bytes)
 
     def put_reference_scores(self, model_md5: str, reference: LabelledScores) -> str:
         """Store a model's test-split labels and scores (``.npz``); return the key."""
