@@ -134,3 +134,19 @@ def project(
 
     while mlflow.active_run() is not None:
         mlflow.end_run()
+
+
+@pytest.fixture
+def suite_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Row counts of every run of the GE suite (``validation.validate_frame``), which still runs."""
+    from retraining_assets.core import validation
+
+    runs: list[int] = []
+    real = validation.validate_frame
+
+    def counted(frame, schema, **rules):
+        runs.append(len(frame))
+        return real(frame, schema, **rules)
+
+    monkeypatch.setattr(validation, "validate_frame", counted)
+    return runs

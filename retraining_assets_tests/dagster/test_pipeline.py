@@ -307,21 +307,13 @@ def test_rollback_job_restores_exact_bytes_and_lineage_cli(project, capsys, monk
 
 
 def test_raw_batches_shares_passing_validations_through_its_cache(
-    project, tmp_path, monkeypatch
+    project, tmp_path, suite_runs
 ) -> None:
     """Replay policies ingest identical copies: the suite runs once; a bad batch is never cached."""
-    from retraining_assets.core import validation
     from retraining_assets.defs.assets import raw_batches
     from retraining_assets_tests.dagster.helpers import RESOURCES
 
-    runs: list[int] = []
-    real = validation.validate_frame
-
-    def counted(frame, schema, **rules):
-        runs.append(len(frame))
-        return real(frame, schema, **rules)
-
-    monkeypatch.setattr(validation, "validate_frame", counted)
+    runs = suite_runs
     good, bad = write_batches(project, n_batches=2, rows=300)
     frame = pd.read_parquet(project.batches / f"{bad}.parquet")
     frame.loc[frame.index[:10], "label"] = 2

@@ -66,19 +66,6 @@ WEEK = pd.Timestamp("2024-03-04")
 NOW = pd.Timestamp("2024-06-01")
 
 
-def _counting_suite(monkeypatch) -> list[int]:
-    """Count the runs of the GE suite by ``check_batch`` (the real suite still runs)."""
-    runs: list[int] = []
-    real = validation.validate_frame
-
-    def counted(frame, schema, **rules):
-        runs.append(len(frame))
-        return real(frame, schema, **rules)
-
-    monkeypatch.setattr(validation, "validate_frame", counted)
-    return runs
-
-
 def _write(folder: Path, frame: pd.DataFrame) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(folder / "2024-03-04.parquet", index=False)
@@ -92,9 +79,9 @@ def _check(folder: Path, cache: Path | None, version: str = "v1", now: pd.Timest
 
 
 def test_a_batch_copy_with_the_same_bytes_reuses_the_passing_suite_result(
-    tmp_path, monkeypatch
+    tmp_path, suite_runs
 ) -> None:
-    runs = _counting_suite(monkeypatch)
+    runs = suite_runs
     cache = tmp_path / "cache"
     frame = make_batch(200, WEEK, seed=3)
     # Two policies' copies of one batch: written by the same code from the same frame.
@@ -109,8 +96,8 @@ def test_a_batch_copy_with_the_same_bytes_reuses_the_passing_suite_result(
     assert len(runs) == 3
 
 
-def test_a_failing_batch_is_never_served_as_passing(tmp_path, monkeypatch) -> None:
-    runs = _counting_suite(monkeypatch)
+def test_a_failing_batch_is_never_served_as_passing(tmp_path, suite_runs) -> None:
+    runs = suite_runs
     cache = tmp_path / "cache"
     bad = make_batch(200, WEEK, seed=3)
     bad.loc[:5, "label"] = 7  # a label outside {0, 1}
@@ -120,9 +107,9 @@ def test_a_failing_batch_is_never_served_as_passing(tmp_path, monkeypatch) -> No
     assert len(runs) == 2 and not list(cache.glob("*.json"))
 
 
-def test_a_cached_pass_still_meets_todays_clock(tmp_path, monkeypatch) -> None:
+def test_a_cached_pass_still_meets_todays_clock(tmp_path, suite_runs) -> None:
     """The pandas rules run on a cache hit too: rows now in the future are refused."""
-    runs = _counting_suite(monkeypatch)
+    runs = suite_runs
     cache = tmp_path / "cache"
     folder = _write(tmp_path / "a", make_batch(200, WEEK, seed=3))
     assert _check(folder, cache).ok
