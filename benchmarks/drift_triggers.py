@@ -28,8 +28,11 @@ Rules (drift policy = retrain when the rule fires on the new batch):
 Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled), ``combined``
 (``matters`` or performance, with the weekly fallback when 72 h passed; on weekly batches that
 means weekly), ``estimated`` (CBPE estimated AUC < 0.95 x the AUC on the model's test week, no
-labels) and fixed schedules ``every_2`` / ``every_3`` (retrain every 2nd / 3rd period) to show
-what the timing of the same number of retrainings is worth.
+labels; the calibration refitted on the served model's earlier labelled batches, as
+``batch_estimated_performance`` does), ``estimated_test_split`` (the same with the test-split
+calibration alone, as the asset did before the refit) and fixed schedules ``every_2`` /
+``every_3`` (retrain every 2nd / 3rd period) to show what the timing of the same number of
+retrainings is worth.
 
 Flights' mean AUC depends a lot on *which* weeks a policy retrains on (every 4th week from week
 12 gives 96% of weekly's gain, from week 13 80%), so the flights table is repeated from 9 start
@@ -59,7 +62,7 @@ import pandas as pd
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from retraining_assets.core import synthetic
-from retraining_assets.core.batches import collect_dataset, list_batches, read_batch
+from retraining_assets.core.batches import batch_period, collect_dataset, list_batches, read_batch
 from retraining_assets.core.drift import DriftPolicy, build_reference, compute_drift
 from retraining_assets.core.drift_matters import (
     calendar_like,
@@ -69,11 +72,18 @@ from retraining_assets.core.drift_matters import (
     thresholds_from_psis,
 )
 from retraining_assets.core.evaluation import compute_metrics
-from retraining_assets.core.performance_estimation import estimate_performance, fit_calibrator
+from retraining_assets.core.performance_estimation import (
+    LabelledScores,
+    ScoreCalibrator,
+    assess_estimated_performance,
+    calibration_batches,
+    fit_calibrator,
+    recalibrate,
+)
 from retraining_assets.core.promotion import GatePolicy, ModelScore, decide_promotion
 from retraining_assets.core.strategies import plan_training
 from retraining_assets.core.training import Scorer, TrainParams, train_model
-from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema
+from retraining_assets.settings import BATCH_COLUMN, SPLIT_COLUMN, DatasetSchema, TriggerPolicy
 
 #: The ``matters`` family: (quantile of the leave-one-out PSIs, margin, importance share,
 #: correlation from which features share importance (0: none)); share 0 means any feature past
@@ -100,7 +110,9 @@ MATTERS = {
 DEFAULT_RULE = "matters_q75_m1.5_s0.1_c0.7"
 RULES = ("any_psi", "ks", "importance", "no_calendar", *MATTERS)
 #: Policies that are not data-drift rules.
-OTHERS = ("performance", "estimated", "every_2", "every_3", "combined")
+OTHERS = ("performance", "estimated", "estimated_test_split", "every_2", "every_3", "combined")
+#: Policy paths on which the CBPE estimate's error is printed.
+ESTIMATE_PATHS = ("never", "weekly", "estimated", "estimated_test_split")
 WINDOW = 8
 INITIAL = 9
 #: Start weeks of the robustness table (the first model is trained through this batch index).
@@ -118,7 +130,8 @@ class Served:
     psis: dict[str, list[float]]
     importance: dict[str, float]
     auc_at_promotion: float
-    calibrator: object
+    calibrator: ScoreCalibrator  # isotonic on its test split, as the asset first fits it
+    reference: LabelledScores  # the test split's labels and scores (the refit starts from them)
     correlations: dict[str, dict[str, float]]
     score: ModelScore  # on its own test batch, as the gate sees a candidate
 
@@ -133,7 +146,9 @@ class Simulation:
     models: dict[int, Served] = field(default_factory=dict)
     verdicts: dict[tuple[int, int], dict[str, bool]] = field(default_factory=dict)
     aucs: dict[tuple[int, int], float] = field(default_factory=dict)
-    estimated: dict[tuple[int, int], bool] = field(default_factory=dict)
+    scores: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    #: (served, t, refitted) -> estimated AUC and whether the estimated rule fires.
+    estimated: dict[tuple[int, int, bool], tuple[float, bool]] = field(default_factory=dict)
     log_losses: dict[tuple[int, int], float] = field(default_factory=dict)
     trainings: int = 0
     gated: bool = True
@@ -151,7 +166,8 @@ class Simulation:
             model = train_model(train, schema, TrainParams(num_threads=1))
             scorer = Scorer(model.booster, schema)
             test_scores = scorer.predict(test)
-            metrics = compute_metrics(test[schema.target].to_numpy(), test_scores)
+            test_y = test[schema.target].to_numpy(dtype="float64")
+            metrics = compute_metrics(test_y, test_scores)
             auc = metrics.auc
             numeric, categorical = list(schema.numeric_features), list(schema.categorical_features)
             gains = model.booster.feature_importance(importance_type="gain")
@@ -165,9 +181,8 @@ class Simulation:
                     for n, g in zip(model.booster.feature_name(), gains, strict=True)
                 },
                 auc_at_promotion=auc,
-                calibrator=fit_calibrator(
-                    test[schema.target].to_numpy(dtype="float64"), test_scores
-                ),
+                calibrator=fit_calibrator(test_y, test_scores),
+                reference=LabelledScores(y=test_y, scores=test_scores),
                 correlations=reference_correlations(train, numeric),
                 # Latency is not simulated: no candidate of the replays failed that rule.
                 score=ModelScore(auc=auc, log_loss=metrics.log_loss, p95_latency_ms=0.0),
@@ -175,15 +190,35 @@ class Simulation:
             self.trainings += 1
         return self.models[as_of]
 
+    def predict(self, served: int, t: int) -> np.ndarray:
+        """Raw scores of the model trained through ``served`` on batch ``t`` (cached)."""
+        key = (served, t)
+        if key not in self.scores:
+            self.scores[key] = self.model(served).scorer.predict(self.frames[self.ids[t]])
+        return self.scores[key]
+
     def auc(self, served: int, t: int) -> float:
         """AUC of the model trained through ``served`` on batch ``t``."""
         key = (served, t)
         if key not in self.aucs:
-            frame = self.frames[self.ids[t]]
-            y = frame[self.schema.target].to_numpy()
-            metrics = compute_metrics(y, self.model(served).scorer.predict(frame))
+            y = self.frames[self.ids[t]][self.schema.target].to_numpy()
+            metrics = compute_metrics(y, self.predict(served, t))
             self.aucs[key], self.log_losses[key] = metrics.auc, metrics.log_loss
         return self.aucs[key]
+
+    def labelled(self, served: int, t: int) -> LabelledScores:
+        """Batch ``t``'s labels and the scores of the model trained through ``served``.
+
+        What ``batch_performance`` keeps per batch and production version in the replay.
+        """
+        batch = self.ids[t]
+        period = batch_period(batch, None)
+        return LabelledScores(
+            y=self.frames[batch][self.schema.target].to_numpy(dtype="float64"),
+            scores=self.predict(served, t),
+            batch_id=batch,
+            period_start=None if period is None else period[0],
+        )
 
     def promotes(self, served: int, t: int) -> bool:
         """The production gate on the candidate trained through ``t`` against ``served``.
@@ -199,14 +234,36 @@ class Simulation:
         decision = decide_promotion(candidate, champion, candidate, GatePolicy())
         return decision.promote
 
-    def estimated_degraded(self, served: int, t: int) -> bool:
-        """CBPE: the estimated AUC of batch ``t`` < 0.95 x the model's test-week AUC."""
-        key = (served, t)
+    def estimate(self, served: int, t: int, refit: bool = True) -> tuple[float, bool]:
+        """CBPE on batch ``t``: the estimated AUC and whether the estimated rule fires.
+
+        As ``batch_estimated_performance`` does: the test-split calibrator refitted
+        (``core.performance_estimation.recalibrate``) on every batch the model served before
+        ``t`` (a model serving at ``t`` has served every batch since its test week, labels
+        arrive with the batch as in the replay, and ``calibration_batches`` keeps the ones
+        before ``t``), then ``assess_estimated_performance`` with the default trigger policy
+        (estimated AUC < 0.95 x the test-split AUC). ``refit=False``: the test split alone
+        (the asset before the refit).
+        """
+        key = (served, t, refit)
         if key not in self.estimated:
             model = self.model(served)
-            scores = model.scorer.predict(self.frames[self.ids[t]])
-            estimate = estimate_performance(model.calibrator, scores)  # type: ignore[arg-type]
-            self.estimated[key] = bool(estimate.estimated_auc < 0.95 * estimate.reference_auc)
+            labelled = [self.labelled(served, j) for j in range(served + 1, t)] if refit else []
+            start = batch_period(self.ids[t], None)
+            usable = calibration_batches(None if start is None else start[0], labelled)
+            calibration = recalibrate(model.calibrator, model.reference, usable)
+            assessment = assess_estimated_performance(
+                calibration.calibrator,
+                self.predict(served, t),
+                TriggerPolicy(),
+                production_version=served,
+                calibrator_key="",
+                calibration_batches=calibration.batches,
+            )
+            self.estimated[key] = (
+                assessment.estimate.estimated_auc,
+                assessment.verdict.degraded,
+            )
         return self.estimated[key]
 
     def fired(self, served: int, t: int, rule: str) -> bool:
@@ -264,6 +321,7 @@ class PolicyRun:
     mean_auc: float
     aucs: list[float]
     fired_at: list[int]
+    served: list[int]  # the model (trained through that batch) serving each period
 
 
 def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRun:
@@ -272,9 +330,11 @@ def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRu
     aucs: list[float] = []
     retrainings = promotions = drift_retrainings = 0
     fired_at: list[int] = []
+    path: list[int] = []
     for t in range(start + 1, len(sim.ids)):
         auc = sim.auc(served, t)
         aucs.append(auc)
+        path.append(served)
         model = sim.model(served)
         degraded = auc < 0.6 or auc < 0.95 * model.auc_at_promotion
         if policy == "never":
@@ -286,7 +346,9 @@ def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRu
         elif policy == "combined":
             fire = True  # weekly batches: the fallback fires every period anyway
         elif policy == "estimated":
-            fire = sim.estimated_degraded(served, t)
+            fire = sim.estimate(served, t)[1]
+        elif policy == "estimated_test_split":
+            fire = sim.estimate(served, t, refit=False)[1]
         elif policy.startswith("every_"):
             fire = t - last >= int(policy.removeprefix("every_"))
         else:
@@ -300,8 +362,35 @@ def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRu
                 promotions += 1
                 served = t
     return PolicyRun(
-        policy, retrainings, promotions, drift_retrainings, float(np.mean(aucs)), aucs, fired_at
+        policy,
+        retrainings,
+        promotions,
+        drift_retrainings,
+        float(np.mean(aucs)),
+        aucs,
+        fired_at,
+        path,
     )
+
+
+def estimate_errors(sim: Simulation, runs: list[PolicyRun], start: int = INITIAL - 1) -> None:
+    """Print the CBPE estimate's mean absolute error on each run's served (model, batch) pairs.
+
+    With the refit (as served) and with the test-split calibration alone; the pairs are the
+    ones each policy's path went through (``never``: one model for every period, so the refit
+    has the most labelled batches; ``weekly``: mostly a model's first week, no refit).
+    """
+    print("CBPE |estimated - realised AUC| on each policy's served periods (refit / test split):")
+    for run in runs:
+        pairs = list(zip(run.served, range(start + 1, len(sim.ids)), strict=True))
+        errors = {
+            refit: [abs(sim.estimate(m, t, refit)[0] - sim.auc(m, t)) for m, t in pairs]
+            for refit in (True, False)
+        }
+        print(
+            f"  {run.policy:22s} {np.mean(errors[True]):.4f} / {np.mean(errors[False]):.4f}"
+            f"  (n={len(pairs)}, max {max(errors[True]):.4f} / {max(errors[False]):.4f})"
+        )
 
 
 def table(name: str, runs: list[PolicyRun]) -> None:
@@ -325,15 +414,15 @@ def table(name: str, runs: list[PolicyRun]) -> None:
         )
 
 
-def flights(directory: Path, gated: bool = True) -> None:
-    """All policies on the flights weekly batches."""
+def flights(directory: Path, gated: bool = True, only: tuple[str, ...] = ()) -> None:
+    """All policies (or ``only`` these, besides never and weekly) on the flights weekly batches."""
     from retraining_assets.settings import FLIGHTS_SCHEMA
 
     ids = list_batches(directory)
     frames = {b: read_batch(directory / f"{b}.parquet") for b in ids}
     sim = Simulation(FLIGHTS_SCHEMA, frames, ids, gated=gated)
     started = time.perf_counter()
-    policies = ("never", "weekly", *RULES, *OTHERS)
+    policies = ("never", "weekly", *(only or (*RULES, *OTHERS)))
     runs = [simulate(sim, p) for p in policies]
     table(
         f"flights ({len(ids) - INITIAL} periods, {sim.trainings} models trained, "
@@ -341,8 +430,10 @@ def flights(directory: Path, gated: bool = True) -> None:
         f"{time.perf_counter() - started:.0f}s)",
         runs,
     )
-    default = next(r for r in runs if r.policy == DEFAULT_RULE)
-    print(f"default rule fires at: {', '.join(ids[t] for t in default.fired_at)}")
+    for run in runs:
+        if run.policy in (DEFAULT_RULE, "estimated", "estimated_test_split"):
+            print(f"{run.policy} fires at: {', '.join(ids[t] for t in run.fired_at)}")
+    estimate_errors(sim, [r for r in runs if r.policy in ESTIMATE_PATHS])
     model = sim.model(INITIAL - 1)
     default_q, default_m, _, _ = MATTERS[DEFAULT_RULE]
     thresholds = thresholds_from_psis(model.psis, default_q)
@@ -433,10 +524,9 @@ def synthetic_targets(seeds: int = 5, gated: bool = True) -> None:
     sim = _synthetic_sim(
         100, 20, synthetic.DriftSpec(covariate_shift=SHIFT, shift_columns=("x0",)), 10, gated
     )
-    table(
-        "synthetic x0 shift",
-        [simulate(sim, p) for p in ("never", "weekly", *RULES, *OTHERS)],
-    )
+    runs = [simulate(sim, p) for p in ("never", "weekly", *RULES, *OTHERS)]
+    table("synthetic x0 shift", runs)
+    estimate_errors(sim, [r for r in runs if r.policy in ESTIMATE_PATHS])
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> None:
@@ -448,9 +538,15 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     parser.add_argument(
         "--no-gate", action="store_true", help="promote every candidate (triggers alone)"
     )
+    parser.add_argument(
+        "--policies",
+        default="",
+        help="flights: only these policies besides never and weekly (comma list)",
+    )
     args = parser.parse_args(argv)
     if not args.synthetic_only:
-        flights(args.flights, gated=not args.no_gate)
+        only = tuple(p for p in args.policies.split(",") if p)
+        flights(args.flights, gated=not args.no_gate, only=only)
     if not args.flights_only:
         synthetic_targets(gated=not args.no_gate)
 
