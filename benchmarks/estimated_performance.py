@@ -5,9 +5,11 @@ as the retraining chain does (``rolling``: the 8 weeks before t train, week t is
 its score calibrator is fitted on week t, and the AUC of weeks t+1 .. t+H (the weeks it would
 serve before its next retraining) is estimated from the scores alone and compared with the
 realised AUC. Printed: the mean absolute error per horizon and overall, beside the error of the
-naive estimate "the AUC stays what it was on the test week", and of three other calibrations with
-labels arriving a week late (refit on the newest labelled week; on every labelled week since the
-test week; the test week's realised AUC plus the change of the estimate since the test week).
+naive estimate "the AUC stays what it was on the test week", and of other estimates with labels
+arriving a week late (refit on the newest labelled week; on every labelled week since the test
+week, as served; the test week's realised AUC plus the change of the estimate since the test
+week; the served refit plus its mean error on the model's labelled weeks, a bias correction; the
+newest labelled week's realised AUC, persistence).
 Then what limits the estimate, on the same model-weeks: the sampling noise floor (the std of the
 realised AUC when the batch's labels are drawn again from its own calibrated probabilities, rows
 fixed; an oracle that knew every row's true probability would miss by ~0.8 x that), the
@@ -28,7 +30,8 @@ week each fires, how many weeks earlier the estimate warns for label delays 0, 1
 alarms of both rules on the clean weeks, and the estimate's mean absolute error; then the error
 of an oracle that knows the generator's true probabilities (the noise floor, checked against the
 label-redraw std the flights section uses), of Platt and beta calibration, and of the isotonic
-calibration refitted on every week whose labels arrived (one week late).
+calibration refitted on every week whose labels arrived (one week late), alone and plus its mean
+error on those weeks.
 
     nice .venv/bin/python benchmarks/estimated_performance.py           # ~2-5 min on a 2-core box
     nice .venv/bin/python benchmarks/estimated_performance.py --quick   # fewer anchors and seeds
@@ -185,7 +188,16 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
     fires = {"estimated": 0, "labelled": 0, "both": 0}
     # Other calibrations, labels one week late: refit on the newest labelled week, or on every
     # labelled week since the test week; and "test-week AUC + the change of the estimate".
-    variants: dict[str, list[float]] = {"recent": [], "pooled": [], "shift": []}
+    # "residual": the pooled refit plus the mean error it made on this model's earlier served
+    # weeks (each estimated when it arrived, compared once its labels came); "persistence":
+    # the newest labelled week's realised AUC (the test week's at +1).
+    variants: dict[str, list[float]] = {
+        "recent": [],
+        "pooled": [],
+        "shift": [],
+        "residual": [],
+        "persistence": [],
+    }
     # What limits the estimate (every entry: |estimate - realised| of one model-week).
     limits: dict[str, list[float]] = {
         "platt": [],  # Platt scaling on the test week
@@ -218,6 +230,7 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
         )
         served: list[float] = []
         served_est: list[float] = []
+        pooled_est: list[float] = []
         cells = []
         for h in range(1, horizon + 1):
             if t + h >= len(ids):
@@ -240,9 +253,14 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
             variants["recent"].append(
                 abs(estimate_performance(recent, scores).estimated_auc - realised)
             )
-            variants["pooled"].append(
-                abs(estimate_performance(pooled, scores).estimated_auc - realised)
+            pooled_auc = estimate_performance(pooled, scores).estimated_auc
+            variants["pooled"].append(abs(pooled_auc - realised))
+            residual = float(np.mean(np.subtract(served, pooled_est))) if served else 0.0
+            variants["residual"].append(abs(pooled_auc + residual - realised))
+            variants["persistence"].append(
+                abs((served[-1] if served else calibrator.reference_auc) - realised)
             )
+            pooled_est.append(pooled_auc)
             variants["shift"].append(abs(calibrator.reference_auc + estimated - on_test - realised))
             p = calibrator.calibrate(scores)
             limits["platt"].append(abs(expected_auc(scores, platt(scores)) - realised))
@@ -288,7 +306,9 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
         "  other calibrations (labels 1 week late): newest labelled week "
         f"{np.mean(variants['recent']):.4f}, all labelled weeks since the test week "
         f"{np.mean(variants['pooled']):.4f}; test-week AUC + change of the estimate "
-        f"{np.mean(variants['shift']):.4f}"
+        f"{np.mean(variants['shift']):.4f}; all labelled weeks + the mean error on this "
+        f"model's labelled weeks {np.mean(variants['residual']):.4f}; newest labelled week's "
+        f"realised AUC {np.mean(variants['persistence']):.4f}"
     )
     print(
         f"weeks a rule would fire (< {RELATIVE_FLOOR:g} x reference AUC; labelled also < "
@@ -372,7 +392,13 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
     # "pooled": isotonic refitted on the test week and every served week whose labels arrived
     # (one week late), as the flights section's "all labelled weeks since the test week"; its
     # early warning too, with labels 1 and 2 weeks late (the refit sees them that late).
-    limits: dict[str, list[float]] = {"oracle": [], "platt": [], "beta": [], "pooled": []}
+    limits: dict[str, list[float]] = {
+        "oracle": [],
+        "platt": [],
+        "beta": [],
+        "pooled": [],
+        "residual": [],
+    }
     noise_sd: list[float] = []
     pooled_earlier: dict[int, list[int]] = {1: [], 2: []}
     pooled_false = 0
@@ -410,6 +436,13 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
                 pooled = _refitted(calibrator, known)
                 refitted[delay].append(expected_auc(scores, pooled.calibrate(scores)))
             limits["pooled"].append(abs(refitted[1][-1] - realised[-1]))
+            # The refit plus its mean error on the weeks whose labels arrived (1 week late).
+            residual = (
+                float(np.mean(np.subtract(realised[:-1], refitted[1][:-1])))
+                if len(realised) > 1
+                else 0.0
+            )
+            limits["residual"].append(abs(refitted[1][-1] + residual - realised[-1]))
             labelled.append((y.astype("float64"), scores))
         est_flags = [e < RELATIVE_FLOOR * ref for e in estimated]
         lab_flags = [r < AUC_FLOOR or r < RELATIVE_FLOOR * ref for r in realised]
@@ -457,7 +490,8 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
         f"probabilities {np.mean(limits['oracle']):.4f} (std of the realised AUC with labels "
         f"redrawn from them {sd:.4f}, x sqrt(2/pi) = {HALF_NORMAL * sd:.4f}); "
         f"Platt {np.mean(limits['platt']):.4f}, beta {np.mean(limits['beta']):.4f}; refitted on "
-        f"every labelled week (labels 1 week late) {np.mean(limits['pooled']):.4f}"
+        f"every labelled week (labels 1 week late) {np.mean(limits['pooled']):.4f}, plus its "
+        f"mean error on those weeks {np.mean(limits['residual']):.4f}"
     )
     print(
         "  refitted on every labelled week, early warning: "
