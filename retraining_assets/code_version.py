@@ -35,13 +35,20 @@ ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
         "validation",
         "batches",
     ),
-    "batch_performance": ("monitoring", "evaluation", "batches", "performance_estimation"),
+    "batch_performance": (
+        "monitoring",
+        "evaluation",
+        "batches",
+        "performance_estimation",
+        "score_cache",
+    ),
     "degradation_analysis": ("analysis", "change_points", "series", "monitoring"),
     "batch_estimated_performance": (
         "performance_estimation",
         "drift_assessment",
         "training",
         "batches",
+        "score_cache",
     ),
 }
 

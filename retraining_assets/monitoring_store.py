@@ -12,6 +12,10 @@ area of the run-time :class:`~retraining_assets.storage.ObjectStore` (a folder b
     calibrators/<model md5>.test-split.npz     its test split's labels and raw scores
     scores/<batch id>.v<version>.npz           labels + raw scores of production v<version>
 
+and, in the ``shared`` area only (a replay's, shared by its policies; no record of any policy)::
+
+    predictions/<model md5>/<key>.npy          a model's scores of some rows (core/score_cache.py)
+
 Arrays are written with ``np.save``/``np.savez`` into memory and read back with
 ``allow_pickle=False``: a file in the store can hold numbers, never code. Every name that becomes
 part of a key (md5, profile key, batch id) is checked with :func:`storage.check_name`, so a
@@ -45,6 +49,7 @@ _ERRORS = "errors"
 _SHADOW = "shadow"
 _CALIBRATORS = "calibrators"
 _SCORES = "scores"
+_PREDICTIONS = "predictions"
 
 
 class MonitoringDataError(StoreError):
@@ -377,6 +382,36 @@ class MonitoringStore:
     def all_shadow(self, challenger_md5: str) -> list[ShadowScores]:
         """Every batch's shadow scores for one challenger, in batch order."""
         return [self.get_shadow(challenger_md5, b) for b in self.shadow_batches(challenger_md5)]
+
+    # -- shared scores of a model on some rows (a cache, not a record) --------------------------
+
+    @property
+    def shares_scores(self) -> bool:
+        """Whether there is a shared area to keep a model's scores of a batch in."""
+        return self.shared is not None
+
+    @staticmethod
+    def shared_scores_key(model_md5: str, key: str) -> str:
+        """Key of one cached scoring (``core.score_cache.scores_key``) of one model."""
+        return (
+            f"{_PREDICTIONS}/{check_name(model_md5, 'model md5')}/"
+            f"{check_name(key, 'scores key')}.npy"
+        )
+
+    def get_shared_scores(self, model_md5: str, key: str) -> bytes | None:
+        """The cached scores' bytes in the shared area; ``None`` without one or an entry there.
+
+        Unlike the model-keyed entries they are not copied into this area: they are no record
+        of this policy, only the result of a computation another one already made.
+        """
+        if self.shared is None:
+            return None
+        return self.shared.get_or_none(self.shared_scores_key(model_md5, key))
+
+    def put_shared_scores(self, model_md5: str, key: str, data: bytes) -> None:
+        """Keep scores in the shared area (atomically replaced); nothing without one."""
+        if self.shared is not None:
+            self.shared.put(self.shared_scores_key(model_md5, key), data)
 
     # -- score calibrators (label-free performance estimation) ----------------------------------
 

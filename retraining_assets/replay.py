@@ -258,8 +258,9 @@ class ReplayHarness:
 
         Policies that promote the same booster (the training cache makes a window's booster the
         same for every policy) need the same reference profile, PSI thresholds and score
-        calibrator; the first to build them leaves them for the others. By the monitoring
-        code's version, as the cache folder may outlive this code.
+        calibrator, and score each batch alike; the first to build them (or to score a batch)
+        leaves them for the others. By the monitoring code's version, as the cache folder may
+        outlive this code (a scores key also holds the scoring code's version).
         """
         from retraining_assets.code_version import asset_code_version
 
@@ -743,7 +744,8 @@ def run_replay(
     ``training_cache``: where trained boosters are kept by their inputs, so a retraining on a
     window another policy (or an earlier replay using the same folder) already trained on
     reuses that model (and the reference profile, PSI thresholds and score calibrator built for
-    it by the monitoring, under ``monitoring/``); default a folder of this replay only.
+    it by the monitoring, and its scores of each batch, under ``monitoring/``); default a folder
+    of this replay only.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -417,6 +417,10 @@ class Scorer:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of the positive class per row."""
+        return self.predict_encoded(self.encode(frame))
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """Probability of the positive class per row of an :meth:`encode`-d matrix."""
         return np.asarray(
-            self.booster.predict(self.encode(frame), num_threads=self.num_threads), dtype="float64"
+            self.booster.predict(matrix, num_threads=self.num_threads), dtype="float64"
         )

@@ -35,6 +35,7 @@ from retraining_assets.defs.monitoring import (
     _partition_verdicts,
     _period_start,
     _read_batch,
+    _scores,
     _training_data,
     _verdict_md,
     batch_performance,
@@ -293,7 +294,7 @@ def batch_estimated_performance(
     booster, monitoring = _booster(store, record, "production"), monitoring_store.open()
     batch_id = context.partition_key
     frame = _read_batch(batch_source, schema, batch_id, list(schema.features))
-    scores = Scorer(booster, schema).predict(frame)
+    scores = _scores(monitoring, Scorer(booster, schema), frame, record.model_md5)
     realised = _partition_verdicts(
         context.instance, batch_performance.key, PerformanceVerdict, skip_foreign=True
     )

@@ -6,12 +6,13 @@ the batch's labels arrive. Each body reads its inputs, makes one core call
 verdict beside the metadata people read; artifacts go to the monitoring store.
 """
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from retraining_assets.code_version import asset_code_version
+from retraining_assets.code_version import asset_code_version, module_source, source_hash
 from retraining_assets.core.registry import ProductionRecord, ProductionStore, RegistryError
 from retraining_assets.core.verdicts import (
     DriftVerdict,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from retraining_assets.core.drift import ReferenceProfile
     from retraining_assets.core.drift_assessment import DriftAssessment, MonitoredFeatures
     from retraining_assets.core.monitoring import PerformanceAssessment
+    from retraining_assets.core.training import Scorer
 
 GROUP = "monitoring"
 _DEGRADATION_ALT = "AUC per batch with the onset of degradation"
@@ -142,6 +144,36 @@ def _booster(store: ProductionStore, record: ProductionRecord, role: str) -> Any
         return store.booster(record)
     except RegistryError as exc:
         raise dg.Failure(description=f"{role} model v{record.version} unusable: {exc}") from None
+
+
+@functools.cache
+def _scoring_version() -> str:
+    """Version of the code that scores rows: part of every shared scores key."""
+    return source_hash(module_source(m) for m in ("score_cache", "training"))
+
+
+def _scores(
+    monitoring: MonitoringStore, scorer: "Scorer", frame: "pd.DataFrame", model_md5: str
+) -> "np.ndarray":
+    """``scorer.predict(frame)``; with a shared area, once per model and rows for all who share.
+
+    A replay's policies that serve the same booster score each batch with it; the first leaves
+    the scores in the shared area for the others (``core/score_cache.py``: keyed by the model's
+    md5 and the exact encoded rows, so a hit is bit-identical). Without a shared area (normal
+    runs) it is plain scoring.
+    """
+    if not monitoring.shares_scores:
+        return scorer.predict(frame)
+    from retraining_assets.core.score_cache import predict_cached
+
+    return predict_cached(
+        scorer,
+        frame,
+        model_md5=model_md5,
+        code_version=_scoring_version(),
+        get=lambda key: monitoring.get_shared_scores(model_md5, key),
+        put=lambda key, data: monitoring.put_shared_scores(model_md5, key, data),
+    )
 
 
 def _no_reference_metadata(verdict: DriftVerdict) -> dict[str, Any]:
@@ -254,7 +286,8 @@ def _shadow_metadata(
     challenger = store.challenger()
     if challenger is None or challenger.version != record.version:
         return {}
-    p_challenger = Scorer(_booster(store, challenger, "challenger"), schema).predict(rows)
+    scorer = Scorer(_booster(store, challenger, "challenger"), schema)
+    p_challenger = _scores(monitoring, scorer, rows, challenger.model_md5)
     monitoring.put_shadow(challenger.model_md5, batch_id, y=y, champion=p, challenger=p_challenger)
     return {
         "shadow/challenger_md5": challenger.model_md5,
@@ -361,7 +394,8 @@ def batch_performance(
     if rows is None:
         return
     y = rows[schema.target].to_numpy(dtype="float64")
-    p = Scorer(_booster(store, record, "production"), schema).predict(rows)
+    scorer = Scorer(_booster(store, record, "production"), schema)
+    p = _scores(monitoring, scorer, rows, record.model_md5)
     at_promotion, version = record.metrics.get("auc"), record.version
     assessment = assess_performance(
         y, p, triggers.policy(), auc_at_promotion=at_promotion, production_version=version

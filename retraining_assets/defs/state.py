@@ -57,7 +57,8 @@ class MonitoringStoreResource(StateStoreResource):
         default=None,
         description="Folder or s3://bucket/prefix where entries keyed by a model's md5 alone"
         " (reference profiles, PSI thresholds, score calibrators) are also kept and looked up,"
-        " e.g. shared by the policies of a replay; default none.",
+        " and a model's scores of a batch by the model and the exact rows, e.g. shared by the"
+        " policies of a replay; default none.",
     )
 
     def open(self) -> MonitoringStore:
