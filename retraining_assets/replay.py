@@ -234,14 +234,20 @@ class ReplayHarness:
                     else {"dataset": configured["batch_source"].dataset or builtin}
                 ),
             },
+            # Nothing reads the replay's remote back (every read finds the bytes in the DVC
+            # cache), so artifacts are not pushed to it.
             "dvc": {
                 "repo_dir": str(self.home / "store"),
                 "remote_url": str(self.home / "dvc-remote"),
+                "push": False,
             },
             "io_manager": {"url": home},
+            # Runs, registration and version numbers as configured; no MLflow model flavour
+            # (nothing in a replay loads a model from MLflow).
             "mlflow": {
                 "tracking_uri": f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
                 "artifact_location": (self.home / "mlflow" / "artifacts").as_uri(),
+                "model_flavor": False,
             },
             "production": {"root": str(self.home / "production")},
             "triggers": {"config_file": str(self.config_path)},

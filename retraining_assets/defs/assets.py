@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -366,7 +366,8 @@ def validated_dataset(
     from retraining_assets.core.validation_cache import validate_cached, validation_key
 
     schema = batch_source.dataset_schema()
-    frame = dvc.read_dataset(training_dataset.md5)
+    # Read only when the suite runs or names the bad batches: a cached pass needs no rows.
+    frame = cache(partial(dvc.read_dataset, training_dataset.md5))
     extra = (SPLIT_COLUMN, BATCH_COLUMN, WEIGHT_COLUMN)
     result = validate_cached(
         config.validation_cache,
@@ -376,14 +377,14 @@ def validated_dataset(
             options={"extra_columns": extra},
             code_version=code_metadata(context)["code/version"],
         ),
-        lambda: validate_frame(frame, schema, extra_columns=extra),
+        lambda: validate_frame(frame(), schema, extra_columns=extra),
     )
     checks = _validation_checks(result)
     if not result.success:
         # No materialization: the failed results are recorded (against no new materialization)
         # and the run stops here.
         yield from checks
-        raise _validation_failure(training_dataset.md5, frame, schema, result)
+        raise _validation_failure(training_dataset.md5, frame(), schema, result)
     ref = DatasetRef(**{**training_dataset.__dict__, "validated": True})
     # The output first, then the check results: Dagster ties a check result to the latest
     # materialization of its asset when the result is recorded, so results yielded before the
@@ -492,7 +493,7 @@ def candidate_model(
     )
     store = dvc.store()
     model_path = trained.save(store.repo_dir / "artifacts" / "candidate_model.txt")
-    tracked = store.track(model_path)
+    tracked = dvc.track(model_path)
     run_id, model_uri, registered_version = mlflow.log_trained_model(
         run_name=f"cycle-{context.run_id[:8]}",
         tags=_run_tags(context, mlflow, validated_dataset, tracked.md5),
@@ -501,6 +502,7 @@ def candidate_model(
         booster=trained.booster,
         example=example,
         pip_requirements=_model_requirements(),
+        model_file=model_path,
     )
     ref = ModelRef(
         md5=tracked.md5,

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from retraining_assets import settings
 from retraining_assets.core.registry import ProductionStore
-from retraining_assets.core.versioning import DvcStore
+from retraining_assets.core.versioning import DvcStore, TrackedFile
 from retraining_assets.defs.state import StateStoreResource
 from retraining_assets.fileio import file_lock
 from retraining_assets.storage import ObjectStore, open_store
@@ -142,6 +142,12 @@ class DvcResource(dg.ConfigurableResource):
         default=None,
         description="S3 endpoint of an s3:// remote; default $AWS_ENDPOINT_URL, else AWS.",
     )
+    push: bool = Field(
+        default=True,
+        description="Push each tracked artifact to the remote as it is added. Off (`retraining"
+        " replay`, whose throw-away remote nobody reads): artifacts stay in the DVC cache only,"
+        " with the same md5s.",
+    )
 
     def remote(self) -> str:
         """The default remote's URL or folder."""
@@ -181,17 +187,20 @@ class DvcResource(dg.ConfigurableResource):
 
         return pd.read_parquet(self.dataset_file(md5))
 
+    def track(self, path: Path) -> TrackedFile:
+        """``dvc add`` a file of the repository, and push it unless ``push`` is off."""
+        return self.store().track(path, push=self.push)
+
     def write_tracked(self, frame: pd.DataFrame, name: str) -> tuple[Path, str]:
-        """Write ``frame`` as parquet to ``name`` in the repository and track it (add + push).
+        """Write ``frame`` as parquet to ``name`` in the repository and track it (see ``track``).
 
         Returns:
             The file and its DVC md5 (the data version).
         """
         from retraining_assets.core.batches import write_parquet_atomic
 
-        store = self.store()
-        path = write_parquet_atomic(frame, store.repo_dir / name)
-        return path, store.track(path).md5
+        path = write_parquet_atomic(frame, self.store().repo_dir / name)
+        return path, self.track(path).md5
 
     def describe(self) -> str:
         """The repository folder and the remote (with its endpoint for S3)."""
@@ -300,6 +309,14 @@ class MlflowResource(dg.ConfigurableResource):
     )
     experiment_name: str = "retraining_assets"
     registered_model_name: str = "retraining_model"
+    model_flavor: bool = Field(
+        default=True,
+        description="Log each candidate as an MLflow LightGBM model (MLmodel, environment,"
+        " signature; loadable with mlflow.lightgbm / pyfunc) and register that. Off (`retraining"
+        " replay`, which never loads a model from MLflow): the model's LightGBM text file is"
+        " logged as a plain run artifact and registered; same runs, parameters, metrics and"
+        " version numbers.",
+    )
 
     def uri(self) -> str:
         """The tracking (and registry) URI.
@@ -498,18 +515,21 @@ class MlflowResource(dg.ConfigurableResource):
         booster: Any,
         example: Any,
         pip_requirements: list[str],
+        model_file: Path | None = None,
     ) -> tuple[str, str, str]:
         """One run with a LightGBM model, registered as a new version of the registered model.
 
         Args:
             run_name: the run's name.
             tags: the run's tags.
-            params: groups of run parameters, logged in order.
+            params: groups of run parameters (one parameter namespace: keys must not repeat).
             metrics: the run's metrics.
             booster: the trained LightGBM booster.
             example: input rows from which the model's signature is inferred.
             pip_requirements: stated, not inferred (inference loads the model in a subprocess,
                 seconds per cycle).
+            model_file: the booster's saved text file; with ``model_flavor`` off it is what is
+                logged and registered (required then).
 
         Returns:
             The run id, the logged model's URI and its registered version.
@@ -517,10 +537,17 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
         from mlflow.models import infer_signature
 
+        if not self.model_flavor and model_file is None:
+            raise ValueError("model_flavor off: the model's text file (model_file) is needed")
         with self.start_run(run_name=run_name, tags=tags) as run:
-            for group in params:
-                mlflow.log_params(group)
-            mlflow.log_metrics(metrics)
+            run_id = run.info.run_id
+            # One store transaction for every parameter and metric (not one per group).
+            self._log_batch(run_id, params, metrics)
+            if not self.model_flavor:
+                assert model_file is not None
+                self.client().log_artifact(run_id, str(model_file), artifact_path="model")
+                version = self._register_version(f"{run.info.artifact_uri}/model", run_id)
+                return run_id, f"runs:/{run_id}/model", version
             signature = infer_signature(example, booster.predict(example, num_threads=1))
             info = mlflow.lightgbm.log_model(
                 booster,
@@ -529,7 +556,35 @@ class MlflowResource(dg.ConfigurableResource):
                 registered_model_name=self.registered_model_name,
                 pip_requirements=pip_requirements,
             )
-        return run.info.run_id, info.model_uri, str(info.registered_model_version)
+        return run_id, info.model_uri, str(info.registered_model_version)
+
+    def _log_batch(
+        self, run_id: str, params: list[dict[str, Any]], metrics: dict[str, float]
+    ) -> None:
+        """Parameters (groups in order) and metrics, logged as ``mlflow.log_params`` would."""
+        import time
+
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        self.client().log_batch(
+            run_id,
+            metrics=[Metric(key, value, now, 0, run_id=run_id) for key, value in metrics.items()],
+            params=[Param(key, str(value)) for group in params for key, value in group.items()],
+        )
+
+    def _register_version(self, source: str, run_id: str) -> str:
+        """A new version of the registered model (created first if absent) from ``source``."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            client.create_registered_model(self.registered_model_name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        created = client.create_model_version(self.registered_model_name, source, run_id=run_id)
+        return str(created.version)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
         """Upload the file ``path`` into ``artifact_path`` of an existing run."""

@@ -1,0 +1,28 @@
+"""What a replay's resources leave out: work whose result nothing in a replay reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from retraining_assets.replay import ReplayHarness, ReplayOptions
+
+
+def test_a_replay_neither_pushes_to_its_dvc_remote_nor_logs_mlflow_model_flavours(
+    tmp_path: Path,
+) -> None:
+    """The replay turns both off for itself; the project's definitions keep them on."""
+    from retraining_assets.definitions import defs
+
+    source = tmp_path / "batches"
+    source.mkdir()
+    for start in ("2024-01-01", "2024-01-08", "2024-01-15"):
+        pd.DataFrame({"x": [1]}).to_parquet(source / f"{start}.parquet")
+    harness = ReplayHarness(source, "never", tmp_path / "work", ReplayOptions(initial=2))
+    dvc, mlflow = harness.resources["dvc"], harness.resources["mlflow"]
+    assert (dvc.push, mlflow.model_flavor) == (False, False)
+    # Still the replay's own remote and registry, as configured otherwise.
+    assert dvc.remote_url == str(harness.home / "dvc-remote")
+    assert mlflow.registered_model_name == defs.resources["mlflow"].registered_model_name
+    assert defs.resources["dvc"].push and defs.resources["mlflow"].model_flavor
