@@ -8,7 +8,8 @@ target's name. A reader sees the old file or the new one, never a torn one; a wr
 or is killed leaves the old file as it was.
 
 :func:`file_lock` serialises work across processes that share a folder (DVC operations, the
-first migration of a SQLite store). This module has no Dagster import.
+first migration of a SQLite store); :func:`single_flight` builds on it so that processes
+sharing a cache folder compute an entry once. This module has no Dagster import.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
 @contextlib.contextmanager
@@ -85,3 +89,29 @@ def file_lock(lock_file: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def single_flight(
+    lock_file: str | os.PathLike[str], lookup: Callable[[], _T | None], compute: Callable[[], _T]
+) -> _T:
+    """``lookup()`` if it finds the entry, else ``compute()`` by one process at a time.
+
+    For a cache shared by processes: ``compute`` computes the entry *and stores it* where
+    ``lookup`` finds it. Two processes missing the same entry at once would both compute it;
+    here the second waits on ``lock_file`` (one per entry) while the first computes, then looks
+    again and finds it. The lock is a :func:`file_lock`: a holder that fails releases it when
+    its block ends, and one that dies, when the kernel closes its file; the waiter then looks
+    again and computes the entry itself.
+
+    Args:
+        lock_file: The entry's lock (created if missing, left in place: removing a lock file
+            that another process may be waiting on would let a third one in).
+        lookup: The stored entry, or ``None`` on a miss.
+        compute: Computes and stores the entry, and returns it.
+    """
+    found = lookup()
+    if found is not None:  # the common case takes no lock
+        return found
+    with file_lock(lock_file):
+        found = lookup()
+        return found if found is not None else compute()

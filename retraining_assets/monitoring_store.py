@@ -26,12 +26,21 @@ No Dagster import: the resource in ``defs/state.py`` builds a :class:`Monitoring
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from retraining_assets.storage import InvalidKey, ObjectStore, StoreError, check_key, check_name
+from retraining_assets.fileio import file_lock
+from retraining_assets.storage import (
+    InvalidKey,
+    LocalStore,
+    ObjectStore,
+    StoreError,
+    check_key,
+    check_name,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,6 +123,22 @@ class MonitoringStore:
             if data is not None:
                 self.store.put(key, data)
         return data
+
+    def building(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Hold while looking up and building the model-keyed entries ``name`` stands for.
+
+        Processes sharing the ``shared`` area (the policies of a replay, serving the same
+        booster at the same time) then build them once: the second waits for the first and
+        finds them. A lock file under the shared folder's hidden ``.locks/`` (released if the
+        holder dies); no lock without a shared area, or with one on S3 (each builds its own
+        copy, the same bytes). Not reentrant: hold one name at a time.
+
+        Args:
+            name: One key segment naming what is built (e.g. ``<model md5>-calibrator``).
+        """
+        if isinstance(self.shared, LocalStore):
+            return file_lock(self.shared.root / ".locks" / f"{check_name(name, 'lock name')}.lock")
+        return contextlib.nullcontext()
 
     def _put_model_bytes(self, key: str, data: bytes) -> None:
         """Store a model-keyed entry here and, if there is one, in the shared area."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +151,28 @@ def suite_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(validation, "validate_frame", counted)
     return runs
+
+
+@pytest.fixture
+def await_lock_waiter() -> Callable[[Path], None]:
+    """A function returning once some thread or process waits for the ``flock`` on a file.
+
+    Read from ``/proc/locks``, which lists each blocked request as a ``->`` line with the file's
+    inode; so a single-flight test knows the second caller reached the lock while the first
+    held it. Skips the test where there is no ``/proc/locks``.
+    """
+    locks = Path("/proc/locks")
+    if not locks.exists():
+        pytest.skip("needs /proc/locks (Linux)")
+
+    def wait(lock_file: Path) -> None:
+        inode = str(lock_file.stat().st_ino)
+        for _ in range(400):  # a waiter shows within milliseconds; 4 s means none came
+            for line in locks.read_text().splitlines():
+                fields = line.split()
+                if len(fields) > 3 and fields[1] == "->" and fields[-3].endswith(":" + inode):
+                    return
+            time.sleep(0.01)
+        raise AssertionError(f"nobody waited for the lock on {lock_file}")
+
+    return wait

@@ -5,7 +5,9 @@ training strategy and the code version of the training step. LightGBM is determi
 given seed and thread count (``deterministic: true``), so a hit returns the very model a new
 training would produce. A replay shares one cache between its policies (``weekly``, ``drift``
 and ``combined`` often retrain on byte-identical windows) and can keep it across replays of the
-same data. Entries are written atomically, so parallel replay workers may share a folder.
+same data. Entries are written atomically, so parallel replay workers may share a folder, and
+each key is trained by one process at a time: a worker that misses an entry another one is
+training waits for it and hits (:func:`~retraining_assets.fileio.single_flight`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from retraining_assets.core.training import TrainedModel, TrainParams
-from retraining_assets.fileio import write_atomic
+from retraining_assets.fileio import single_flight, write_atomic
 
 #: Bumped when the layout of an entry changes.
 CACHE_VERSION = 1
@@ -89,14 +91,18 @@ def train_cached(
 ) -> TrainedModel:
     """The model for ``key`` from the cache in ``root``, else ``train()`` stored there.
 
-    ``root`` ``None`` or empty: no cache, always ``train()``.
+    ``root`` ``None`` or empty: no cache, always ``train()``. While one process trains a key,
+    another asking for it waits, then gets the stored model (a hit).
     """
     if not root:
         return train()
-    root = Path(root)
-    cached = load_cached(root, key, params)
-    if cached is not None:
-        return cached
-    trained = train()
-    store_cached(root, key, trained)
-    return trained
+    folder = Path(root)
+
+    def train_and_store() -> TrainedModel:
+        trained = train()
+        store_cached(folder, key, trained)
+        return trained
+
+    return single_flight(
+        folder / f".{key}.lock", lambda: load_cached(folder, key, params), train_and_store
+    )

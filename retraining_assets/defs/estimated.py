@@ -94,6 +94,23 @@ def _calibrator(
 ) -> tuple["ScoreCalibrator", str]:
     """The production model's score calibrator, fitted once on its test split and cached.
 
+    Fitted by one process at a time (``MonitoringStore.building``), so replayed policies serving
+    the same booster side by side fit it once.
+    """
+    with monitoring.building(f"{record.model_md5}-calibrator"):
+        return _calibrator_once(context, monitoring, dvc, booster, record, schema)
+
+
+def _calibrator_once(
+    context: dg.AssetExecutionContext,
+    monitoring: MonitoringStore,
+    dvc: DvcResource,
+    booster: Any,
+    record: ProductionRecord,
+    schema: DatasetSchema,
+) -> tuple["ScoreCalibrator", str]:
+    """The production model's score calibrator, fitted once on its test split and cached.
+
     The test split's labels and scores are kept beside it (the refit with labelled batches
     starts from them).
 

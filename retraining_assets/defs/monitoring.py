@@ -68,6 +68,24 @@ def _reference_profile(
 ) -> tuple["ReferenceProfile", dict[str, float], dict[str, dict[str, float]]]:
     """The drift reference of a production version, its PSI thresholds and correlations, cached.
 
+    Built by one process at a time (``MonitoringStore.building``), so replayed policies serving
+    the same booster side by side build it once.
+    """
+    lock = f"{record.model_md5}-{features.profile_key}-reference"
+    with monitoring.building(lock):
+        return _reference_profile_once(context, monitoring, dvc, features, record, quantile)
+
+
+def _reference_profile_once(
+    context: dg.AssetExecutionContext,
+    monitoring: MonitoringStore,
+    dvc: DvcResource,
+    features: "MonitoredFeatures",
+    record: ProductionRecord,
+    quantile: float | None = None,
+) -> tuple["ReferenceProfile", dict[str, float], dict[str, dict[str, float]]]:
+    """The drift reference of a production version, its PSI thresholds and correlations, cached.
+
     Built once from the training split of the data the model was trained on, and kept under
     ``profiles/<model md5>-<feature-set key>.npz``; an unreadable cached copy is rebuilt. With a
     ``quantile`` (the ``matters`` rule), each feature's PSI threshold calibrated on the training

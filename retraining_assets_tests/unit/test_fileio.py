@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from retraining_assets.fileio import atomic_path, file_lock, write_atomic
+from retraining_assets.fileio import atomic_path, file_lock, single_flight, write_atomic
 
 
 def _names(folder: Path) -> list[str]:
@@ -68,3 +71,69 @@ def test_file_lock_excludes_a_second_holder_until_released(tmp_path: Path) -> No
     assert events == ["first done", "second"]
     with file_lock(lock):  # released: taken again at once
         pass
+
+
+def test_single_flight_computes_once_while_a_second_caller_waits(
+    tmp_path: Path, await_lock_waiter
+) -> None:
+    lock, entry = tmp_path / ".entry.lock", tmp_path / "entry"
+    computed: list[str] = []
+    second: list[str] = []
+
+    def lookup() -> str | None:
+        return entry.read_text() if entry.exists() else None
+
+    def compute() -> str:
+        computed.append("x")
+        thread.start()
+        await_lock_waiter(lock)  # the second caller missed too and waits for this one
+        entry.write_text("value")
+        return "value"
+
+    thread = threading.Thread(target=lambda: second.append(single_flight(lock, lookup, compute)))
+    assert single_flight(lock, lookup, compute) == "value"
+    thread.join(timeout=5)
+    assert second == ["value"] and computed == ["x"]
+
+
+def test_single_flight_computes_itself_when_the_holder_fails_or_dies(
+    tmp_path: Path, await_lock_waiter
+) -> None:
+    lock = tmp_path / ".entry.lock"
+
+    def failing() -> str:
+        raise RuntimeError("holder failed")
+
+    with pytest.raises(RuntimeError):
+        single_flight(lock, lambda: None, failing)
+    assert single_flight(lock, lambda: None, lambda: "mine") == "mine"  # released on failure
+
+    # A holder killed while computing: the kernel releases its lock.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from retraining_assets.fileio import file_lock\n"
+            f"with file_lock({str(lock)!r}):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        got: list[str] = []
+        waiter = threading.Thread(
+            target=lambda: got.append(single_flight(lock, lambda: None, lambda: "mine"))
+        )
+        waiter.start()
+        await_lock_waiter(lock)
+        holder.kill()
+        waiter.join(timeout=5)
+        assert got == ["mine"]
+    finally:
+        holder.kill()
+        holder.wait()

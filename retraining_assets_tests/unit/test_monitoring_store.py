@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,38 @@ def test_model_keyed_entries_are_shared_and_per_batch_ones_are_not(tmp_path: Pat
     # Without a shared area nothing is shared.
     alone = MonitoringStoreResource(url=str(tmp_path / "c")).open()
     assert alone.get_profile(MD5, "k") is None and alone.get_calibrator(MD5) is None
+
+
+def test_policies_sharing_an_area_build_a_models_entries_one_at_a_time(
+    tmp_path: Path, await_lock_waiter
+) -> None:
+    """While one policy builds a model's calibrator under ``building``, the other waits, then
+    finds it in the shared area instead of fitting it again."""
+    from retraining_assets.core.performance_estimation import fit_calibrator
+
+    shared = tmp_path / "shared"
+    first = MonitoringStoreResource(url=str(tmp_path / "a"), shared_url=str(shared)).open()
+    second = MonitoringStoreResource(url=str(tmp_path / "b"), shared_url=str(shared)).open()
+    calibrator = fit_calibrator(np.array([0.0, 1.0, 1.0, 0.0]), np.array([0.1, 0.8, 0.6, 0.3]))
+    found: list[bytes | None] = []
+
+    def other_policy() -> None:
+        with second.building(f"{MD5}-calibrator"):
+            got = second.get_calibrator(MD5)
+            found.append(None if got is None else got.to_bytes())
+
+    thread = threading.Thread(target=other_policy)
+    with first.building(f"{MD5}-calibrator"):
+        assert first.get_calibrator(MD5) is None
+        thread.start()
+        await_lock_waiter(shared / ".locks" / f"{MD5}-calibrator.lock")
+        first.put_calibrator(MD5, calibrator)
+    thread.join(timeout=5)
+    assert found == [calibrator.to_bytes()]
+    assert shared.joinpath(".locks").is_dir() and ".locks" not in str(open_store(shared).list())
+    # No shared area: nothing to wait for.
+    with MonitoringStoreResource(url=str(tmp_path / "c")).open().building("x"):
+        pass
 
 
 def test_drift_chart_is_rendered_in_memory(tmp_path: Path, monkeypatch) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 
 from retraining_assets.core.synthetic import SYNTHETIC_SCHEMA, make_history
-from retraining_assets.core.training import TrainParams, prepare_features, train_model
+from retraining_assets.core.training import (
+    TrainedModel,
+    TrainParams,
+    prepare_features,
+    train_model,
+)
 from retraining_assets.core.training_cache import train_cached, training_key
 
 
@@ -53,3 +60,26 @@ def test_a_damaged_entry_is_a_miss(tmp_path) -> None:
     train_cached(tmp_path, _key(), params, train)
     (tmp_path / f"{_key()}.txt").write_text("not a model")
     assert "training_cache" not in train_cached(tmp_path, _key(), params, train).extra
+
+
+def test_a_key_being_trained_is_waited_for_and_hit(tmp_path, await_lock_waiter) -> None:
+    # Two replay workers reaching the same window at once: one trains, the other waits and hits.
+    frame = pd.concat(make_history(2, 400, seed=6).values())
+    params = TrainParams(num_boost_round=10)
+    calls: list[int] = []
+    other: list[TrainedModel] = []
+
+    def train() -> TrainedModel:
+        calls.append(1)
+        second.start()
+        await_lock_waiter(tmp_path / f".{_key()}.lock")
+        return train_model(frame, SYNTHETIC_SCHEMA, params)
+
+    second = threading.Thread(
+        target=lambda: other.append(train_cached(tmp_path, _key(), params, train))
+    )
+    first = train_cached(tmp_path, _key(), params, train)
+    second.join(timeout=5)
+    assert len(calls) == 1 and "training_cache" not in first.extra
+    assert other[0].extra["training_cache"] == "hit"
+    assert other[0].booster.model_to_string() == first.booster.model_to_string()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -58,6 +59,25 @@ def test_a_failure_is_never_kept(tmp_path) -> None:
     assert not validate_cached(tmp_path, key, failing).success
     assert not validate_cached(tmp_path, key, failing).success
     assert len(calls) == 2
+
+
+def test_a_key_being_validated_is_waited_for_and_reused(tmp_path, await_lock_waiter) -> None:
+    # Two replay workers validating the same window at once: the suite runs once.
+    calls: list[bool] = []
+    other: list[ValidationResult] = []
+
+    def validate() -> ValidationResult:
+        calls.append(True)
+        second.start()
+        await_lock_waiter(tmp_path / f".{_key()}.lock")
+        return _result(True)
+
+    second = threading.Thread(
+        target=lambda: other.append(validate_cached(tmp_path, _key(), validate))
+    )
+    assert validate_cached(tmp_path, _key(), validate) == _result(True)
+    second.join(timeout=5)
+    assert other == [_result(True)] and calls == [True]
 
 
 # --- raw batches: check_batch with a cache ----------------------------------------------------
