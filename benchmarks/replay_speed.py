@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -82,9 +83,12 @@ def _run(
     args += ["--policy", policy, "--out", str(out), *extra]
     if config is not None:
         args += ["--config", str(config)]
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _children_cpu()
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False, cwd=tree)
     wall = time.perf_counter() - started
+    # CPU seconds of the replay and its workers: less sensitive than wall time to other work on
+    # the machine, and it counts work done twice (two workers training the same window).
+    cpu = _children_cpu() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"{tree} {policy}: {done.stderr[-3000:]}")
     report = json.loads((out / "replay.json").read_text())
@@ -92,7 +96,13 @@ def _run(
         name: [[p["period"], p["served_version"], p["auc"]] for p in data["periods"]]
         for name, data in report["policies"].items()
     }
-    return {"wall": round(wall, 1), "table": table}
+    return {"wall": round(wall, 1), "cpu": round(cpu, 1), "table": table}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -130,8 +140,10 @@ def main() -> None:
                 results[key] = _run(tree, source, config, policy, out, more)
                 print(f"{key}: {results[key]['wall']:.1f} s", flush=True)
                 results_path.write_text(json.dumps(results, indent=1))
-    print("\n| dataset | tree | never s | all s | all / never | tables equal to before |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| dataset | tree | never s | all s | all / never | all CPU s | tables equal to before |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
         span = args.periods or "full"
         for label, _ in trees:
@@ -143,7 +155,7 @@ def main() -> None:
             same = "n/a" if not base or label == "before" else str(base["table"] == every["table"])
             print(
                 f"| {dataset} | {label} | {never['wall']:.0f} | {every['wall']:.0f} | "
-                f"{every['wall'] / never['wall']:.2f}x | {same} |"
+                f"{every['wall'] / never['wall']:.2f}x | {every.get('cpu', 'n/a')} | {same} |"
             )
 
 
