@@ -32,15 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from retraining_assets.fileio import file_lock
-from retraining_assets.storage import (
-    InvalidKey,
-    LocalStore,
-    ObjectStore,
-    StoreError,
-    check_key,
-    check_name,
-)
+from retraining_assets.storage import InvalidKey, ObjectStore, StoreError, check_key, check_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +51,7 @@ _SHADOW = "shadow"
 _CALIBRATORS = "calibrators"
 _SCORES = "scores"
 _PREDICTIONS = "predictions"
+_LOCKS = "building"
 
 
 class MonitoringDataError(StoreError):
@@ -129,16 +122,16 @@ class MonitoringStore:
 
         Processes sharing the ``shared`` area (the policies of a replay, serving the same
         booster at the same time) then build them once: the second waits for the first and
-        finds them. A lock file under the shared folder's hidden ``.locks/`` (released if the
-        holder dies); no lock without a shared area, or with one on S3 (each builds its own
-        copy, the same bytes). Not reentrant: hold one name at a time.
+        finds them (the shared store's :meth:`~retraining_assets.storage.ObjectStore.lock`: a
+        file lock in a folder, released if the holder dies; none on S3, where each builds its
+        own copy, the same bytes). No shared area: nothing to wait for. Not reentrant.
 
         Args:
             name: One key segment naming what is built (e.g. ``<model md5>-calibrator``).
         """
-        if isinstance(self.shared, LocalStore):
-            return file_lock(self.shared.root / ".locks" / f"{check_name(name, 'lock name')}.lock")
-        return contextlib.nullcontext()
+        if self.shared is None:
+            return contextlib.nullcontext()
+        return self.shared.lock(f"{_LOCKS}/{check_name(name, 'lock name')}")
 
     def _put_model_bytes(self, key: str, data: bytes) -> None:
         """Store a model-keyed entry here and, if there is one, in the shared area."""

@@ -19,13 +19,14 @@ This module has no Dagster import; the resources in ``defs/`` build stores from 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from retraining_assets.fileio import atomic_path, write_atomic
+from retraining_assets.fileio import atomic_path, file_lock, write_atomic
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.=-]+$")
 
@@ -147,6 +148,16 @@ class ObjectStore(ABC):
         """A view of this store under ``prefix`` (keys relative to it)."""
         return _Prefixed(self, check_key(prefix))
 
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held while one process builds the entries ``name`` stands for; others wait for it.
+
+        Best effort, so processes sharing the store build an entry once: it never decides what
+        is stored. This base (so an S3 store) holds nothing, and two processes may both build
+        and write the same bytes; a folder holds a file lock (see :class:`LocalStore`).
+        """
+        check_key(name)
+        return contextlib.nullcontext()
+
     def download(self, key: str, dest: Path) -> Path:
         """Write the bytes of ``key`` to the local file ``dest`` (atomically); return ``dest``."""
         write_atomic(dest, self.get(key))
@@ -203,6 +214,9 @@ class _Prefixed(ObjectStore):
 
     def check(self) -> None:
         self._parent.check()
+
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return self._parent.lock(self._k(name))
 
 
 class LocalStore(ObjectStore):
@@ -303,6 +317,13 @@ class LocalStore(ObjectStore):
     def path_of(self, key: str) -> Path:
         """The local file behind ``key`` (for messages and tools that need a path)."""
         return self._path(key)
+
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """A file lock on ``.locks/<name>.lock`` here (see :meth:`ObjectStore.lock`).
+
+        Hidden, so never listed; released if the holder dies (a ``flock``).
+        """
+        return file_lock(self._path(f".locks/{check_key(name)}.lock"))
 
 
 class S3Store(ObjectStore):

@@ -243,11 +243,14 @@ def test_policies_sharing_an_area_build_a_models_entries_one_at_a_time(
     with first.building(f"{MD5}-calibrator"):
         assert first.get_calibrator(MD5) is None
         thread.start()
-        await_lock_waiter(shared / ".locks" / f"{MD5}-calibrator.lock")
+        await_lock_waiter(shared / ".locks" / "building" / f"{MD5}-calibrator.lock")
         first.put_calibrator(MD5, calibrator)
     thread.join(timeout=5)
     assert found == [calibrator.to_bytes()]
     assert shared.joinpath(".locks").is_dir() and ".locks" not in str(open_store(shared).list())
+    # A view of a store locks under its prefix, in the folder's hidden (never listed) .locks.
+    with open_store(shared).child("monitoring").lock("x"):
+        assert (shared / ".locks" / "monitoring" / "x.lock").exists()
     # No shared area: nothing to wait for.
     with MonitoringStoreResource(url=str(tmp_path / "c")).open().building("x"):
         pass
