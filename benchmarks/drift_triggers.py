@@ -25,6 +25,9 @@ Rules (drift policy = retrain when the rule fires on the new batch):
   importance of the features it correlates with (|Spearman| >= correlation in the reference);
   ``matters_q75_m1.5_s0.1_c0.7`` is the default (settings.TriggerPolicy),
   ``matters_q75_m1.5_s0.1`` the one before (no sharing), ``matters_q99_m1.5_s0.05`` the first.
+Label-free candidates to catch what the default misses (``CANDIDATES``: domain classifier,
+score distribution, feature contributions; ``A|B`` fires when either fires) are measured only when
+named in ``--rules`` (~20 min on flights on the shared box); none met the targets (README).
 Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled), ``combined``
 (``matters`` or performance, with the weekly fallback when 72 h passed; on weekly batches that
 means weekly), ``estimated`` (CBPE estimated AUC < 0.95 x the AUC on the model's test week, no
@@ -40,6 +43,7 @@ weeks (the first model trained through week 8, 9, ..., 16) and the gain pooled o
 
     nice .venv/bin/python benchmarks/drift_triggers.py --flights data/batches   # ~10 min
     nice .venv/bin/python benchmarks/drift_triggers.py --synthetic-only         # ~3 min
+    nice .venv/bin/python benchmarks/drift_triggers.py --flights-only --rules "score_psi,..."
 
 Prints, per dataset and policy: retrainings, promotions, mean AUC, share of weekly's AUC gain
 over never, retrainings per 0.01 AUC; and the synthetic targets (stationary: drift-triggered
@@ -56,6 +60,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -64,6 +69,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from retraining_assets.core import synthetic
 from retraining_assets.core.batches import batch_period, collect_dataset, list_batches, read_batch
 from retraining_assets.core.drift import DriftPolicy, build_reference, compute_drift
+from retraining_assets.core.drift.statistics import psi as psi_of
 from retraining_assets.core.drift_matters import (
     calendar_like,
     drift_that_matters,
@@ -71,7 +77,7 @@ from retraining_assets.core.drift_matters import (
     reference_psis,
     thresholds_from_psis,
 )
-from retraining_assets.core.evaluation import compute_metrics
+from retraining_assets.core.evaluation import compute_metrics, roc_auc
 from retraining_assets.core.performance_estimation import (
     LabelledScores,
     ScoreCalibrator,
@@ -108,6 +114,28 @@ MATTERS = {
     "matters_q75_m1.5_s0.2_c0.7": (0.75, 1.5, 0.2, 0.7),
 }
 DEFAULT_RULE = "matters_q75_m1.5_s0.1_c0.7"
+#: Label-free candidates measured 2026-12-02 to catch what the default misses (none did: see
+#: benchmarks/README.md); not in RULES, ask for them with ``--rules`` (~20 min on flights). Each
+#: compares the new batch with the served model's training rows and fires above a threshold
+#: calibrated on the training rows' own leave-one-period-out values: the default's q75 x 1.5, or
+#: with ``_max`` their maximum. ``domain_*``: 2 x (AUC - 0.5) of a small LightGBM classifier
+#: telling the batch from the reference (out of fold), on all monitored (non-calendar) features or
+#: on the ones the model uses (gain share >= USED); ``score_psi`` / ``score_ks``: the served
+#: model's score distribution; ``contrib``: sum over features of the shift of their mean
+#: contribution to the log-odds (LightGBM ``pred_contrib``, calendar features left out).
+CANDIDATES = (
+    "domain_all",
+    "domain_used",
+    "domain_used_max",
+    "score_psi",
+    "score_ks",
+    "contrib",
+    "contrib_max",
+)
+#: The statistics behind CANDIDATES.
+STATISTICS = ("domain_all", "domain_used", "score_psi", "score_ks", "contrib")
+#: ``A|B`` (any rule names) fires when rule A or rule B fires; these were measured.
+COMBOS = tuple(f"{DEFAULT_RULE}|{c}" for c in ("domain_used", "score_psi", "contrib"))
 RULES = ("any_psi", "ks", "importance", "no_calendar", *MATTERS)
 #: Policies that are not data-drift rules.
 OTHERS = ("performance", "estimated", "estimated_test_split", "every_2", "every_3", "combined")
@@ -134,6 +162,8 @@ class Served:
     reference: LabelledScores  # the test split's labels and scores (the refit starts from them)
     correlations: dict[str, dict[str, float]]
     score: ModelScore  # on its own test batch, as the gate sees a candidate
+    train_rows: pd.DataFrame | None = None  # for the label-free candidates
+    candidates: object = None  # CandidateStats, when a label-free candidate asked
 
 
 @dataclass
@@ -186,6 +216,7 @@ class Simulation:
                 correlations=reference_correlations(train, numeric),
                 # Latency is not simulated: no candidate of the replays failed that rule.
                 score=ModelScore(auc=auc, log_loss=metrics.log_loss, p95_latency_ms=0.0),
+                train_rows=train,
             )
             self.trainings += 1
         return self.models[as_of]
@@ -268,6 +299,10 @@ class Simulation:
 
     def fired(self, served: int, t: int, rule: str) -> bool:
         """Whether ``rule`` fires on batch ``t`` against the model trained through ``served``."""
+        if "|" in rule:
+            return any(self.fired(served, t, part) for part in rule.split("|"))
+        if rule in CANDIDATES:
+            return candidate_fires(self, served, t, rule)
         key = (served, t)
         if key not in self.verdicts:
             model = self.model(served)
@@ -308,6 +343,164 @@ class Simulation:
         )
         cached[rule] = verdict.drifted
         return verdict.drifted
+
+
+#: Domain classifier: small, single-threaded, deterministic.
+DOMAIN_PARAMS = {
+    "objective": "binary",
+    "num_leaves": 15,
+    "learning_rate": 0.1,
+    "min_child_samples": 50,
+    "num_threads": 1,
+    "verbose": -1,
+    "seed": 0,
+    "deterministic": True,
+}
+DOMAIN_TREES = 40
+#: Rows per side of a domain classifier (the older side is subsampled to the newer side's size).
+DOMAIN_ROWS = 3000
+#: Model importance (gain share) from which a feature counts as used by the model.
+USED = 0.01
+
+
+def domain_gini(old: np.ndarray, new: np.ndarray, seed: int = 0) -> float:
+    """2 x (AUC - 0.5) of a classifier telling ``new`` rows from ``old`` rows, out of fold.
+
+    Balanced (both sides subsampled to the same size, at most DOMAIN_ROWS), 2-fold: each half
+    is scored by the classifier trained on the other. 0 when the two are indistinguishable.
+    """
+    rng = np.random.default_rng(seed)
+    n = min(len(old), len(new), DOMAIN_ROWS)
+    a = old[rng.choice(len(old), n, replace=False)]
+    b = new[rng.choice(len(new), n, replace=False)]
+    x = np.vstack([a, b])
+    y = np.r_[np.zeros(n), np.ones(n)]
+    fold = rng.permutation(2 * n) % 2
+    out = np.empty(2 * n)
+    for k in (0, 1):
+        train = fold != k
+        booster = lgb.train(DOMAIN_PARAMS, lgb.Dataset(x[train], y[train]), DOMAIN_TREES)
+        out[~train] = booster.predict(x[~train], num_threads=1)
+    return max(0.0, 2.0 * (roc_auc(y, out) - 0.5))
+
+
+def score_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """PSI of ``current`` scores in the reference scores' decile bins."""
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    ref = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1)
+    cur = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
+    return psi_of(ref / ref.sum(), cur / cur.sum())
+
+
+def score_ks(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sample KS statistic D between the score samples."""
+    from scipy import stats
+
+    return float(stats.ks_2samp(reference, current).statistic)
+
+
+def contrib_shift(reference: np.ndarray, current: np.ndarray) -> float:
+    """Sum over features of |mean contribution (log-odds) on current - on reference|."""
+    return float(np.abs(current.mean(axis=0) - reference.mean(axis=0)).sum())
+
+
+@dataclass
+class CandidateStats:
+    """Per served model: its training rows as the label-free candidates see them.
+
+    ``loo`` holds each statistic's leave-one-period-out values within the training rows (one
+    period against the others), the calibration; ``values`` caches (batch, statistic) results.
+    """
+
+    x: np.ndarray
+    scores: np.ndarray
+    contrib: np.ndarray
+    monitored: list[int]
+    used: list[int]
+    loo: dict[str, list[float]]
+    values: dict[tuple[int, str], float] = field(default_factory=dict)
+
+
+def _statistic(
+    stats_: CandidateStats,
+    statistic: str,
+    x: np.ndarray,
+    scores: np.ndarray,
+    contrib: np.ndarray,
+    seed: int,
+) -> float:
+    """One candidate statistic of rows (x, their scores and contributions) against the reference."""
+    if statistic == "domain_all":
+        cols = stats_.monitored
+        return domain_gini(stats_.x[:, cols], x[:, cols], seed)
+    if statistic == "domain_used":
+        cols = stats_.used
+        return domain_gini(stats_.x[:, cols], x[:, cols], seed) if cols else 0.0
+    if statistic == "score_psi":
+        return score_psi(stats_.scores, scores)
+    if statistic == "score_ks":
+        return score_ks(stats_.scores, scores)
+    return contrib_shift(stats_.contrib, contrib)
+
+
+def _predict(model: Served, x: np.ndarray, monitored: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and monitored features' contributions (calendar features and the bias left out)."""
+    booster = model.scorer.booster
+    scores = np.asarray(booster.predict(x, num_threads=1), dtype="float64")
+    contrib = np.asarray(booster.predict(x, pred_contrib=True, num_threads=1))[:, monitored]
+    return scores, contrib
+
+
+def _candidate_stats(sim: Simulation, served: int) -> CandidateStats:
+    """The served model's :class:`CandidateStats`, computed once."""
+    model = sim.model(served)
+    if isinstance(model.candidates, CandidateStats):
+        return model.candidates
+    train = model.train_rows
+    assert train is not None
+    names = list(sim.schema.features)
+    monitored = [j for j, n in enumerate(names) if not calendar_like(n)]
+    used = [j for j in monitored if model.importance.get(names[j], 0.0) >= USED]
+    x = model.scorer.encode(train)
+    scores, contrib = _predict(model, x, monitored)
+    periods = train[BATCH_COLUMN].to_numpy()
+    loo: dict[str, list[float]] = {k: [] for k in STATISTICS}
+    for i, period in enumerate(sorted(set(periods.tolist()))):
+        inside = periods == period
+        rest = CandidateStats(x[~inside], scores[~inside], contrib[~inside], monitored, used, {})
+        for statistic in STATISTICS:
+            loo[statistic].append(
+                _statistic(rest, statistic, x[inside], scores[inside], contrib[inside], i)
+            )
+    model.candidates = CandidateStats(x, scores, contrib, monitored, used, loo)
+    model.train_rows = None  # the encoded rows are all the candidates need from now on
+    return model.candidates
+
+
+def candidate_value(sim: Simulation, served: int, t: int, statistic: str) -> float:
+    """The statistic of batch ``t`` against the served model's training rows (cached)."""
+    stats_ = _candidate_stats(sim, served)
+    key = (t, statistic)
+    if key not in stats_.values:
+        model = sim.model(served)
+        x = model.scorer.encode(sim.frames[sim.ids[t]])
+        scores, contrib = _predict(model, x, stats_.monitored)
+        stats_.values[key] = _statistic(stats_, statistic, x, scores, contrib, 1000 + t)
+    return stats_.values[key]
+
+
+def candidate_threshold(sim: Simulation, served: int, rule: str) -> float:
+    """Margin x quantile of the reference's leave-one-period-out values of the rule's statistic."""
+    loo = _candidate_stats(sim, served).loo[rule.removesuffix("_max")]
+    if rule.endswith("_max"):
+        return float(np.max(loo))
+    return 1.5 * float(np.quantile(loo, 0.75))
+
+
+def candidate_fires(sim: Simulation, served: int, t: int, rule: str) -> bool:
+    """A label-free candidate: the batch's statistic above the calibrated threshold."""
+    statistic = rule.removesuffix("_max")
+    return candidate_value(sim, served, t, statistic) > candidate_threshold(sim, served, rule)
 
 
 @dataclass
@@ -543,7 +736,20 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
         default="",
         help="flights: only these policies besides never and weekly (comma list)",
     )
+    parser.add_argument(
+        "--rules",
+        help="comma list: measure only these drift rules (RULES, CANDIDATES, or A|B for either "
+        "firing); the default rule is always kept",
+    )
     args = parser.parse_args(argv)
+    if args.rules:
+        global RULES
+        wanted = [r for r in args.rules.split(",") if r]
+        known = {*RULES, *CANDIDATES}
+        unknown = [r for r in wanted if any(part not in known for part in r.split("|"))]
+        if unknown:
+            parser.error(f"unknown rules: {', '.join(unknown)}")
+        RULES = tuple(dict.fromkeys([DEFAULT_RULE, *wanted]))
     if not args.synthetic_only:
         only = tuple(p for p in args.policies.split(",") if p)
         flights(args.flights, gated=not args.no_gate, only=only)
