@@ -27,7 +27,8 @@ Rules (drift policy = retrain when the rule fires on the new batch):
   ``matters_q75_m1.5_s0.1`` the one before (no sharing), ``matters_q99_m1.5_s0.05`` the first.
 Label-free candidates to catch what the default misses (``CANDIDATES``: domain classifier,
 score distribution, feature contributions; ``A|B`` fires when either fires) are measured only when
-named in ``--rules`` (~20 min on flights on the shared box); none met the targets (README).
+named in ``--rules`` (slow: ~20 min for the one-start flights table on the shared box, the
+9-start table and the synthetic targets far longer); none met the flights target (README).
 Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled), ``combined``
 (``matters`` or performance, with the weekly fallback when 72 h passed; on weekly batches that
 means weekly), ``estimated`` (CBPE estimated AUC < 0.95 x the AUC on the model's test week, no
@@ -115,7 +116,7 @@ MATTERS = {
 }
 DEFAULT_RULE = "matters_q75_m1.5_s0.1_c0.7"
 #: Label-free candidates measured 2026-12-02 to catch what the default misses (none did: see
-#: benchmarks/README.md); not in RULES, ask for them with ``--rules`` (~20 min on flights). Each
+#: benchmarks/README.md); not in RULES, ask for them with ``--rules`` (slow, see above). Each
 #: compares the new batch with the served model's training rows and fires above a threshold
 #: calibrated on the training rows' own leave-one-period-out values: the default's q75 x 1.5, or
 #: with ``_max`` their maximum. ``domain_*``: 2 x (AUC - 0.5) of a small LightGBM classifier
