@@ -242,12 +242,13 @@ class ReplayHarness:
                 "push": False,
             },
             "io_manager": {"url": home},
-            # Runs, registration and version numbers as configured; no MLflow model flavour
-            # (nothing in a replay loads a model from MLflow).
+            # Runs, registration and version numbers as configured; the MLflow model flavour
+            # only for a kept state (nothing in the replay loads a model from MLflow, a user
+            # looking at the kept registry afterwards may).
             "mlflow": {
                 "tracking_uri": f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}",
                 "artifact_location": (self.home / "mlflow" / "artifacts").as_uri(),
-                "model_flavor": False,
+                "model_flavor": self.options.keep_state,
             },
             "production": {"root": str(self.home / "production")},
             "triggers": {"config_file": str(self.config_path)},

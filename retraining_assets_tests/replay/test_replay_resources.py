@@ -26,3 +26,7 @@ def test_a_replay_neither_pushes_to_its_dvc_remote_nor_logs_mlflow_model_flavour
     assert dvc.remote_url == str(harness.home / "dvc-remote")
     assert mlflow.registered_model_name == defs.resources["mlflow"].registered_model_name
     assert defs.resources["dvc"].push and defs.resources["mlflow"].model_flavor
+    # A kept state is for looking at afterwards: its registry holds loadable MLflow models.
+    kept = ReplayOptions(initial=2, keep_state=True)
+    kept_harness = ReplayHarness(source, "never", tmp_path / "kept", kept)
+    assert kept_harness.resources["mlflow"].model_flavor
