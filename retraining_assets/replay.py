@@ -403,6 +403,7 @@ class ReplayHarness:
             "version": after,
             "seconds": round(seconds, 2),
             "detail": tags.get("retraining/cause", ""),
+            "gate": _gate_summary(result),
         }
 
     def _training_cache_config(self) -> dict[str, Any]:
@@ -587,6 +588,27 @@ class ReplayHarness:
             compute_seconds=round(self.compute, 1),
             initial_batches=self.batch_ids[: self.options.initial],
         )
+
+
+def _gate_summary(result: Any) -> dict[str, Any] | None:
+    """What the gate decided on a retraining run and why, from ``evaluation_report``'s metadata.
+
+    The gate reads the candidate's p95 latency beside its AUC, and latency depends on the
+    machine's load: a rejection for latency is then visible in ``replay.json``, not only in
+    the run's event log. ``None`` when the run failed before the gate.
+    """
+    found = result.asset_materializations_for_node("evaluation_report")
+    if not found:
+        return None
+    meta = {k: v.value for k, v in found[-1].metadata.items()}
+    reasons = [line.removeprefix("- ") for line in str(meta.get("reasons", "")).splitlines()]
+    return {
+        "verdict": meta.get("verdict"),
+        "reasons": [r for r in reasons if r],
+        "auc": meta.get("auc"),
+        "champion_auc": meta.get("production_auc"),  # NaN (None in JSON) for a first model
+        "p95_latency_ms": meta.get("p95_latency_ms"),
+    }
 
 
 @functools.cache

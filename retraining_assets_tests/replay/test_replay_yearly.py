@@ -62,5 +62,9 @@ def test_yearly_dataset_replays_from_a_config_file(tmp_path, project, capsys) ->
     for period in periods:
         assert [e["cause"] for e in period["events"]] == ["weekly"]
         assert period["events"][0]["also_fired"] == []
+        # The gate's decision and reasons travel with the event (latency depends on load).
+        gate = period["events"][0]["gate"]
+        assert gate["verdict"] and gate["reasons"] and gate["p95_latency_ms"] > 0
+        assert 0.5 < gate["auc"] <= 1.0
         assert period["rows"] == 120 and 0.5 < period["auc"] <= 1.0
     assert report["policies"]["weekly"]["retrainings"] == 2
