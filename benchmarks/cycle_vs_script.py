@@ -92,6 +92,18 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
     ("apply_weights", "retraining_assets.core.strategies", "apply_weights"),
     ("write_parquet_atomic", "retraining_assets.core.batches", "write_parquet_atomic"),
     ("DvcStore.ensure (dvc init + config)", "retraining_assets.core.versioning", "DvcStore.ensure"),
+    (
+        "_validated_batches (instance records)",
+        "retraining_assets.defs.assets",
+        "_validated_batches",
+    ),
+    ("build_training_set", "retraining_assets.core.dataset_build", "build_training_set"),
+    (
+        "  read_validated_batch (md5 + parquet)",
+        "retraining_assets.core.batches",
+        "read_validated_batch",
+    ),
+    ("  overlapping_batches", "retraining_assets.core.batches", "overlapping_batches"),
     ("DvcStore.track (dvc add + push)", "retraining_assets.core.versioning", "DvcStore.track"),
     ("  dvc Repo() open", "dvc.repo", "Repo.__init__"),
     ("  dvc add", "dvc.repo", "Repo.add"),

@@ -15,6 +15,7 @@ from retraining_assets.core.batches import (
     batch_path,
     collect_dataset,
     list_batches,
+    overlapping_batches,
     read_batch,
     select_window,
     write_parquet_atomic,
@@ -287,3 +288,100 @@ def test_collect_dataset_names_missing_columns(history: dict[str, pd.DataFrame])
     assert ids[1] in message
     assert "x3" in message and "c1" in message
     assert "x2" not in message
+
+
+# --- overlapping_batches ------------------------------------------------------------------------
+
+
+def _overlap_history() -> dict[str, pd.DataFrame]:
+    """Four distinct weekly batches of the synthetic generator (ids unique across batches)."""
+    history = make_history(4, 300, seed=11)
+    return {batch_id: frame.copy() for batch_id, frame in history.items()}
+
+
+def test_overlapping_batches_keeps_distinct_batches() -> None:
+    frames = _overlap_history()
+    assert overlapping_batches(frames, list(frames), SYNTHETIC_SCHEMA) == {}
+
+
+def test_overlapping_batches_refuses_the_later_batch_with_repeated_ids() -> None:
+    frames = _overlap_history()
+    first, second, third, fourth = list(frames)
+    id_col = SYNTHETIC_SCHEMA.id_column
+    assert id_col is not None
+    clash = frames[fourth].copy()
+    clash.loc[clash.index[5:8], id_col] = frames[second][id_col].iloc[:3].to_numpy()
+    frames[fourth] = clash
+    out = overlapping_batches(frames, [first, second, third, fourth], SYNTHETIC_SCHEMA)
+    example = frames[second][id_col].tolist()[0]
+    assert out == {
+        fourth: f"3 of its {id_col!r} values are already in batch {second} (e.g. {example!r})"
+    }
+    # The order decides which one is kept: the earlier one.
+    out = overlapping_batches(frames, [fourth, first, second, third], SYNTHETIC_SCHEMA)
+    assert list(out) == [second]
+
+
+def test_overlapping_batches_refuses_a_copy_under_new_ids_but_not_a_few_equal_rows() -> None:
+    frames = _overlap_history()
+    first, second, third, _ = list(frames)
+    id_col = SYNTHETIC_SCHEMA.id_column
+    assert id_col is not None
+    offset = 10**9
+    copy = frames[first].assign(**{id_col: frames[first][id_col] + offset})
+    # Three rows alike (1% of 300): real data has a handful of identical rows.
+    few = frames[third].copy()
+    data = [c for c in SYNTHETIC_SCHEMA.columns if c != id_col]
+    few.loc[few.index[:3], data] = frames[second][data].iloc[:3].to_numpy()
+    frames = {first: frames[first], second: frames[second], third: few, "copy": copy}
+    out = overlapping_batches(frames, [first, second, third, "copy"], SYNTHETIC_SCHEMA)
+    assert out == {
+        "copy": (f"300 of its 300 rows repeat rows of batch {first} in every column but the id")
+    }
+
+
+def test_overlapping_batches_a_refused_batch_does_not_count_as_seen() -> None:
+    frames = _overlap_history()
+    first, second, third, _ = list(frames)
+    id_col = SYNTHETIC_SCHEMA.id_column
+    assert id_col is not None
+    # ``second`` repeats ids of ``first`` and is refused; ``third`` shares rows with ``second``
+    # only, so it stays.
+    second_frame = frames[second].copy()
+    second_frame.loc[second_frame.index[:1], id_col] = frames[first][id_col].iloc[0]
+    third_frame = frames[third].copy()
+    third_frame.loc[third_frame.index[:50], id_col] = second_frame[id_col].iloc[1:51].to_numpy()
+    frames = {first: frames[first], second: second_frame, third: third_frame, "missing": None}
+    out = overlapping_batches(
+        {k: v for k, v in frames.items() if v is not None},
+        [first, second, "missing", third],
+        SYNTHETIC_SCHEMA,
+    )
+    assert list(out) == [second]
+
+
+def test_overlapping_batches_string_ids_and_missing_ids() -> None:
+    frames = _overlap_history()
+    first, second, *_ = list(frames)
+    id_col = SYNTHETIC_SCHEMA.id_column
+    assert id_col is not None
+    a = frames[first].assign(**{id_col: [f"r{i}" for i in range(len(frames[first]))]})
+    b = frames[second].assign(**{id_col: [f"s{i}" for i in range(len(frames[second]))]})
+    assert overlapping_batches({"a": a, "b": b}, ["a", "b"], SYNTHETIC_SCHEMA) == {}
+    b.loc[b.index[7], id_col] = "r3"
+    out = overlapping_batches({"a": a, "b": b}, ["a", "b"], SYNTHETIC_SCHEMA)
+    assert out == {"b": f"1 of its {id_col!r} values are already in batch a (e.g. 'r3')"}
+
+
+def test_overlapping_batches_unhashable_values_skip_the_row_check_of_that_batch_only() -> None:
+    frames = _overlap_history()
+    first, second, third, _ = list(frames)
+    id_col = SYNTHETIC_SCHEMA.id_column
+    assert id_col is not None
+    odd = frames[second].astype({"c0": object})
+    odd["c0"] = [[v] for v in odd["c0"]]  # lists cannot be hashed
+    copy = frames[first].assign(**{id_col: frames[first][id_col] + 10**9})
+    out = overlapping_batches(
+        {first: frames[first], second: odd, third: copy}, [first, second, third], SYNTHETIC_SCHEMA
+    )
+    assert list(out) == [third]
