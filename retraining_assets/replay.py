@@ -857,7 +857,8 @@ def _replay_all(
 ) -> list[PolicyResult]:
     """The policies' results in the order given: in this process, or in ``jobs`` workers.
 
-    Workers start the policies in :func:`launch_order`.
+    Workers start the policies in :func:`launch_order`. If a worker process dies (killed from
+    outside), the policies not finished yet are replayed once more from a fresh state.
     """
     if jobs == 1 or len(calls) == 1:
         results = []
@@ -866,24 +867,72 @@ def _replay_all(
             results.append(replay_policy(**call, progress=progress))
             progress(_done_line(results[-1], time.perf_counter() - t0))
         return results
+    from concurrent.futures.process import BrokenProcessPool
+
+    done: dict[int, PolicyResult] = {}
+    t0 = time.perf_counter()
+    for attempt in (1, 2):
+        try:
+            _replay_in_pool(
+                calls,
+                [i for i in range(len(calls)) if i not in done],
+                jobs,
+                done,
+                lambda r: progress(_done_line(r, time.perf_counter() - t0)),
+            )
+            break
+        except BrokenProcessPool as exc:
+            left = [i for i in range(len(calls)) if i not in done]
+            names = ", ".join(calls[i]["policy"] for i in left)
+            if attempt == 2:
+                raise RuntimeError(
+                    f"a replay worker process died twice (killed from outside, or out of "
+                    f"memory); unfinished policies: {names}"
+                ) from exc
+            # A worker killed from outside (the OOM killer, a signal) breaks the whole pool.
+            # The policies it took down start again from a fresh state; what the others
+            # finished is kept, and the shared caches hold only complete entries (written
+            # atomically, their locks released with the dead process).
+            progress(f"a replay worker process died ({exc}); replaying {names} again")
+            for i in left:
+                shutil.rmtree(calls[i]["work_dir"], ignore_errors=True)
+                Path(calls[i]["work_dir"]).mkdir(parents=True)
+    return [done[i] for i in range(len(calls))]
+
+
+def _replay_in_pool(
+    calls: list[dict[str, Any]],
+    indices: list[int],
+    jobs: int,
+    done: dict[int, PolicyResult],
+    finished: Callable[[PolicyResult], None],
+) -> None:
+    """Replay ``calls[i]`` for each index in ``jobs`` worker processes; results into ``done``.
+
+    Raises:
+        BrokenProcessPool: a worker died; ``done`` holds every result that arrived before.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # Workers print their own progress lines (stdout is shared); a fresh interpreter each
     # ("spawn"): nothing of this process's Dagster or MLflow state is inherited.
     context = multiprocessing.get_context("spawn")
-    t0 = time.perf_counter()
+    order = launch_order([calls[i]["policy"] for i in indices])
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         # The pool starts submitted calls in submission order as workers become free.
-        futures = {
-            pool.submit(_replay_in_worker, calls[i]): i
-            for i in launch_order([c["policy"] for c in calls])
-        }
-        done: dict[int, PolicyResult] = {}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            progress(_done_line(done[futures[future]], time.perf_counter() - t0))
-    return [done[i] for i in range(len(calls))]
+        futures = {pool.submit(_replay_in_worker, calls[indices[k]]): indices[k] for k in order}
+        try:
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                finished(done[futures[future]])
+        finally:
+            # Results that completed but were not yet taken when the pool broke.
+            for future, i in futures.items():
+                taken = i in done or not future.done() or future.cancelled()
+                if not taken and future.exception() is None:
+                    done[i] = future.result()
+                    finished(done[i])
 
 
 def trigger_quality(results: list[PolicyResult]) -> dict[str, dict[str, float | None]]:

@@ -1,0 +1,91 @@
+"""A replay worker process killed from outside: the unfinished policies are replayed again from
+a fresh state, and nothing of the killed attempt reaches the report."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from retraining_assets.core.dataset import build_batches, load_dataset_config, schema_file_for
+from retraining_assets.core.synthetic import make_history
+from retraining_assets.replay import run_replay
+
+pytestmark = pytest.mark.slow
+
+
+def _batches(tmp_path: Path) -> tuple[Path, Path]:
+    history = make_history(7, 150, seed=5, freq_days=1)
+    pd.concat(history.values()).to_csv(tmp_path / "days.csv", index=False)
+    config = tmp_path / "days.yaml"
+    config.write_text(
+        "dataset:\n  name: days\n  source: days.csv\n  timestamp: ts\n  target: label\n"
+        "  id_column: row_id\n  categorical: [c0, c1]\n  frequency: daily\n  min_rows: 100\n"
+    )
+    dataset = load_dataset_config(config)
+    build_batches(dataset, tmp_path / "batches", schema_file=schema_file_for(dataset))
+    return tmp_path / "batches", schema_file_for(dataset)
+
+
+def test_a_killed_worker_is_replayed_again_from_a_fresh_state(tmp_path: Path, project) -> None:
+    batches, schema_file = _batches(tmp_path)
+    options = dict(
+        initial=4,
+        window_batches=3,
+        max_periods=1,
+        config={"triggers": {"min_labelled_rows": 100}},
+        schema_file=schema_file,
+    )
+    lines: list[str] = []
+    outcome: dict[str, object] = {}
+
+    def replay() -> None:
+        try:
+            outcome["report"] = run_replay(
+                batches,
+                ["never", "weekly"],
+                tmp_path / "killed",
+                jobs=2,
+                keep_state=True,
+                progress=lines.append,
+                **options,
+            )
+        except BaseException as exc:  # handed to the test thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=replay)
+    thread.start()
+    # Killed once each policy has trained and registered its first model (version 1): a replay
+    # that went on from that state would number its models from 2.
+    trained = [
+        tmp_path / "killed" / "state" / p / "var" / "store" / "artifacts" / "candidate_model.txt"
+        for p in ("never", "weekly")
+    ]
+    deadline = time.monotonic() + 300
+    while not all(t.is_file() for t in trained) and thread.is_alive():
+        assert time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.05)
+    workers = multiprocessing.active_children()
+    assert workers
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGKILL)
+    thread.join(600)
+    assert "error" not in outcome, outcome.get("error")
+    assert any("worker process died" in line for line in lines), lines
+
+    report = outcome["report"]
+    assert isinstance(report, dict)
+    policies = report["policies"]
+    assert [p["served_version"] for p in policies["never"]["periods"]] == [1]
+    (period,) = policies["weekly"]["periods"]
+    assert period["served_version"] == 1
+    (event,) = period["events"]
+    assert (event["cause"], event["success"]) == ("weekly", True)
+    assert event["version"] == (2 if event["promoted"] else 1)
+    assert (policies["never"]["retrainings"], policies["weekly"]["retrainings"]) == (0, 1)
