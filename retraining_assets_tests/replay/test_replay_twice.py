@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 
-import pandas as pd
 import pytest
 
-from retraining_assets.core.synthetic import make_history
 from retraining_assets.replay import run_replay
+from retraining_assets_tests.replay.daily import daily_batches
 
 pytestmark = pytest.mark.slow
 
@@ -23,22 +22,7 @@ def _table(report: dict) -> list[tuple]:
 
 
 def test_a_second_replay_in_the_same_process_gives_the_same_result(tmp_path, project) -> None:
-    history = make_history(8, 150, seed=3, freq_days=1)
-    pd.concat(history.values()).to_csv(tmp_path / "days.csv", index=False)
-    config = tmp_path / "days.yaml"
-    config.write_text(
-        "dataset:\n  name: days\n  source: days.csv\n  timestamp: ts\n  target: label\n"
-        "  id_column: row_id\n  categorical: [c0, c1]\n  frequency: daily\n  min_rows: 100\n"
-        "triggers:\n  min_labelled_rows: 100\n"
-    )
-    from retraining_assets.core.dataset import (
-        build_batches,
-        load_dataset_config,
-        schema_file_for,
-    )
-
-    dataset = load_dataset_config(config)
-    build_batches(dataset, tmp_path / "batches", schema_file=schema_file_for(dataset))
+    batches, schema_file = daily_batches(tmp_path, 8, 150, seed=3)
 
     def ours() -> dict[str, str]:
         return {k: v for k, v in os.environ.items() if k.startswith(("RETRAINING_", "DAGSTER_"))}
@@ -47,14 +31,14 @@ def test_a_second_replay_in_the_same_process_gives_the_same_result(tmp_path, pro
     seen: list[dict[str, str]] = []
     reports = [
         run_replay(
-            tmp_path / "batches",
+            batches,
             ["weekly"],
             tmp_path / f"out{i}",
             initial=4,
             window_batches=3,
             max_periods=2,
             config={"triggers": {"min_labelled_rows": 100}},
-            schema_file=schema_file_for(dataset),
+            schema_file=schema_file,
             progress=lambda line: seen.append(ours()),
             keep_state=i == 1,
         )

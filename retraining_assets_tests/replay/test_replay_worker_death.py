@@ -10,31 +10,16 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from retraining_assets.core.dataset import build_batches, load_dataset_config, schema_file_for
-from retraining_assets.core.synthetic import make_history
 from retraining_assets.replay import run_replay
+from retraining_assets_tests.replay.daily import daily_batches
 
 pytestmark = pytest.mark.slow
 
 
-def _batches(tmp_path: Path) -> tuple[Path, Path]:
-    history = make_history(7, 150, seed=5, freq_days=1)
-    pd.concat(history.values()).to_csv(tmp_path / "days.csv", index=False)
-    config = tmp_path / "days.yaml"
-    config.write_text(
-        "dataset:\n  name: days\n  source: days.csv\n  timestamp: ts\n  target: label\n"
-        "  id_column: row_id\n  categorical: [c0, c1]\n  frequency: daily\n  min_rows: 100\n"
-    )
-    dataset = load_dataset_config(config)
-    build_batches(dataset, tmp_path / "batches", schema_file=schema_file_for(dataset))
-    return tmp_path / "batches", schema_file_for(dataset)
-
-
 def test_a_killed_worker_is_replayed_again_from_a_fresh_state(tmp_path: Path, project) -> None:
-    batches, schema_file = _batches(tmp_path)
+    batches, schema_file = daily_batches(tmp_path, 7, 150, seed=5)
     options = dict(
         initial=4,
         window_batches=3,
