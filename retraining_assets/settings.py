@@ -145,6 +145,9 @@ class TriggerPolicy:
         min_labelled_rows: Fewer labelled rows than this: no performance verdict.
         estimated_relative_auc_floor: Label-free early warning: degraded if the AUC estimated
             from calibrated scores (CBPE) < this x the AUC on the model's reference test data.
+        estimated_auc_floor: Label-free early warning: degraded also if the estimated AUC <
+            this, whatever the reference (the effective floor is the higher of the two, as
+            ``auc_floor`` is for labelled feedback); 0 turns it off.
         estimated_min_rows: Fewer rows in a batch than this: no estimated-performance verdict.
         concept_detector: Error-stream change detector: adwin or page_hinkley.
         concept_delta: ADWIN confidence (smaller: fewer false alarms, later detection).
@@ -171,6 +174,7 @@ class TriggerPolicy:
     relative_auc_floor: float = 0.95
     min_labelled_rows: int = 200
     estimated_relative_auc_floor: float = 0.95
+    estimated_auc_floor: float = 0.60
     estimated_min_rows: int = 200
     concept_detector: str = "adwin"
     concept_delta: float = 0.002

@@ -261,35 +261,59 @@ def estimate_performance(calibrator: ScoreCalibrator, scores: np.ndarray) -> Per
     )
 
 
+def estimated_auc_floor(reference_auc: float, *, relative_floor: float, auc_floor: float) -> float:
+    """The floor an estimated AUC is held to: the higher of the relative and the absolute one.
+
+    The relative floor alone follows the model's own test week: a model promoted on a poor test
+    week (flights, 2013-04-29: AUC 0.599) gets a floor of 0.95 x that and is never judged
+    degraded again while it serves at that level. The absolute floor is the labelled rule's
+    ``auc_floor`` for estimates: below it a model is degraded whatever it started from.
+
+    Args:
+        reference_auc: The model's realised AUC on the reference rows (its test split).
+        relative_floor: Share of ``reference_auc`` below which it is degraded.
+        auc_floor: Absolute AUC below which it is degraded (0: none).
+    """
+    return max(relative_floor * reference_auc, auc_floor)
+
+
 def estimated_performance_degraded(
     estimate: PerformanceEstimate,
     *,
     relative_floor: float,
+    auc_floor: float,
     min_rows: int,
 ) -> tuple[bool, str]:
     """Whether the estimated AUC says the model degraded, and the sentence saying why.
 
+    Degraded when the estimate falls below :func:`estimated_auc_floor`: below the relative floor
+    times the reference AUC, or below the absolute floor, as the labelled rule
+    (``core.monitoring.performance_degraded``) does with its two floors.
+
     Args:
         estimate: The batch's estimate.
         relative_floor: Degraded if the estimated AUC < this x the reference AUC.
+        auc_floor: Degraded also if the estimated AUC < this (0: no absolute floor).
         min_rows: Fewer rows than this: no verdict (the estimate is too noisy).
 
     Returns:
-        ``(degraded, reason)``, the reason with the numbers.
+        ``(degraded, reason)``, the reason with the numbers and the floor that decided.
     """
     est, ref = estimate.estimated_auc, estimate.reference_auc
     if estimate.n_rows < min_rows:
         return False, f"only {estimate.n_rows} rows < {min_rows}: no estimate verdict"
     if est != est:
         return False, "estimated AUC undefined on this batch (all scores alike)"
-    floor = relative_floor * ref
-    if est < floor:
+    relative = relative_floor * ref
+    relative_text = f"{relative_floor:g} x reference AUC {ref:.4f} = {relative:.4f}"
+    if est < relative:
+        return True, f"estimated AUC {est:.4f} < {relative_text}"
+    if est < auc_floor:
         return True, (
-            f"estimated AUC {est:.4f} < {relative_floor:g} x reference AUC {ref:.4f} = {floor:.4f}"
+            f"estimated AUC {est:.4f} < absolute floor {auc_floor:.4f} (above {relative_text})"
         )
-    return False, (
-        f"estimated AUC {est:.4f} >= {relative_floor:g} x reference AUC {ref:.4f} = {floor:.4f}"
-    )
+    absolute = f" and >= absolute floor {auc_floor:.4f}" if auc_floor > 0 else ""
+    return False, f"estimated AUC {est:.4f} >= {relative_text}{absolute}"
 
 
 def plot_estimated_history(
@@ -589,7 +613,8 @@ class EstimatedAssessment:
     Attributes:
         estimate: The estimate and its reference.
         verdict: The typed record the sensor and the replay read.
-        floor: ``estimated_relative_auc_floor`` x the reference AUC.
+        floor: The effective floor: the higher of ``estimated_relative_auc_floor`` x the
+            reference AUC and ``estimated_auc_floor`` (:func:`estimated_auc_floor`).
     """
 
     estimate: PerformanceEstimate
@@ -633,7 +658,8 @@ def assess_estimated_performance(
         calibrator: The model's calibrator (:func:`calibrate_on_test_split`, or refitted with
             the labelled batches that arrived: :func:`recalibrate`).
         scores: The model's raw scores on the batch.
-        policy: The trigger policy (``estimated_relative_auc_floor``, ``estimated_min_rows``).
+        policy: The trigger policy (``estimated_relative_auc_floor``, ``estimated_auc_floor``,
+            ``estimated_min_rows``).
         production_version: The estimated model.
         calibrator_key: Where the test-split calibrator is stored (recorded in the verdict).
         calibration_batches: Labelled batches the calibration was refitted on (recorded).
@@ -645,9 +671,14 @@ def assess_estimated_performance(
     degraded, why = estimated_performance_degraded(
         estimate,
         relative_floor=policy.estimated_relative_auc_floor,
+        auc_floor=policy.estimated_auc_floor,
         min_rows=policy.estimated_min_rows,
     )
-    floor = policy.estimated_relative_auc_floor * estimate.reference_auc
+    floor = estimated_auc_floor(
+        estimate.reference_auc,
+        relative_floor=policy.estimated_relative_auc_floor,
+        auc_floor=policy.estimated_auc_floor,
+    )
     measured = estimate.n_rows >= policy.estimated_min_rows and not math.isnan(
         estimate.estimated_auc
     )

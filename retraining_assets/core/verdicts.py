@@ -175,7 +175,8 @@ class EstimatedPerformanceVerdict:
         reason: The numbers behind the status (e.g. ``estimated AUC 0.70 < 0.95 x 0.82``).
         estimated_auc: Expected AUC under the calibrated scores (NaN if undefined).
         reference_auc: Realised AUC on the reference test data the calibration was fitted on.
-        floor: ``estimated_relative_auc_floor`` x ``reference_auc``.
+        floor: The effective floor: the higher of ``estimated_relative_auc_floor`` x
+            ``reference_auc`` and ``estimated_auc_floor``.
         expected_positive_rate: Mean calibrated probability of the batch.
         rows: Rows scored.
         production_version: The model that was estimated.

@@ -7,7 +7,7 @@ plain numbers, then refitted for each batch on the test split plus every batch o
 production version whose labels ``batch_performance`` measured, all of them before the estimated
 batch (``core.performance_estimation.calibration_batches``: never its own labels, never a later
 batch's). ``estimated_performance_sensor`` can start a retraining when the estimate falls below a
-share of the reference AUC, weeks before the labels would tell.
+share of the reference AUC or below an absolute floor, weeks before the labels would tell.
 
 The asset writes a typed ``EstimatedPerformanceVerdict`` (``core/verdicts.py``); the sensor is
 the same verdict-sensor shape as ``performance_drift_sensor`` around
@@ -246,7 +246,7 @@ def _no_estimate_metadata() -> dict[str, Any]:
 def _estimated_metadata(
     assessment: "EstimatedAssessment", calibration: "Calibration", version: int
 ) -> dict[str, Any]:
-    """What ``batch_estimated_performance`` shows: the estimate, its floor and the verdict."""
+    """What ``batch_estimated_performance`` shows: the estimate, its (effective) floor, verdict."""
     estimate, verdict = assessment.estimate, assessment.verdict
     return {
         **_verdict_md(verdict),
@@ -295,7 +295,9 @@ def batch_estimated_performance(
     same production version whose labels arrived (``batch_performance``), all before this one
     (never its own labels, never a later batch's; ``estimated/calibration_batches`` and
     ``estimated/calibration_rows`` say how many), and takes the expected ROC AUC if each row's
-    label were a coin flip with its calibrated probability. Sees covariate shift that hurts the
+    label were a coin flip with its calibrated probability. Degraded below the higher of
+    ``estimated_relative_auc_floor`` x the test split's AUC and ``estimated_auc_floor``
+    (``estimated/floor``). Sees covariate shift that hurts the
     model (more rows where it is unsure); cannot see a change of P(y | x), which only labels
     reveal. ``estimated_performance_sensor`` reads ``estimated/verdict``; the chart shows the
     estimate over time beside the realised AUC of batches whose labels arrived (unless
@@ -361,6 +363,7 @@ estimated_performance_sensor = _verdict_sensor(
     EstimatedPerformanceVerdict,
     decide_estimated_performance,
     "Retrain before labels arrive when a batch's AUC estimated from calibrated scores "
-    "(batch_estimated_performance, CBPE) falls below estimated_relative_auc_floor x the "
-    "production model's reference AUC; respects the soft-trigger cooldown.",
+    "(batch_estimated_performance, CBPE) falls below its floor: the higher of "
+    "estimated_relative_auc_floor x the production model's reference AUC and "
+    "estimated_auc_floor; respects the soft-trigger cooldown.",
 )

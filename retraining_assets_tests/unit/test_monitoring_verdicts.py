@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,11 +18,13 @@ from retraining_assets.core.analysis import PeriodPerformance, degradation_input
 from retraining_assets.core.monitoring import assess_performance, labelled_rows, row_errors
 from retraining_assets.core.performance_estimation import (
     HISTORY_BATCHES,
+    ScoreCalibrator,
     assess_estimated_performance,
     estimate_history,
     fit_calibrator,
 )
 from retraining_assets.core.synthetic import SYNTHETIC_SCHEMA
+from retraining_assets.core.triggers import Fire, Skip, decide_estimated_performance
 from retraining_assets.core.verdicts import (
     DriftVerdict,
     EstimatedPerformanceVerdict,
@@ -80,7 +83,10 @@ def test_estimated_verdict_ok_degraded_and_no_verdict() -> None:
             calibrator, scores, POLICY, production_version=2, calibrator_key="calibrators/m.npz"
         )
         assert result.floor == pytest.approx(
-            POLICY.estimated_relative_auc_floor * calibrator.reference_auc
+            max(
+                POLICY.estimated_relative_auc_floor * calibrator.reference_auc,
+                POLICY.estimated_auc_floor,
+            )
         )
         assert result.verdict.floor == result.floor
         return result.verdict
@@ -93,6 +99,41 @@ def test_estimated_verdict_ok_degraded_and_no_verdict() -> None:
     assert squeezed.status == "degraded" and squeezed.estimated_auc < squeezed.floor
     few = assess(p[:10])
     assert few.status == "no_verdict" and not few.measured and few.reason.startswith("only 10")
+
+
+def test_estimated_absolute_floor_catches_a_model_promoted_on_a_poor_test_week() -> None:
+    # Flights, 2013-04-29: a model promoted on a test week with AUC 0.599 gets a relative floor of
+    # 0.95 x 0.599 = 0.569 and was never judged degraded again while it served at ~0.59.
+    calibrator = ScoreCalibrator(
+        thresholds=np.array([0.0, 1.0]),
+        probabilities=np.array([0.3, 0.55]),
+        reference_auc=0.599,
+        reference_rows=1000,
+        reference_positive_rate=0.3,
+    )
+    scores = np.linspace(0.0, 1.0, 1000)
+
+    def assess(policy: TriggerPolicy) -> EstimatedPerformanceVerdict:
+        return assess_estimated_performance(
+            calibrator, scores, policy, production_version=3, calibrator_key="calibrators/m.npz"
+        ).verdict
+
+    relative_only = assess(dataclasses.replace(POLICY, estimated_auc_floor=0.0))
+    assert 0.95 * 0.599 < relative_only.estimated_auc < POLICY.estimated_auc_floor
+    assert relative_only.status == "ok" and relative_only.floor == pytest.approx(0.95 * 0.599)
+    assert "absolute" not in relative_only.reason
+    # The default policy holds the estimate to the labelled rule's absolute floor as well, and
+    # records the floor that decided.
+    assert POLICY.estimated_auc_floor == POLICY.auc_floor
+    served = assess(POLICY)
+    assert served.status == "degraded" and served.floor == pytest.approx(0.6)
+    assert f"< absolute floor 0.6000 (above 0.95 x reference AUC 0.5990 = {0.95 * 0.599:.4f})" in (
+        served.reason
+    )
+    fired = decide_estimated_performance([("2013-05-06", served)], POLICY, None)
+    assert isinstance(fired, Fire) and fired.version == 3 and "absolute floor" in fired.cause
+    quiet = decide_estimated_performance([("2013-05-06", relative_only)], POLICY, None)
+    assert isinstance(quiet, Skip) and "estimated quality holds" in quiet.reason
 
 
 def _estimated(auc: float, version: int = 1, status: str = "ok") -> EstimatedPerformanceVerdict:

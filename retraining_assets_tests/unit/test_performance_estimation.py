@@ -13,9 +13,11 @@ from retraining_assets.core.evaluation import roc_auc
 from retraining_assets.core.performance_estimation import (
     CalibratorError,
     LabelledScores,
+    PerformanceEstimate,
     ScoreCalibrator,
     calibration_batches,
     estimate_performance,
+    estimated_auc_floor,
     estimated_performance_degraded,
     expected_auc,
     fit_calibrator,
@@ -69,14 +71,57 @@ def test_estimate_tracks_realised_auc_in_distribution_and_under_shift() -> None:
     realised = roc_auc(y, s)
     assert realised < calibrator.reference_auc - 0.1
     assert abs(shifted.estimated_auc - realised) < 0.03
-    degraded, why = estimated_performance_degraded(shifted, relative_floor=0.95, min_rows=200)
+    degraded, why = estimated_performance_degraded(
+        shifted, relative_floor=0.95, auc_floor=0.6, min_rows=200
+    )
     assert degraded and "< 0.95 x reference AUC" in why
     ok, why_ok = estimated_performance_degraded(
-        estimate_performance(calibrator, sample(rng, 3000)[1]), relative_floor=0.95, min_rows=200
+        estimate_performance(calibrator, sample(rng, 3000)[1]),
+        relative_floor=0.95,
+        auc_floor=0.6,
+        min_rows=200,
     )
     assert not ok and ">= 0.95 x reference AUC" in why_ok
-    few, why_few = estimated_performance_degraded(shifted, relative_floor=0.95, min_rows=5000)
+    assert why_ok.endswith("and >= absolute floor 0.6000")
+    few, why_few = estimated_performance_degraded(
+        shifted, relative_floor=0.95, auc_floor=0.6, min_rows=5000
+    )
     assert not few and "only 3000 rows" in why_few
+
+
+def test_the_absolute_floor_decides_when_it_is_the_higher_one() -> None:
+    def estimate(auc: float, reference: float) -> PerformanceEstimate:
+        return PerformanceEstimate(
+            estimated_auc=auc,
+            reference_auc=reference,
+            expected_positive_rate=0.3,
+            reference_positive_rate=0.3,
+            n_rows=1000,
+        )
+
+    assert estimated_auc_floor(0.599, relative_floor=0.95, auc_floor=0.6) == 0.6
+    assert estimated_auc_floor(0.8, relative_floor=0.95, auc_floor=0.6) == pytest.approx(0.76)
+    assert estimated_auc_floor(0.599, relative_floor=0.95, auc_floor=0.0) == pytest.approx(0.56905)
+    # Between the relative floor (0.569) and the absolute one (0.6): degraded only with the latter.
+    low = estimate(0.59, reference=0.599)
+    degraded, why = estimated_performance_degraded(
+        low, relative_floor=0.95, auc_floor=0.6, min_rows=200
+    )
+    assert degraded and why.startswith("estimated AUC 0.5900 < absolute floor 0.6000")
+    held, why_held = estimated_performance_degraded(
+        low, relative_floor=0.95, auc_floor=0.0, min_rows=200
+    )
+    assert not held and why_held == "estimated AUC 0.5900 >= 0.95 x reference AUC 0.5990 = 0.5690"
+    # A good model: the relative floor is the higher one and decides, as before.
+    fine = estimate(0.79, reference=0.8)
+    assert not estimated_performance_degraded(
+        fine, relative_floor=0.95, auc_floor=0.6, min_rows=200
+    )[0]
+    worse = estimate(0.75, reference=0.8)
+    degraded, why = estimated_performance_degraded(
+        worse, relative_floor=0.95, auc_floor=0.6, min_rows=200
+    )
+    assert degraded and why == "estimated AUC 0.7500 < 0.95 x reference AUC 0.8000 = 0.7600"
 
 
 def test_calibrator_round_trips_as_plain_numbers_and_rejects_bad_bytes() -> None:
