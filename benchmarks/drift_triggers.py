@@ -31,10 +31,13 @@ named in ``--rules`` (slow: ~20 min for the one-start flights table on the share
 9-start table and the synthetic targets far longer); none met the flights target (README).
 Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled), ``combined``
 (``matters`` or performance, with the weekly fallback when 72 h passed; on weekly batches that
-means weekly), ``estimated`` (CBPE estimated AUC < 0.95 x the AUC on the model's test week, no
-labels; the calibration refitted on the served model's earlier labelled batches, as
-``batch_estimated_performance`` does), ``estimated_test_split`` (the same with the test-split
-calibration alone, as the asset did before the refit) and fixed schedules ``every_2`` /
+means weekly), ``estimated`` (CBPE estimated AUC < max(0.95 x the AUC on the model's test week,
+0.6), no labels; the calibration refitted on the served model's earlier labelled batches, as
+``batch_estimated_performance`` does), ``estimated_relative`` (the same without the absolute
+floor ``estimated_auc_floor``, as served before 2026-12-03), ``estimated_floor<x>`` (absolute
+floor x instead of 0.6: the sensitivity of the choice, ``FLOOR_SWEEP``, with ``--estimated-only``),
+``estimated_test_split`` (relative floor alone with the test-split calibration alone, as the asset
+did before the refit) and fixed schedules ``every_2`` /
 ``every_3`` (retrain every 2nd / 3rd period) to show what the timing of the same number of
 retrainings is worth.
 
@@ -45,16 +48,20 @@ weeks (the first model trained through week 8, 9, ..., 16) and the gain pooled o
     nice .venv/bin/python benchmarks/drift_triggers.py --flights data/batches   # ~10 min
     nice .venv/bin/python benchmarks/drift_triggers.py --synthetic-only         # ~3 min
     nice .venv/bin/python benchmarks/drift_triggers.py --flights-only --rules "score_psi,..."
+    nice .venv/bin/python benchmarks/drift_triggers.py --estimated-only     # estimated rules only
 
 Prints, per dataset and policy: retrainings, promotions, mean AUC, share of weekly's AUC gain
 over never, retrainings per 0.01 AUC; and the synthetic targets (stationary: drift-triggered
 retrainings over 52 periods x 5 seeds; planted shift on x0 (important) and x4 (no effect): first
-firing period).
+firing period); for the estimated rules (``ESTIMATED``) the same synthetic checks counting every
+retraining, plus stationary histories with noisier labels (the model's AUC near 0.64 and 0.61,
+close to the absolute floor).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -80,6 +87,7 @@ from retraining_assets.core.drift_matters import (
 )
 from retraining_assets.core.evaluation import compute_metrics, roc_auc
 from retraining_assets.core.performance_estimation import (
+    Calibration,
     LabelledScores,
     ScoreCalibrator,
     assess_estimated_performance,
@@ -139,9 +147,32 @@ STATISTICS = ("domain_all", "domain_used", "score_psi", "score_ks", "contrib")
 COMBOS = tuple(f"{DEFAULT_RULE}|{c}" for c in ("domain_used", "score_psi", "contrib"))
 RULES = ("any_psi", "ks", "importance", "no_calendar", *MATTERS)
 #: Policies that are not data-drift rules.
-OTHERS = ("performance", "estimated", "estimated_test_split", "every_2", "every_3", "combined")
+OTHERS = (
+    "performance",
+    "estimated",
+    "estimated_relative",
+    "estimated_test_split",
+    "every_2",
+    "every_3",
+    "combined",
+)
+#: Other absolute floors of the estimated rule, to see how much the choice of 0.6 matters.
+FLOOR_SWEEP = ("estimated_floor0.55", "estimated_floor0.65", "estimated_floor0.7")
+#: The label-free estimated rules (and the labelled one to compare), for ``--estimated-only``.
+ESTIMATED = (
+    "performance",
+    "estimated",
+    "estimated_relative",
+    "estimated_test_split",
+    *FLOOR_SWEEP,
+)
 #: Policy paths on which the CBPE estimate's error is printed.
-ESTIMATE_PATHS = ("never", "weekly", "estimated", "estimated_test_split")
+ESTIMATE_PATHS = ("never", "weekly", "estimated", "estimated_relative", "estimated_test_split")
+#: The estimated rule as served (settings: relative and absolute floor).
+WITH_FLOOR = TriggerPolicy()
+#: Label noise of the noisier stationary synthetic histories (``DriftSpec.noise``; 1 is clean):
+#: the model's AUC is about 0.64 and 0.61 there, against about 0.82 on clean data.
+NOISY = (3.0, 4.0)
 WINDOW = 8
 INITIAL = 9
 #: Start weeks of the robustness table (the first model is trained through this batch index).
@@ -178,8 +209,10 @@ class Simulation:
     verdicts: dict[tuple[int, int], dict[str, bool]] = field(default_factory=dict)
     aucs: dict[tuple[int, int], float] = field(default_factory=dict)
     scores: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
-    #: (served, t, refitted) -> estimated AUC and whether the estimated rule fires.
-    estimated: dict[tuple[int, int, bool], tuple[float, bool]] = field(default_factory=dict)
+    #: (served, t, refitted) -> the calibration the estimate of batch t used.
+    calibrations: dict[tuple[int, int, bool], Calibration] = field(default_factory=dict)
+    #: (served, t, refitted, absolute floor) -> estimated AUC and whether the rule fires.
+    estimated: dict[tuple[int, int, bool, float], tuple[float, bool]] = field(default_factory=dict)
     log_losses: dict[tuple[int, int], float] = field(default_factory=dict)
     trainings: int = 0
     gated: bool = True
@@ -266,7 +299,13 @@ class Simulation:
         decision = decide_promotion(candidate, champion, candidate, GatePolicy())
         return decision.promote
 
-    def estimate(self, served: int, t: int, refit: bool = True) -> tuple[float, bool]:
+    def estimate(
+        self,
+        served: int,
+        t: int,
+        refit: bool = True,
+        auc_floor: float = WITH_FLOOR.estimated_auc_floor,
+    ) -> tuple[float, bool]:
         """CBPE on batch ``t``: the estimated AUC and whether the estimated rule fires.
 
         As ``batch_estimated_performance`` does: the test-split calibrator refitted
@@ -274,20 +313,24 @@ class Simulation:
         ``t`` (a model serving at ``t`` has served every batch since its test week, labels
         arrive with the batch as in the replay, and ``calibration_batches`` keeps the ones
         before ``t``), then ``assess_estimated_performance`` with the default trigger policy
-        (estimated AUC < 0.95 x the test-split AUC). ``refit=False``: the test split alone
-        (the asset before the refit).
+        (estimated AUC < max(0.95 x the test-split AUC, 0.6)). ``refit=False``: the test split
+        alone (the asset before the refit); ``auc_floor``: the absolute floor (0: none, the rule
+        before ``estimated_auc_floor``).
         """
-        key = (served, t, refit)
+        key = (served, t, refit, auc_floor)
         if key not in self.estimated:
             model = self.model(served)
-            labelled = [self.labelled(served, j) for j in range(served + 1, t)] if refit else []
-            start = batch_period(self.ids[t], None)
-            usable = calibration_batches(None if start is None else start[0], labelled)
-            calibration = recalibrate(model.calibrator, model.reference, usable)
+            cal_key = (served, t, refit)
+            if cal_key not in self.calibrations:
+                labelled = [self.labelled(served, j) for j in range(served + 1, t)] if refit else []
+                start = batch_period(self.ids[t], None)
+                usable = calibration_batches(None if start is None else start[0], labelled)
+                self.calibrations[cal_key] = recalibrate(model.calibrator, model.reference, usable)
+            calibration = self.calibrations[cal_key]
             assessment = assess_estimated_performance(
                 calibration.calibrator,
                 self.predict(served, t),
-                TriggerPolicy(),
+                dataclasses.replace(WITH_FLOOR, estimated_auc_floor=auc_floor),
                 production_version=served,
                 calibrator_key="",
                 calibration_batches=calibration.batches,
@@ -541,8 +584,14 @@ def simulate(sim: Simulation, policy: str, start: int = INITIAL - 1) -> PolicyRu
             fire = True  # weekly batches: the fallback fires every period anyway
         elif policy == "estimated":
             fire = sim.estimate(served, t)[1]
+        elif policy == "estimated_relative":
+            fire = sim.estimate(served, t, auc_floor=0.0)[1]
+        elif policy.startswith("estimated_floor"):
+            fire = sim.estimate(served, t, auc_floor=float(policy.removeprefix("estimated_floor")))[
+                1
+            ]
         elif policy == "estimated_test_split":
-            fire = sim.estimate(served, t, refit=False)[1]
+            fire = sim.estimate(served, t, refit=False, auc_floor=0.0)[1]
         elif policy.startswith("every_"):
             fire = t - last >= int(policy.removeprefix("every_"))
         else:
@@ -578,7 +627,9 @@ def estimate_errors(sim: Simulation, runs: list[PolicyRun], start: int = INITIAL
     for run in runs:
         pairs = list(zip(run.served, range(start + 1, len(sim.ids)), strict=True))
         errors = {
-            refit: [abs(sim.estimate(m, t, refit)[0] - sim.auc(m, t)) for m, t in pairs]
+            refit: [
+                abs(sim.estimate(m, t, refit, auc_floor=0.0)[0] - sim.auc(m, t)) for m, t in pairs
+            ]
             for refit in (True, False)
         }
         print(
@@ -625,7 +676,7 @@ def flights(directory: Path, gated: bool = True, only: tuple[str, ...] = ()) -> 
         runs,
     )
     for run in runs:
-        if run.policy in (DEFAULT_RULE, "estimated", "estimated_test_split"):
+        if run.policy in (DEFAULT_RULE, *ESTIMATED[1:]):
             print(f"{run.policy} fires at: {', '.join(ids[t] for t in run.fired_at)}")
     estimate_errors(sim, [r for r in runs if r.policy in ESTIMATE_PATHS])
     model = sim.model(INITIAL - 1)
@@ -684,8 +735,81 @@ def _synthetic_sim(
     return Simulation(synthetic.SYNTHETIC_SCHEMA, history, ids, gated=gated)
 
 
-def synthetic_targets(seeds: int = 5, gated: bool = True) -> None:
-    """Stationary false alarms, and the planted shifts on an important and a useless feature."""
+def _noisy_sim(seed: int, periods: int, noise: float, gated: bool = True) -> Simulation:
+    """A stationary history whose labels are noisier than the generator's default (lower AUC)."""
+    history = synthetic.make_history(
+        INITIAL + periods, 2000, seed=seed, drift_from=0, drift=synthetic.DriftSpec(noise=noise)
+    )
+    ids = sorted(history)
+    return Simulation(synthetic.SYNTHETIC_SCHEMA, history, ids, gated=gated)
+
+
+def _first_firing(run: PolicyRun, at: int) -> str:
+    """Period offset of the first firing from ``at`` on; "early" if it fired before."""
+    if any(t < INITIAL + at for t in run.fired_at):
+        return "early"
+    after = [t - INITIAL - at for t in run.fired_at if t >= INITIAL + at]
+    return str(after[0]) if after else "never"
+
+
+def estimated_targets(seeds: int = 5, gated: bool = True) -> None:
+    """The estimated rules on the synthetic checks: quiet when stationary, firing on harm.
+
+    Every retraining counts (they are all the rule's). Stationary: the generator's clean labels
+    (model AUC ~0.82, far above the absolute floor) and the noisier ``NOISY`` labels (~0.64 and
+    ~0.61, where an absolute floor of 0.6 could start firing on a model that is as good as the
+    data allows). Planted +3 sd shift on ``x0`` (harmful) and ``x4`` (harmless) from period 10.
+    """
+    print(f"\n## synthetic, estimated rules: stationary 52 periods x {seeds} seeds (retrainings)")
+    print("| labels | never's mean AUC | " + " | ".join(ESTIMATED) + " |")
+    print("|---|---:|" + "---:|" * len(ESTIMATED))
+    for noise in (1.0, *NOISY):
+        totals = dict.fromkeys(ESTIMATED, 0)
+        base: list[float] = []
+        for seed in range(seeds):
+            sim = (
+                _synthetic_sim(seed, 52, None, 0, gated)
+                if noise == 1.0
+                else _noisy_sim(seed, 52, noise, gated)
+            )
+            base.append(simulate(sim, "never").mean_auc)
+            for policy in ESTIMATED:
+                totals[policy] += simulate(sim, policy).retrainings
+        print(
+            f"| noise {noise:g} | {np.mean(base):.4f} | "
+            + " | ".join(str(totals[p]) for p in ESTIMATED)
+            + " |"
+        )
+    print(
+        f"\n## synthetic, estimated rules: +{SHIFT:g} sd shift from period 10 of 20, {seeds} seeds"
+    )
+    for column in ("x0", "x4"):
+        spec = synthetic.DriftSpec(covariate_shift=SHIFT, shift_columns=(column,))
+        first: dict[str, list[str]] = {p: [] for p in ESTIMATED}
+        for seed in range(seeds):
+            sim = _synthetic_sim(100 + seed, 20, spec, 10, gated)
+            for policy in ESTIMATED:
+                first[policy].append(_first_firing(simulate(sim, policy), 10))
+        print(f"  shift on {column}:")
+        for policy in ESTIMATED:
+            print(f"    {policy:22s} first fires at offset {', '.join(first[policy])}")
+
+
+def synthetic_targets(seeds: int = 5, gated: bool = True, drift: bool = True) -> None:
+    """Stationary false alarms, and the planted shifts on an important and a useless feature.
+
+    ``drift=False`` measures the estimated rules alone (``--estimated-only``).
+    """
+    estimated_targets(seeds, gated)
+    if not drift:
+        print("\n## synthetic, estimated policies: shift on x0 from period 10 of 20, seed 100")
+        sim = _synthetic_sim(
+            100, 20, synthetic.DriftSpec(covariate_shift=SHIFT, shift_columns=("x0",)), 10, gated
+        )
+        runs = [simulate(sim, p) for p in ("never", "weekly", *ESTIMATED)]
+        table("synthetic x0 shift", runs)
+        estimate_errors(sim, [r for r in runs if r.policy in ESTIMATE_PATHS])
+        return
     print("\n## synthetic, stationary: 52 periods x 5 seeds (drift-triggered retrainings)")
     totals = {rule: 0 for rule in RULES}
     for seed in range(seeds):
@@ -730,6 +854,11 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     parser.add_argument("--synthetic-only", action="store_true")
     parser.add_argument("--flights-only", action="store_true")
     parser.add_argument(
+        "--estimated-only",
+        action="store_true",
+        help="only the estimated rules (and performance) besides never and weekly",
+    )
+    parser.add_argument(
         "--no-gate", action="store_true", help="promote every candidate (triggers alone)"
     )
     parser.add_argument(
@@ -753,9 +882,11 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
         RULES = tuple(dict.fromkeys([DEFAULT_RULE, *wanted]))
     if not args.synthetic_only:
         only = tuple(p for p in args.policies.split(",") if p)
+        if args.estimated_only:
+            only = only or ESTIMATED
         flights(args.flights, gated=not args.no_gate, only=only)
     if not args.flights_only:
-        synthetic_targets(gated=not args.no_gate)
+        synthetic_targets(gated=not args.no_gate, drift=not args.estimated_only)
 
 
 if __name__ == "__main__":
