@@ -21,6 +21,7 @@ from retraining_assets.defs.assets import raw_batches
 from retraining_assets.defs.estimated import batch_estimated_performance
 from retraining_assets.defs.monitoring import batch_performance
 from retraining_assets.defs.state import MonitoringStoreResource
+from retraining_assets.settings import DEFAULT_TRIGGERS
 from retraining_assets_tests.dagster.helpers import (
     RESOURCES,
     ingest,
@@ -157,6 +158,14 @@ def test_estimated_auc_on_a_real_model_warns_on_a_harmful_shift(instance, projec
         **{k: v for k, v in shifted["verdict"].items() if k != "kind"}
     )
     assert typed.degraded and typed.estimated_auc == shifted["estimated/auc"]
+    # The floor shown and recorded is the effective one: the higher of the relative and the
+    # absolute floor (here the relative one: the model is good).
+    policy = DEFAULT_TRIGGERS
+    effective = max(
+        policy.estimated_relative_auc_floor * shifted["estimated/reference_auc"],
+        policy.estimated_auc_floor,
+    )
+    assert shifted["estimated/floor"] == pytest.approx(effective) == typed.floor
     assert shifted["chart"].startswith("![estimated AUC per batch](data:image/png;base64,")
     # The calibrator is plain numbers in the monitoring store, keyed by the model's md5.
     record = production_store().current()
