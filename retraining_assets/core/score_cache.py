@@ -107,12 +107,20 @@ def predict_cached(
         code_version=code_version,
         num_threads=scorer.num_threads,
     )
-    data = get(key)
-    if data is not None:
-        try:
-            return scores_from_bytes(data, len(matrix))
-        except ValueError:
-            pass  # torn or foreign: scored again and replaced below
+    cached = _readable(get(key), len(matrix))
+    if cached is not None:
+        return cached
+    # A miss, or an entry torn or foreign: scored (again) and the entry replaced.
     scores = scorer.predict_encoded(matrix)
     put(key, scores_to_bytes(scores))
     return scores
+
+
+def _readable(data: bytes | None, n_rows: int) -> np.ndarray | None:
+    """The scores in ``data``, or ``None`` when there is no entry or it is not ``n_rows`` floats."""
+    if data is None:
+        return None
+    try:
+        return scores_from_bytes(data, n_rows)
+    except ValueError:
+        return None
