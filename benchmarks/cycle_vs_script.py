@@ -480,18 +480,43 @@ def child_script() -> dict[str, Any]:
     return _two_cycles(import_s, cycles)
 
 
-def _same_work_cycle(run_name: str) -> dict[str, Any]:
+def _ingest_records() -> dict[str, Any]:
+    """What a script's own ingestion would have recorded per batch: md5, period, labelled.
+
+    The same records ``_record_ingested`` gives the Dagster instance. Untimed setup.
+    """
+    import hashlib
+
+    from retraining_assets.core.dataset_build import ValidatedBatch
+
+    ids = sorted(p.stem for p in BATCHES.glob("*.parquet"))
+    return {
+        batch_id: ValidatedBatch(
+            md5=hashlib.md5((BATCHES / f"{batch_id}.parquet").read_bytes()).hexdigest(),
+            labelled=True,
+            start=batch_id,
+            order=order,
+        )
+        for order, batch_id in enumerate(ids)
+    }
+
+
+def _same_work_cycle(run_name: str, ingested: dict[str, Any]) -> dict[str, Any]:
     """One retraining cycle without Dagster: the job's work, through the same project functions.
 
-    Build the rolling window with ``plan_training`` / ``collect_dataset`` / ``apply_weights``,
-    write it and ``dvc add`` + push it (``DvcStore.track``), read it back from the DVC cache,
-    validate it with the same Great Expectations suite (``validate_frame``), train LightGBM with
-    the job's default ``TrainParams``, save and track the model, log params, metrics and the model
-    to MLflow and register it (as ``candidate_model``), evaluate candidate and production on the
-    test split (AUC, log loss, p95 latency, baseline, DeLong when there is a champion), decide
-    with ``decide_promotion`` under the default gate, plot the ROC and log it, then promote
-    through ``ProductionStore.promote`` (compare-and-set) and move the ``champion`` alias. No
-    Dagster import; the state lives in ``$RETRAINING_HOME`` laid out as the resources lay it out.
+    Build the rolling window with ``build_training_set`` from the batches ``ingested`` recorded
+    (each read only if its bytes still have the recorded md5; copies of a batch left out), as
+    ``training_dataset`` does; write it and ``dvc add`` + push it (``DvcStore.track``), read it
+    back from the DVC cache, validate it with the same Great Expectations suite
+    (``validate_frame``), train LightGBM with the job's default ``TrainParams``, save and track
+    the model, log params, metrics and the model to MLflow and register it (as
+    ``candidate_model``), evaluate candidate and production on the test split (AUC, log loss, p95
+    latency, baseline, DeLong when there is a champion), decide with ``decide_promotion`` under
+    the default gate, plot the ROC and log it with the verdict and its reasons, then promote
+    through ``ProductionStore.promote`` (compare-and-set), check and move the ``champion`` alias,
+    tag the registered version with the outcome and log the model card (markdown and JSON) to
+    the run, as ``production_model`` does. No Dagster import; the state lives in
+    ``$RETRAINING_HOME`` laid out as the resources lay it out.
     """
     import math
     from importlib.metadata import version
@@ -503,10 +528,11 @@ def _same_work_cycle(run_name: str) -> dict[str, Any]:
 
     from retraining_assets import settings
     from retraining_assets.core import batches as batch_io
+    from retraining_assets.core.dataset_build import WindowRequest, build_training_set
     from retraining_assets.core.evaluation import baseline_metrics, evaluate_model, plot_roc
+    from retraining_assets.core.model_card import build_model_card, render_model_card
     from retraining_assets.core.promotion import GatePolicy, ModelScore, decide_promotion
     from retraining_assets.core.registry import ProductionStore, md5_hex
-    from retraining_assets.core.strategies import apply_weights, plan_training
     from retraining_assets.core.training import TrainParams, load_model, prepare_features
     from retraining_assets.core.training import train_model as train
     from retraining_assets.core.validation import validate_frame
@@ -525,18 +551,27 @@ def _same_work_cycle(run_name: str) -> dict[str, Any]:
         steps[name] = now - mark
         mark = now
 
-    # training_dataset
+    # training_dataset: the window of batches recorded at ingestion, each read only if its bytes
+    # still have the recorded md5, copies of another batch left out (build_training_set, as the
+    # asset builds it).
     dvc = DvcStore(home / "store", str(home / "dvc-remote")).ensure()
     production = ProductionStore(open_store(home).child("production"))
-    available = batch_io.list_batches(BATCHES)
-    plan = plan_training(
-        available, "rolling", as_of=as_of_batch(), window_batches=WINDOW_BATCHES, test_batches=1
+    source = open_store(BATCHES)
+    built = build_training_set(
+        source,
+        schema,
+        batch_io.list_batches(source),
+        ingested,
+        set(),
+        WindowRequest(
+            strategy="rolling",
+            as_of=as_of_batch(),
+            window_batches=WINDOW_BATCHES,
+            test_batches=1,
+            half_life_days=settings.DEFAULT_POLICY.half_life_days,
+        ),
     )
-    frames = {
-        b: batch_io.read_labelled_batch(BATCHES, b, schema, columns=schema.columns)
-        for b in plan.window.all_batches
-    }
-    dataset = apply_weights(batch_io.collect_dataset(frames, plan.window, schema), plan, schema)
+    plan, dataset = built.plan, built.dataset
     path = batch_io.write_parquet_atomic(
         dataset, dvc.repo_dir / "artifacts" / "training_dataset.parquet"
     )
@@ -602,7 +637,7 @@ def _same_work_cycle(run_name: str) -> dict[str, Any]:
     base = baseline_metrics(train_rows[schema.target].to_numpy(), y_test)
     curves = {"candidate": (y_test, cand_proba)}
     current = production.current()
-    prod_eval = None
+    prod_eval = delong = None
     if current is not None:
         from retraining_assets.core.delong import delong_test
 
@@ -610,7 +645,7 @@ def _same_work_cycle(run_name: str) -> dict[str, Any]:
             "production", production.booster(current), test, schema, latency_calls=LATENCY_CALLS
         )
         curves["production"] = (y_test, prod_proba)
-        delong_test(y_test, cand_proba, prod_proba)
+        delong = delong_test(y_test, cand_proba, prod_proba)
     decision = decide_promotion(
         ModelScore(cand_eval.metrics.auc, cand_eval.metrics.log_loss, cand_eval.latency.p95_ms),
         ModelScore(prod_eval.metrics.auc, prod_eval.metrics.log_loss, prod_eval.latency.p95_ms)
@@ -627,11 +662,21 @@ def _same_work_cycle(run_name: str) -> dict[str, Any]:
     client.log_batch(
         run_id,
         metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if not math.isnan(v)],
-        tags=[RunTag("gate/verdict", decision.verdict)],
+        tags=[
+            RunTag("gate/verdict", decision.verdict),
+            RunTag("gate/reasons", " | ".join(decision.reasons)),
+        ],
     )
     client.log_artifact(run_id, str(plot), artifact_path="evaluation")
     lap("evaluation_report")
-    # production_model
+    # production_model: the champion alias checked against production first (repaired if a
+    # run died between the two), as ``reconcile_alias`` does.
+    if current is not None:
+        alias = client.get_model_version_by_alias("retraining_model", "champion")
+        if alias.version != current.registered_version:
+            client.set_registered_model_alias(
+                "retraining_model", "champion", current.registered_version
+            )
     if decision.promote:
         model_bytes = dvc.cache_path(model_md5).read_bytes()
         assert md5_hex(model_bytes) == model_md5
@@ -648,7 +693,37 @@ def _same_work_cycle(run_name: str) -> dict[str, Any]:
             changed_by=run_name,
         )
         client.set_registered_model_alias("retraining_model", "champion", record.registered_version)
-        client.log_batch(run_id, tags=[RunTag("promotion", f"production v{record.version}")])
+        outcome = f"production v{record.version}"
+        client.set_model_version_tag(
+            "retraining_model", str(info.registered_model_version), "gate", outcome
+        )
+
+        def flat(evaluation: Any) -> dict[str, Any]:
+            metrics = evaluation.as_dict()
+            return {**metrics["metrics"], "p95_latency_ms": metrics["latency"]["p95_ms"]}
+
+        card = build_model_card(
+            version=record.version,
+            model_md5=model_md5,
+            dataset_md5=data_md5,
+            strategy=plan.strategy,
+            train_batches=plan.window.train_batches,
+            test_batches=plan.window.test_batches,
+            params=params.as_dict(),
+            candidate_metrics=flat(cand_eval),
+            production_metrics=flat(prod_eval) if prod_eval else None,
+            production_version=current.version if current else None,
+            delong=delong.as_dict() if delong else None,
+            reasons=decision.reasons,
+            trigger={"retraining/trigger": "manual"},
+            code_versions={},
+            code_commit="script",
+            mlflow_run_id=run_id,
+            dagster_run_id="none",
+        )
+        client.log_text(run_id, render_model_card(card), "model_card/model_card.md")
+        client.log_dict(run_id, card, "model_card/model_card.json")
+        client.log_batch(run_id, tags=[RunTag("promotion", outcome)])
     lap("production_model")
     return {
         "steps": steps,
@@ -677,11 +752,12 @@ def child_same_work(template: Path) -> dict[str, Any]:
     import retraining_assets.core.versioning  # noqa: F401
 
     import_s = time.perf_counter() - started
+    ingested = _ingest_records()
     cycles = []
     for i in range(2):
         home = _fresh_home(template)
         t0 = time.perf_counter()
-        out = _same_work_cycle(f"script-{i}")
+        out = _same_work_cycle(f"script-{i}", ingested)
         cycles.append({"cycle": time.perf_counter() - t0, **out})
         shutil.rmtree(home.parent, ignore_errors=True)
     return _two_cycles(import_s, cycles)
