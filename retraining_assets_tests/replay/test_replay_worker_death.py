@@ -44,6 +44,8 @@ def test_a_killed_worker_is_replayed_again_from_a_fresh_state(tmp_path: Path, pr
         except BaseException as exc:  # handed to the test thread below
             outcome["error"] = exc
 
+    # Only the replay's own workers are killed, not a process an earlier test left behind.
+    before = {p.pid for p in multiprocessing.active_children()}
     thread = threading.Thread(target=replay)
     thread.start()
     # Killed once each policy has trained and registered its first model (version 1): a replay
@@ -56,7 +58,7 @@ def test_a_killed_worker_is_replayed_again_from_a_fresh_state(tmp_path: Path, pr
     while not all(t.is_file() for t in trained) and thread.is_alive():
         assert time.monotonic() < deadline, "the workers never started"
         time.sleep(0.05)
-    workers = multiprocessing.active_children()
+    workers = [p for p in multiprocessing.active_children() if p.pid not in before]
     assert workers
     for worker in workers:
         os.kill(worker.pid, signal.SIGKILL)
