@@ -25,13 +25,17 @@ shift that hurts it is planted and grows week by week (rows are selected by the 
 feature ``x0`` so that its spread shrinks; P(y | x) is unchanged, so the labels stay right).
 The labelled performance sensor's rule (AUC < 0.95 x AUC at promotion, or < 0.60) is applied to
 the realised AUC, which is known only ``delay`` weeks later; the estimated sensor's rule
-(estimated AUC < 0.95 x reference AUC) to the estimate, known at once. Printed per seed: the
-week each fires, how many weeks earlier the estimate warns for label delays 0, 1 and 2, false
-alarms of both rules on the clean weeks, and the estimate's mean absolute error; then the error
-of an oracle that knows the generator's true probabilities (the noise floor, checked against the
-label-redraw std the flights section uses), of Platt and beta calibration, and of the isotonic
-calibration refitted on every week whose labels arrived (one week late), alone and plus its mean
-error on those weeks.
+(estimated AUC < max(0.95 x reference AUC, 0.60)) to the estimate, known at once. Both rules are
+the production functions (``core.monitoring.assess_performance``,
+``core.performance_estimation.estimated_performance_degraded``) with the default
+``settings.TriggerPolicy``, so the benchmark cannot drift from what the sensors decide.
+(The flights section counts the model-weeks each rule fires on with the same two functions.)
+Printed per seed: the week each fires, how many weeks earlier the estimate warns for label delays
+0, 1 and 2, false alarms of both rules on the clean weeks, and the estimate's mean absolute
+error; then the error of an oracle that knows the generator's true probabilities (the noise
+floor, checked against the label-redraw std the flights section uses), of Platt and beta
+calibration, and of the isotonic calibration refitted on every week whose labels arrived (one
+week late), alone and plus its mean error on those weeks.
 
     nice .venv/bin/python benchmarks/estimated_performance.py           # ~2-5 min on a 2-core box
     nice .venv/bin/python benchmarks/estimated_performance.py --quick   # fewer anchors and seeds
@@ -52,22 +56,31 @@ import pandas as pd
 from retraining_assets.core import synthetic
 from retraining_assets.core.batches import collect_dataset, list_batches, read_batch
 from retraining_assets.core.evaluation import roc_auc
+from retraining_assets.core.monitoring import assess_performance
 from retraining_assets.core.performance_estimation import (
     LabelledScores,
+    PerformanceEstimate,
     ScoreCalibrator,
     estimate_performance,
+    estimated_performance_degraded,
     expected_auc,
     fit_calibrator,
     recalibrate,
 )
 from retraining_assets.core.strategies import plan_training
 from retraining_assets.core.training import Scorer, TrainParams, train_model
-from retraining_assets.settings import BATCH_COLUMN, FLIGHTS_SCHEMA, SPLIT_COLUMN, project_root
+from retraining_assets.settings import (
+    BATCH_COLUMN,
+    FLIGHTS_SCHEMA,
+    SPLIT_COLUMN,
+    TriggerPolicy,
+    project_root,
+)
 
 #: LightGBM on one thread (shared machine); otherwise the project's defaults.
 PARAMS = TrainParams(num_threads=1)
-RELATIVE_FLOOR = 0.95
-AUC_FLOOR = 0.60
+#: The sensors' floors as deployed by default (the rules below read them from here).
+POLICY = TriggerPolicy()
 
 
 #: Label redraws of a batch for the sampling noise of its realised AUC.
@@ -119,6 +132,28 @@ def _label_noise_sd(scores: np.ndarray, p: np.ndarray, rng: np.random.Generator)
     """
     draws = [rng.random(len(p)) < p for _ in range(REDRAWS)]
     return float(np.std([roc_auc(y, scores) for y in draws]))
+
+
+def _estimated_fires(estimate: PerformanceEstimate) -> bool:
+    """The estimated sensor's verdict on one batch: the production rule, default policy."""
+    degraded, _ = estimated_performance_degraded(
+        estimate,
+        relative_floor=POLICY.estimated_relative_auc_floor,
+        auc_floor=POLICY.estimated_auc_floor,
+        min_rows=POLICY.estimated_min_rows,
+    )
+    return degraded
+
+
+def _labelled_fires(y: np.ndarray, scores: np.ndarray, reference_auc: float) -> bool:
+    """The labelled sensor's verdict once the batch's labels are in: the production rule.
+
+    The model's AUC at promotion is its test-split AUC, the calibrator's reference AUC.
+    """
+    verdict = assess_performance(
+        y, scores, POLICY, auc_at_promotion=reference_auc, production_version=0
+    ).verdict
+    return verdict.status == "degraded"
 
 
 def _refitted(
@@ -240,10 +275,11 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
             y = batch[schema.target].to_numpy(dtype="float64")
             scores = scorer.predict(batch)
             realised = roc_auc(y, scores)
-            estimated = estimate_performance(calibrator, scores).estimated_auc
+            estimate = estimate_performance(calibrator, scores)
+            estimated = estimate.estimated_auc
             errors[h].append(abs(estimated - realised))
-            est_fires = estimated < RELATIVE_FLOOR * calibrator.reference_auc
-            lab_fires = realised < AUC_FLOOR or realised < RELATIVE_FLOOR * calibrator.reference_auc
+            est_fires = _estimated_fires(estimate)
+            lab_fires = _labelled_fires(y, scores, calibrator.reference_auc)
             fires["estimated"] += est_fires
             fires["labelled"] += lab_fires
             fires["both"] += est_fires and lab_fires
@@ -311,9 +347,10 @@ def flights(directory: Path, anchors: list[int], horizon: int) -> None:
         f"realised AUC {np.mean(variants['persistence']):.4f}"
     )
     print(
-        f"weeks a rule would fire (< {RELATIVE_FLOOR:g} x reference AUC; labelled also < "
-        f"{AUC_FLOOR:g}): estimated {fires['estimated']}, labelled {fires['labelled']}, "
-        f"both {fires['both']} of {len(every)}"
+        f"weeks a rule would fire (estimated: < max({POLICY.estimated_relative_auc_floor:g} x "
+        f"reference AUC, {POLICY.estimated_auc_floor:g}); labelled: < "
+        f"{POLICY.relative_auc_floor:g} x reference AUC or < {POLICY.auc_floor:g}): estimated "
+        f"{fires['estimated']}, labelled {fires['labelled']}, both {fires['both']} of {len(every)}"
     )
     sd = float(np.mean(noise_sd))
     mean_rows = np.mean([len(frames[i]) for i in ids])
@@ -411,8 +448,12 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
         test_y = test_week[schema.target].to_numpy(dtype="float64")
         labelled = [(test_y, scorer.predict(test_week))]
         platt, beta = _platt(*labelled[0]), _beta(*labelled[0])
-        estimated, realised = [], []
+        estimated: list[float] = []
+        realised: list[float] = []
+        est_flags: list[bool] = []
+        lab_flags: list[bool] = []
         refitted: dict[int, list[float]] = {1: [], 2: []}
+        refit_flags: dict[int, list[bool]] = {1: [], 2: []}
         origin = pd.Timestamp(ids[-1]) + pd.Timedelta(days=7)
         for week in range(weeks):
             strength = max(0, week - onset + 1) * ramp
@@ -423,9 +464,12 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
                 strength,
             )
             scores = scorer.predict(batch)
-            y = batch[schema.target].to_numpy()
+            y = batch[schema.target].to_numpy(dtype="float64")
             realised.append(roc_auc(y, scores))
-            estimated.append(estimate_performance(calibrator, scores).estimated_auc)
+            estimate = estimate_performance(calibrator, scores)
+            estimated.append(estimate.estimated_auc)
+            est_flags.append(_estimated_fires(estimate))
+            lab_flags.append(_labelled_fires(y, scores, ref))
             truth = synthetic.positive_probability(batch)
             limits["oracle"].append(abs(expected_auc(scores, truth) - realised[-1]))
             limits["platt"].append(abs(expected_auc(scores, platt(scores)) - realised[-1]))
@@ -434,7 +478,11 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
             for delay in refitted:
                 known = labelled[: max(1, len(labelled) - (delay - 1))]
                 pooled = _refitted(calibrator, known)
-                refitted[delay].append(expected_auc(scores, pooled.calibrate(scores)))
+                # The refit keeps the test split's reference AUC (recalibrate), so the
+                # sensor's floor is the same as with the test-split calibration.
+                refit_estimate = estimate_performance(pooled, scores)
+                refitted[delay].append(refit_estimate.estimated_auc)
+                refit_flags[delay].append(_estimated_fires(refit_estimate))
             limits["pooled"].append(abs(refitted[1][-1] - realised[-1]))
             # The refit plus its mean error on the weeks whose labels arrived (1 week late).
             residual = (
@@ -443,9 +491,7 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
                 else 0.0
             )
             limits["residual"].append(abs(refitted[1][-1] + residual - realised[-1]))
-            labelled.append((y.astype("float64"), scores))
-        est_flags = [e < RELATIVE_FLOOR * ref for e in estimated]
-        lab_flags = [r < AUC_FLOOR or r < RELATIVE_FLOOR * ref for r in realised]
+            labelled.append((y, scores))
         false_est += sum(est_flags[:onset])
         false_lab += sum(lab_flags[:onset])
         err = np.abs(np.array(estimated) - np.array(realised))
@@ -453,8 +499,7 @@ def synthetic_runs(seeds: list[int], rows: int, onset: int, weeks: int, ramp: fl
         mae_shift.extend(err[onset:])
         est_at = _first(est_flags[onset:])
         lab_at = _first(lab_flags[onset:])
-        for delay, series in refitted.items():
-            flags = [e < RELATIVE_FLOOR * ref for e in series]
+        for delay, flags in refit_flags.items():
             pooled_false += sum(flags[:onset])
             at = _first(flags[onset:])
             if at is not None and lab_at is not None:
