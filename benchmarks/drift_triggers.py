@@ -34,7 +34,7 @@ Plus ``performance`` (AUC < 0.6 or < 0.95 x AUC at promotion, labelled), ``combi
 means weekly), ``estimated`` (CBPE estimated AUC < max(0.95 x the AUC on the model's test week,
 0.6), no labels; the calibration refitted on the served model's earlier labelled batches, as
 ``batch_estimated_performance`` does), ``estimated_relative`` (the same without the absolute
-floor ``estimated_auc_floor``, as served before 2026-12-03), ``estimated_floor<x>`` (absolute
+floor ``estimated_auc_floor``, as served before 2026-12-02), ``estimated_floor<x>`` (absolute
 floor x instead of 0.6: the sensitivity of the choice, ``FLOOR_SWEEP``, with ``--estimated-only``),
 ``estimated_test_split`` (relative floor alone with the test-split calibration alone, as the asset
 did before the refit) and fixed schedules ``every_2`` /
