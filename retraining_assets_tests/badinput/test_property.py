@@ -7,16 +7,26 @@ bytes, ``batch_period`` places the batch in time, and ``quick_problems`` applies
 failure is a ``BatchError``), zero invalid batches accepted, every clean batch accepted.
 ``test_generated_batches_through_great_expectations`` runs the complete ``check_batch`` (GE
 included) on a few hundred of them. Both are derandomized, so CI sees the same examples.
+
+Each test's examples are drawn in :data:`SHARDS` processes side by side, each a Hypothesis run
+with its own fixed seed and an equal share of the examples: the work is CPU-bound and the CI
+machine has two cores while pytest runs one test at a time (10,000 examples took 160 s in one
+process). The shard count is fixed, not taken from the machine, so every machine draws the same
+examples.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+import traceback
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 
 from retraining_assets.core import batches as batch_io
 from retraining_assets.core.validation import check_batch, quick_problems
@@ -31,6 +41,8 @@ _SETTINGS = {
     "database": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
+#: Processes (and Hypothesis seeds) each test's examples are split over.
+SHARDS = 2
 
 
 def _ingest(spec: Spec) -> list[str]:
@@ -53,11 +65,40 @@ def _ingest(spec: Spec) -> list[str]:
     )
 
 
-def test_ten_thousand_batches() -> None:
-    seen: Counter[str] = Counter()
-    started = time.perf_counter()
+def _sharded(
+    shard_fn: Callable[[int, int, Path], Counter[str]], total: int, tmp: Path
+) -> Counter[str]:
+    """Run ``shard_fn(shard, examples, folder)`` for every shard in its own process; sum counts.
 
-    @settings(max_examples=10_000, **_SETTINGS)
+    A failing shard's error (Hypothesis' falsifying example and traceback, as text) is raised
+    here as an ``AssertionError``.
+    """
+    started = time.perf_counter()
+    share = -(-total // SHARDS)
+    context = multiprocessing.get_context("spawn")  # no fork of pytest's threads and state
+    with ProcessPoolExecutor(SHARDS, mp_context=context) as pool:
+        futures = []
+        for shard in range(SHARDS):
+            folder = tmp / f"shard{shard}"
+            folder.mkdir()
+            futures.append(pool.submit(shard_fn, shard, share, folder))
+        seen: Counter[str] = Counter()
+        for future in futures:
+            seen.update(future.result())
+    print(f"\n{dict(seen)} in {time.perf_counter() - started:.1f} s ({SHARDS} processes)")
+    return seen
+
+
+def _failure(exc: BaseException) -> AssertionError:
+    """A shard's failure as text (picklable whatever Hypothesis raised)."""
+    return AssertionError("".join(traceback.format_exception(exc)))
+
+
+def _ingestion_shard(shard: int, examples: int, _folder: Path) -> Counter[str]:
+    seen: Counter[str] = Counter()
+
+    @seed(shard)
+    @settings(max_examples=examples, **_SETTINGS)
     @given(spec=specs())
     def run(spec: Spec) -> None:
         problems = _ingest(spec)  # anything but BatchError propagates and fails the test
@@ -68,24 +109,32 @@ def test_ten_thousand_batches() -> None:
         else:
             assert not problems, f"clean batch refused: {problems} ({spec})"
 
-    run()
-    print(f"\n{dict(seen)} in {time.perf_counter() - started:.1f} s")
+    try:
+        run()
+    except Exception as exc:
+        raise _failure(exc) from None
+    return seen
+
+
+def test_ten_thousand_batches(tmp_path: Path) -> None:
+    seen = _sharded(_ingestion_shard, 10_000, tmp_path)
     assert seen["examples"] >= 10_000
     assert seen["invalid"] > 3_000 and seen["clean"] > 3_000
 
 
-def test_generated_batches_through_great_expectations(tmp_path: Path) -> None:
+def _suite_shard(shard: int, examples: int, folder: Path) -> Counter[str]:
     seen: Counter[str] = Counter()
-    started = time.perf_counter()
 
-    @settings(max_examples=300, **_SETTINGS)
+    @seed(shard)
+    @settings(max_examples=examples, **_SETTINGS)
     @given(spec=specs())
     def run(spec: Spec) -> None:
         schema, name, data = make_file(spec)
-        folder = tmp_path / f"b{seen['examples']}"
-        folder.mkdir()
-        (folder / name).write_bytes(data)
-        verdict = check_batch(folder, BATCH_ID, schema, now=NOW)
+        seen["calls"] += 1  # a folder per call: shrinking calls again before counting
+        batch = folder / f"b{seen['calls']}"
+        batch.mkdir()
+        (batch / name).write_bytes(data)
+        verdict = check_batch(batch, BATCH_ID, schema, now=NOW)
         seen["examples"] += 1
         if spec.invalid:
             assert not verdict.ok, f"invalid batch accepted: {spec}"
@@ -93,6 +142,13 @@ def test_generated_batches_through_great_expectations(tmp_path: Path) -> None:
         else:
             assert verdict.ok, f"clean batch refused: {verdict.message()} ({spec})"
 
-    run()
-    print(f"\n{dict(seen)} in {time.perf_counter() - started:.1f} s")
+    try:
+        run()
+    except Exception as exc:
+        raise _failure(exc) from None
+    return seen
+
+
+def test_generated_batches_through_great_expectations(tmp_path: Path) -> None:
+    seen = _sharded(_suite_shard, 300, tmp_path)
     assert seen["examples"] >= 300
