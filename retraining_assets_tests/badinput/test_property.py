@@ -81,12 +81,26 @@ def _sharded(
         for shard in range(SHARDS):
             folder = tmp / f"shard{shard}"
             folder.mkdir()
-            futures.append(pool.submit(shard_fn, shard, share, folder))
+            futures.append(pool.submit(_timed, shard_fn, shard, share, folder))
         seen: Counter[str] = Counter()
+        cpu = []
         for future in futures:
-            seen.update(future.result())
-    print(f"\n{dict(seen)} in {time.perf_counter() - started:.1f} s ({SHARDS} processes)")
+            counts, seconds = future.result()
+            seen.update(counts)
+            cpu.append(f"{seconds:.1f}")
+    print(
+        f"\n{dict(seen)} in {time.perf_counter() - started:.1f} s "
+        f"({SHARDS} processes, CPU s each: {', '.join(cpu)})"
+    )
     return seen
+
+
+def _timed(
+    shard_fn: Callable[[int, int, Path], Counter[str]], shard: int, examples: int, folder: Path
+) -> tuple[Counter[str], float]:
+    """``shard_fn``'s counts and the CPU seconds its process spent (imports included)."""
+    counts = shard_fn(shard, examples, folder)
+    return counts, time.process_time()
 
 
 def _failure(exc: BaseException) -> AssertionError:
