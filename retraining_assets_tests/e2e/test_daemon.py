@@ -109,7 +109,7 @@ def test_drifted_batch_file_triggers_retraining_by_itself(project, tmp_path, mon
                 if runs and runs[0].is_finished:
                     run = runs[0]
                     break
-                time.sleep(3)
+                time.sleep(0.5)  # a cheap query; a 3 s poll added 1.5 s on average
             assert run is not None, (
                 f"no drift-triggered retraining within {TIMEOUT_S}s; see {log.name}"
             )
