@@ -97,6 +97,16 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
         "retraining_assets.defs.assets",
         "_validated_batches",
     ),
+    (
+        "  instance.get_status_by_partition",
+        "dagster._core.instance",
+        "DagsterInstance.get_status_by_partition",
+    ),
+    (
+        "  instance.fetch_materializations",
+        "dagster._core.instance",
+        "DagsterInstance.fetch_materializations",
+    ),
     ("build_training_set", "retraining_assets.core.dataset_build", "build_training_set"),
     (
         "  read_validated_batch (md5 + parquet)",
