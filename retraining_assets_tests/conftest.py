@@ -96,11 +96,32 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated, empty MLflow SQLite store, created once per session (migration takes ~10 s)."""
+    """A migrated, empty MLflow SQLite store, created once per session (migration takes ~10 s).
+
+    Under pytest-xdist (``make test`` runs ``-n 2``) the workers of one run share it: it is built
+    in the run's common temporary folder by whichever worker asks first, under a file lock, and
+    renamed into place when complete, so another worker waits for it or copies the finished file,
+    never a half-migrated one. Without xdist that folder would be shared by every pytest run of
+    the user, so the store goes to this session's own folder.
+    """
     from mlflow import MlflowClient
 
-    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").search_experiments()
+    from retraining_assets.fileio import atomic_path, file_lock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # set in each xdist worker (gw0, gw1...)
+        db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+        MlflowClient(f"sqlite:///{db}").search_experiments()
+        return db
+    shared = tmp_path_factory.getbasetemp().parent / "mlflow-template"
+    db = shared / "mlflow.db"
+    with file_lock(shared / ".lock"):
+        if not db.exists():
+            # SQLite writes journal files beside the database: migrate in a private folder, then
+            # install the finished file under its name in one rename.
+            building = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+            MlflowClient(f"sqlite:///{building}").search_experiments()
+            with atomic_path(db) as tmp:
+                shutil.copyfile(building, tmp)
     return db
 
 
