@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,14 +29,17 @@ class Sink:
         return out
 
 
-def _free_port() -> int:
+def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server bound to the first free port of :data:`PORTS`.
+
+    The server's own bind is the test: a port probed free and bound later could be taken in
+    between by another pytest-xdist worker starting its sink at the same moment.
+    """
     for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+        try:
+            return ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError:
+            continue
     raise RuntimeError(f"no free port in {PORTS}")
 
 
@@ -56,7 +58,7 @@ def http_sink() -> Iterator[Sink]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    server = _serve(Handler)
     sink.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
