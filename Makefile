@@ -36,11 +36,14 @@ lock:
 demo: install  ## prepare the flights data (dvc repro), train a first model, retrain on a later week
 	$(BIN)/retraining demo
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist; CI has two cores), each training with
+# one thread (OMP_NUM_THREADS above). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install  ## the whole test suite (no service needed: the stack tests are left to test-stack)
-	$(BIN)/pytest -m "not stack"
+	$(BIN)/pytest -m "not stack" -n $(TEST_WORKERS)
 
 test-fast: install  ## skip the tests that run the whole chain
-	$(BIN)/pytest -m "not slow and not e2e and not stack"
+	$(BIN)/pytest -m "not slow and not e2e and not stack" -n $(TEST_WORKERS)
 
 # Postgres + S3 on loopback (scripts/stack), the stack tests with its environment, and the stack
 # brought down again whether the tests passed or not.
