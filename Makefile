@@ -46,7 +46,8 @@ test-fast: install  ## skip the tests that run the whole chain
 	$(BIN)/pytest -m "not slow and not e2e and not stack" -n $(TEST_WORKERS)
 
 # Postgres + S3 on loopback (scripts/stack), the stack tests with its environment, and the stack
-# brought down again whether the tests passed or not.
+# brought down again whether the tests passed or not. In one process (no -n): some of these tests
+# stop and restart the Postgres and S3 servers every other test uses.
 test-stack: install  ## the stack tests against Postgres + an S3 endpoint started on 127.0.0.1
 	@export RETRAINING_PYTHON=$(abspath $(BIN))/python; \
 	scripts/stack up || { scripts/stack down; exit 1; }; \
