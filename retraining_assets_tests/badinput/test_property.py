@@ -123,13 +123,19 @@ def _failure(exc: BaseException) -> AssertionError:
     return AssertionError("".join(traceback.format_exception(exc)))
 
 
+def _explore(shard: int, examples: int, check: Callable[[Spec], None]) -> None:
+    """``check`` on ``examples`` generated specs, seeded by ``shard``; a failure as text."""
+    run = seed(shard)(settings(max_examples=examples, **_SETTINGS)(given(spec=specs())(check)))
+    try:
+        run()
+    except Exception as exc:
+        raise _failure(exc) from None
+
+
 def _ingestion_shard(shard: int, examples: int, _folder: Path) -> Counter[str]:
     seen: Counter[str] = Counter()
 
-    @seed(shard)
-    @settings(max_examples=examples, **_SETTINGS)
-    @given(spec=specs())
-    def run(spec: Spec) -> None:
+    def check(spec: Spec) -> None:
         problems = _ingest(spec)  # anything but BatchError propagates and fails the test
         seen["examples"] += 1
         seen["invalid" if spec.invalid else "clean"] += 1
@@ -138,10 +144,7 @@ def _ingestion_shard(shard: int, examples: int, _folder: Path) -> Counter[str]:
         else:
             assert not problems, f"clean batch refused: {problems} ({spec})"
 
-    try:
-        run()
-    except Exception as exc:
-        raise _failure(exc) from None
+    _explore(shard, examples, check)
     return seen
 
 
@@ -154,10 +157,7 @@ def test_ten_thousand_batches(tmp_path: Path) -> None:
 def _suite_shard(shard: int, examples: int, folder: Path) -> Counter[str]:
     seen: Counter[str] = Counter()
 
-    @seed(shard)
-    @settings(max_examples=examples, **_SETTINGS)
-    @given(spec=specs())
-    def run(spec: Spec) -> None:
+    def check(spec: Spec) -> None:
         schema, name, data = make_file(spec)
         seen["calls"] += 1  # a folder per call: shrinking calls again before counting
         batch = folder / f"b{seen['calls']}"
@@ -171,10 +171,7 @@ def _suite_shard(shard: int, examples: int, folder: Path) -> Counter[str]:
         else:
             assert verdict.ok, f"clean batch refused: {verdict.message()} ({spec})"
 
-    try:
-        run()
-    except Exception as exc:
-        raise _failure(exc) from None
+    _explore(shard, examples, check)
     return seen
 
 
