@@ -327,11 +327,15 @@ class ReplayHarness:
         current = self.resources["production"].store().current()
         return current.version if current else None
 
-    def _context(self, cursor: str | None, resources: dict[str, Any]) -> Any:
+    def _context(self, sensor: Any, cursor: str | None, resources: dict[str, Any]) -> Any:
+        """A tick's context for ``sensor`` with the resources it declares, as the daemon gives."""
         import dagster as dg
 
         return dg.build_sensor_context(
-            instance=self.instance, cursor=cursor, resources=resources, definitions=self.definitions
+            instance=self.instance,
+            cursor=cursor,
+            resources=_required(resources, sensor.required_resource_keys),
+            definitions=self.definitions,
         )
 
     # --- what the daemon would do ---------------------------------------------------------
@@ -341,7 +345,7 @@ class ReplayHarness:
         import dagster as dg
 
         sensor = self.definitions.resolve_sensor_def("new_batch_sensor")
-        context = self._context(self.cursors.get("new_batch_sensor"), self.resources)
+        context = self._context(sensor, self.cursors.get("new_batch_sensor"), self.resources)
         result = sensor(context)
         if not isinstance(result, dg.SensorResult):
             return
@@ -434,7 +438,7 @@ class ReplayHarness:
         sensor = self.definitions.resolve_sensor_def(name)
         cursor = self.cursors.get(name)
         for _ in range(100):
-            data = sensor.evaluate_tick(self._context(cursor, self.resources))
+            data = sensor.evaluate_tick(self._context(sensor, cursor, self.resources))
             if data.cursor == cursor:
                 break
             cursor = data.cursor
@@ -455,7 +459,7 @@ class ReplayHarness:
                 found += self._schedule_requests(resources, last_tick, now)
                 continue
             sensor = self.definitions.resolve_sensor_def(name)
-            data = sensor.evaluate_tick(self._context(self.cursors.get(name), resources))
+            data = sensor.evaluate_tick(self._context(sensor, self.cursors.get(name), resources))
             self.cursors[name] = data.cursor
             found += [(name.removesuffix("_sensor"), dict(r.tags)) for r in data.run_requests or []]
         return found
@@ -474,7 +478,9 @@ class ReplayHarness:
         span = (dt.datetime.fromtimestamp(last_tick, utc), dt.datetime.fromtimestamp(now, utc))
         for tick in cron_ticks(str(self.schedule.cron_schedule), *span):
             context = dg.build_schedule_context(
-                instance=self.instance, scheduled_execution_time=tick, resources=resources
+                instance=self.instance,
+                scheduled_execution_time=tick,
+                resources=_required(resources, self.schedule.required_resource_keys),
             )
             if not self.instance.is_persistent:
                 context = _schedule_context_on()(self.instance, context)
@@ -642,6 +648,15 @@ def _schedule_context_on() -> type:
             return self._on
 
     return ScheduleContextOn
+
+
+def _required(resources: dict[str, Any], keys: Any) -> dict[str, Any]:
+    """The resources a sensor or schedule declares, as the daemon builds them for a tick.
+
+    A test context builds every resource it is given, on every tick: all nine were 0.1-0.3 s a
+    tick (a schedule's most), paid by each of the policy's sensors every period.
+    """
+    return {key: resources[key] for key in keys}
 
 
 def _with_fields(resource: Any, fields: dict[str, Any]) -> Any:
