@@ -38,7 +38,7 @@ demo: install  ## prepare the flights data (dvc repro), train a first model, ret
 
 # The suite runs on TEST_WORKERS processes (pytest-xdist), each training with one thread
 # (OMP_NUM_THREADS above). Three on CI's two cores: many tests wait on daemons and subprocesses,
-# and two workers kept the cores busy only ~60% of the time (same machine, one after another:
+# and two workers kept the cores busy ~65% of the time (same machine, one after another:
 # -n 2 955 s, -n 3 828 and 812 s). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 3
 test: install  ## the whole test suite (no service needed: the stack tests are left to test-stack)
