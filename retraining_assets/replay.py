@@ -653,8 +653,8 @@ def _schedule_context_on() -> type:
 def _required(resources: dict[str, Any], keys: Any) -> dict[str, Any]:
     """The resources a sensor or schedule declares, as the daemon builds them for a tick.
 
-    A test context builds every resource it is given, on every tick: all nine were 0.1-0.3 s a
-    tick (a schedule's most), paid by each of the policy's sensors every period.
+    A test context builds every resource it is given, on every tick: with all nine, the
+    ``combined`` policy's four ticks a period cost 3.9 s over 10 periods, with these 1.8 s.
     """
     return {key: resources[key] for key in keys}
 
