@@ -30,3 +30,28 @@ def test_a_replay_neither_pushes_to_its_dvc_remote_nor_logs_mlflow_model_flavour
     kept = ReplayOptions(initial=2, keep_state=True)
     kept_harness = ReplayHarness(source, "never", tmp_path / "kept", kept)
     assert kept_harness.resources["mlflow"].model_flavor
+
+
+def test_a_schedule_tick_builds_its_resources_on_the_replay_instance(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """No throw-away Dagster instance per tick (it cost ~0.1 s, ten times the tick itself)."""
+    import dagster as dg
+
+    source = tmp_path / "batches"
+    source.mkdir()
+    for start in ("2024-01-01", "2024-01-08", "2024-01-15"):
+        pd.DataFrame({"x": [1]}).to_parquet(source / f"{start}.parquet")
+    harness = ReplayHarness(source, "weekly", tmp_path / "work", ReplayOptions(initial=2))
+    with harness._new_instance() as instance:
+        harness.instance = instance
+
+        def no_ephemeral(*args, **kwargs):
+            raise AssertionError("a schedule tick made an ephemeral instance")
+
+        monkeypatch.setattr(dg.DagsterInstance, "ephemeral", no_ephemeral)
+        found = harness._schedule_requests(
+            harness.resources, harness.clock("2024-01-01"), harness.clock("2024-01-08")
+        )
+    # Nothing retrained yet, so the fallback fires on the week's tick.
+    assert [cause for cause, _ in found] == ["weekly"]
