@@ -750,11 +750,13 @@ def child_same_work(template: Path) -> dict[str, Any]:
     MLflow store per cycle, so both cycles promote a first model.
     """
     started = time.perf_counter()
-    import great_expectations  # noqa: F401
-    import lightgbm  # noqa: F401
-    import mlflow.lightgbm  # noqa: F401
     import pandas  # noqa: F401
 
+    from retraining_assets.libraries import preload
+
+    # As the project's own functions import them (``preload``: collector paused, heap frozen),
+    # so that both contenders' processes carry the same collector work.
+    preload("great_expectations", "lightgbm", "mlflow.lightgbm")
     import retraining_assets.core.evaluation
     import retraining_assets.core.registry
     import retraining_assets.core.training
@@ -857,6 +859,28 @@ def _run(*args: str, pyc: bool) -> tuple[dict[str, Any], float]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
 
 
+def _collector_clock() -> dict[str, float]:
+    """Seconds this process spends in the cyclic garbage collector, and its full collections.
+
+    ``gc.callbacks`` reports the start and the end of every collection; the dict returned is
+    filled as the process runs (``seconds``, ``full``: generation-2 collections).
+    """
+    import gc
+
+    clock = {"seconds": 0.0, "full": 0}
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        clock["seconds"] += time.perf_counter() - started[0]
+        clock["full"] += int(info["generation"] == 2)
+
+    gc.callbacks.append(callback)
+    return clock
+
+
 def _median(values) -> float:
     return statistics.median(list(values))
 
@@ -903,6 +927,12 @@ def _compare(
             f"{text:28} {dag:9.2f} {same:9.2f} {dag / same:7.2f}"
             f" {scr:9.2f} {dag / scr:7.2f} {noop:7.2f} {floor:7.2f}"
         )
+    for key, text in (("seconds", "  of it in the gc collector"), ("full", "  full collections")):
+        dag, same, scr, noop = (
+            _median(r["collector"][key] for r in runs[n])
+            for n in ("dagster", "same_work", "script", "noop")
+        )
+        print(f"{text:28} {dag:9.2f} {same:9.2f} {'':7} {scr:9.2f} {'':7} {noop:7.2f}")
     if stock:
         print(f"{'on Dagster own storage:':28} {'dagster':>9} {'same-work':>9} {'ratio':>7}")
         for key, text in (("cold", "  cold"), ("warm", "  warm")):
@@ -1131,6 +1161,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         mode, *rest = args.child
+        collector = _collector_clock()
         if mode == "dagster":
             result = child_dagster(Path(rest[0]))
         elif mode == "dagster_stock":
@@ -1149,6 +1180,7 @@ def main() -> None:
             result = child_imports(rest[0])
         else:
             result = child_template(Path(rest[0]))
+        result["collector"] = collector
         print(json.dumps(result, default=float))
         return
     if not any(BATCHES.glob("*.parquet")):

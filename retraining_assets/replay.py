@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from retraining_assets.libraries import preload
+
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
@@ -750,6 +752,7 @@ def replay_policy(
 
 def make_mlflow_template(directory: Path) -> Path:
     """Create a migrated, empty MLflow SQLite store once (migration takes seconds)."""
+    preload("mlflow")
     from mlflow import MlflowClient
 
     db = directory / "mlflow-template.db"
@@ -1098,6 +1101,7 @@ def plot_replay(results: list[PolicyResult], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
+    preload("matplotlib.pyplot")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11, 5), dpi=100)

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 
 from retraining_assets.core.change_points import degradation_onset, find_change_points
+from retraining_assets.libraries import preload
 
 if TYPE_CHECKING:
     from retraining_assets.core.verdicts import DriftVerdict, PerformanceVerdict
@@ -886,6 +887,7 @@ def render_degradation(
     import matplotlib
 
     matplotlib.use("Agg")
+    preload("matplotlib.pyplot")
     import matplotlib.pyplot as plt
     from matplotlib.transforms import blended_transform_factory
 

@@ -50,6 +50,7 @@ from retraining_assets.core.training import (
     _init_booster,
     prepare_features,
 )
+from retraining_assets.libraries import preload
 from retraining_assets.settings import SPLIT_COLUMN, WEIGHT_COLUMN, DatasetSchema
 
 if TYPE_CHECKING:
@@ -264,6 +265,7 @@ class EarlyStoppingOnAllRows:
 
     def __call__(self, env: Any) -> None:
         """Score the newest tree; raise ``EarlyStopException`` when training should stop."""
+        preload("lightgbm")
         import lightgbm as lgb
         from sklearn.metrics import roc_auc_score
 
@@ -612,6 +614,7 @@ def _classifier(
     client: distributed.Client, training: list[str], params: TrainParams
 ) -> lgb.DaskLGBMClassifier:
     """The ``lightgbm.dask`` classifier with ``params``, ranking ``training`` in their order."""
+    preload("lightgbm")
     import lightgbm as lgb
 
     lgb_params = params.lightgbm_params()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.training import Scorer
+from retraining_assets.libraries import preload
 from retraining_assets.settings import DatasetSchema
 
 if TYPE_CHECKING:
@@ -182,6 +183,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title
     import matplotlib
 
     matplotlib.use("Agg")
+    preload("matplotlib.pyplot")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)

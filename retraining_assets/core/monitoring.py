@@ -11,6 +11,7 @@ import numpy as np
 
 from retraining_assets.core.evaluation import compute_metrics
 from retraining_assets.core.verdicts import PerformanceVerdict
+from retraining_assets.libraries import preload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -198,6 +199,7 @@ def plot_drift(result: Any, *, title: str, psi_threshold: float) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
+    preload("matplotlib.pyplot")
     import matplotlib.pyplot as plt
 
     # A feature missing from the batch has no PSI: drawn at the cap. One extreme bar must not

@@ -36,6 +36,7 @@ import numpy as np
 
 from retraining_assets.core.npz import NpzError, read_arrays
 from retraining_assets.core.verdicts import EstimatedPerformanceVerdict, PerformanceVerdict
+from retraining_assets.libraries import preload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -343,6 +344,7 @@ def plot_estimated_history(
     import matplotlib
 
     matplotlib.use("Agg")
+    preload("matplotlib.pyplot")
     import matplotlib.pyplot as plt
 
     x = np.arange(len(periods))

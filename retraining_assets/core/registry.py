@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retraining_assets.libraries import preload
 from retraining_assets.storage import KeyNotFound, LocalStore, ObjectStore, open_store
 
 if TYPE_CHECKING:
@@ -306,6 +307,7 @@ class ProductionStore:
         Raises:
             RegistryError: if the bytes fail verification or LightGBM cannot parse them.
         """
+        preload("lightgbm")
         import lightgbm as lgb
 
         text = self.model_text(record)
@@ -624,6 +626,7 @@ def reconcile_champion_alias(
     Returns:
         A message saying what was repaired, or ``None`` if the alias was already right.
     """
+    preload("mlflow")
     from mlflow.exceptions import MlflowException
 
     current = store.current()

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retraining_assets.libraries import preload
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -41,6 +43,7 @@ def scores_key(*, model_md5: str, matrix: np.ndarray, code_version: str, num_thr
         code_version: Version of the scoring code (e.g. a hash of its modules' source).
         num_threads: LightGBM's prediction threads.
     """
+    preload("lightgbm")
     import lightgbm  # already loaded by the scorer's booster; metadata lookup costs ~10 ms
 
     rows = np.ascontiguousarray(matrix)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from retraining_assets.core.batches import split_rows
+from retraining_assets.libraries import preload
 from retraining_assets.settings import WEIGHT_COLUMN, DatasetSchema, TrainingDefaults
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ def align_categories(
 
 def _init_booster(init_model: lgb.Booster | Path | str, schema: DatasetSchema) -> lgb.Booster:
     """A private copy of the model to continue, truncated to its best iteration, checked."""
+    preload("lightgbm")
     import lightgbm as lgb
 
     if isinstance(init_model, lgb.Booster):
@@ -214,6 +216,7 @@ def train_model(
         ValueError: if the target is not binary or has a single class, the weights do not match
             the rows, or the init model's features/objective do not match.
     """
+    preload("lightgbm")
     import lightgbm as lgb
 
     params = params or TrainParams()
@@ -308,6 +311,7 @@ def _fit_dataset(
     split: _TimeSplit, schema: DatasetSchema, init_booster: lgb.Booster | None
 ) -> tuple[lgb.Dataset, list[str]]:
     """The LightGBM Dataset of the fit rows (categories aligned with an init model), features."""
+    preload("lightgbm")
     import lightgbm as lgb
 
     x_fit = prepare_features(split.fit, schema)
@@ -330,6 +334,7 @@ def _early_stopping(
     split: _TimeSplit, schema: DatasetSchema, params: TrainParams, fit_set: lgb.Dataset
 ) -> tuple[list[lgb.Dataset], list[Callable[..., Any]]]:
     """The validation Dataset and early-stopping callback (none unless both classes occur)."""
+    preload("lightgbm")
     import lightgbm as lgb
 
     valid = split.valid
@@ -365,6 +370,7 @@ def training_example(dataset: pd.DataFrame, schema: DatasetSchema) -> pd.DataFra
 
 def load_model(path: Path) -> lgb.Booster:
     """Load a LightGBM text model file."""
+    preload("lightgbm")
     import lightgbm as lgb
 
     return lgb.Booster(model_file=str(path))

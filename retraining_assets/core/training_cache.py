@@ -20,6 +20,7 @@ from typing import Any
 
 from retraining_assets.core.training import TrainedModel, TrainParams
 from retraining_assets.fileio import single_flight, write_atomic
+from retraining_assets.libraries import preload
 
 #: Bumped when the layout of an entry changes.
 CACHE_VERSION = 1
@@ -48,6 +49,7 @@ def training_key(
 
 def load_cached(root: Path, key: str, params: TrainParams) -> TrainedModel | None:
     """The model stored under ``key``, or ``None`` (a missing or unreadable entry is a miss)."""
+    preload("lightgbm")
     import lightgbm as lgb
 
     model, meta = root / f"{key}.txt", root / f"{key}.json"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from retraining_assets.libraries import preload
 from retraining_assets.settings import DatasetSchema
 
 if TYPE_CHECKING:
@@ -221,6 +222,7 @@ def build_suite(
         A ``great_expectations.ExpectationSuite`` not attached to any Data Context.
     """
     _prepare_gx_environment()
+    preload("great_expectations")
     import great_expectations as gx
 
     items = _suite_items(schema, _Rules(extra_columns, with_target, period, not_after))
@@ -244,6 +246,7 @@ def _meta(group: str, **extra: str) -> dict[str, str]:
 
 def _suite_items(schema: DatasetSchema, rules: _Rules) -> list[Any]:
     """The expectations of :func:`build_suite`, in order, not yet in a suite."""
+    preload("great_expectations")
     import great_expectations as gx
 
     gxe = gx.expectations
@@ -413,6 +416,7 @@ def validate_frame(
     context = _get_context()
     started = time.perf_counter()
     rules = _Rules(extra_columns, with_target, period, not_after)
+    preload("great_expectations")
     import great_expectations as gx
 
     items = _suite_items(schema, rules)
@@ -631,6 +635,7 @@ def _get_context() -> AbstractDataContext:
     with _context_lock:
         if _context is None:
             _prepare_gx_environment()
+            preload("great_expectations")
             import great_expectations as gx
             from great_expectations.data_context.types.base import (
                 DataContextConfig,

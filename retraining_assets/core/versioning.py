@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from retraining_assets.fileio import atomic_path, file_lock
+from retraining_assets.libraries import preload
 
 
 class _CurrentStream:
@@ -47,6 +48,7 @@ def dvc_repo_class() -> type[Any]:
     "Initialized DVC repository." failed a replay's first retraining). Rebinding the handlers to
     whatever stream is current at each write keeps DVC's output where it always went.
     """
+    preload("dvc.repo")
     from dvc.logger import LoggerHandler
     from dvc.repo import Repo
 

@@ -22,6 +22,7 @@ from retraining_assets.core.registry import ProductionStore
 from retraining_assets.core.versioning import DvcStore, TrackedFile
 from retraining_assets.defs.state import StateStoreResource
 from retraining_assets.fileio import file_lock
+from retraining_assets.libraries import preload
 from retraining_assets.storage import ObjectStore, open_store
 
 if TYPE_CHECKING:
@@ -365,6 +366,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def _ready(self) -> str:
         """Create the store (schema migration takes seconds) once, with one writer at a time."""
+        preload("mlflow")
         import mlflow
 
         from retraining_assets.services import ServiceUnreachable, check_postgres, is_postgres
@@ -402,6 +404,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def client(self) -> MlflowClient:
         """A client bound to this store (created and migrated if needed)."""
+        preload("mlflow")
         import mlflow
 
         uri = self._ready()
@@ -422,6 +425,7 @@ class MlflowResource(dg.ConfigurableResource):
                 artifact store does not answer (the run is marked FAILED when the store can be
                 reached at all).
         """
+        preload("mlflow")
         import mlflow
 
         experiment_id = self.experiment_id()
@@ -460,6 +464,7 @@ class MlflowResource(dg.ConfigurableResource):
         Raises:
             retraining_assets.services.ServiceUnreachable: one line naming what did not answer.
         """
+        preload("mlflow")
         import mlflow
 
         from retraining_assets.services import ServiceUnreachable, check_postgres, check_s3
@@ -493,6 +498,7 @@ class MlflowResource(dg.ConfigurableResource):
         import math
         import time
 
+        preload("mlflow")
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -534,6 +540,7 @@ class MlflowResource(dg.ConfigurableResource):
         Returns:
             The run id, the logged model's URI and its registered version.
         """
+        preload("mlflow")
         import mlflow
         from mlflow.models import infer_signature
 
@@ -564,6 +571,7 @@ class MlflowResource(dg.ConfigurableResource):
         """Parameters (groups in order) and metrics, logged as ``mlflow.log_params`` would."""
         import time
 
+        preload("mlflow")
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
@@ -575,6 +583,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def _register_version(self, source: str, run_id: str) -> str:
         """A new version of the registered model (created first if absent) from ``source``."""
+        preload("mlflow")
         from mlflow.exceptions import MlflowException
 
         client = self.client()
