@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -75,13 +76,28 @@ def s3_endpoint() -> Iterator[str]:
 
     Sets no credentials: use :func:`s3_env` for a test that talks to it.
     """
+    from moto.s3.responses import S3Response
     from moto.server import ThreadedMotoServer
 
+    # S3 decides a conditional PutObject (``If-None-Match: *``) atomically; moto's threaded
+    # server checks that the key is absent, then writes, with no lock between the two, so two
+    # racing creates could both succeed (seen once in CI, in the six-promoter race of
+    # test_registry). One PutObject at a time makes the fake keep the real service's promise.
+    put_object, one_at_a_time = S3Response.put_object, threading.Lock()
+
+    def atomic_put_object(self: S3Response) -> object:
+        with one_at_a_time:
+            return put_object(self)
+
+    S3Response.put_object = atomic_put_object  # type: ignore[method-assign]
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        S3Response.put_object = put_object  # type: ignore[method-assign]
 
 
 @pytest.fixture
