@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from retraining_assets.replay import ReplayHarness, ReplayOptions
+
+
+def _three_weeks(tmp_path: Path) -> Path:
+    """A folder of three weekly one-row batches: enough to build a harness on."""
+    source = tmp_path / "batches"
+    source.mkdir()
+    for start in ("2024-01-01", "2024-01-08", "2024-01-15"):
+        pd.DataFrame({"x": [1]}).to_parquet(source / f"{start}.parquet")
+    return source
 
 
 def test_a_replay_neither_pushes_to_its_dvc_remote_nor_logs_mlflow_model_flavours(
@@ -15,10 +25,7 @@ def test_a_replay_neither_pushes_to_its_dvc_remote_nor_logs_mlflow_model_flavour
     """The replay turns both off for itself; the project's definitions keep them on."""
     from retraining_assets.definitions import defs
 
-    source = tmp_path / "batches"
-    source.mkdir()
-    for start in ("2024-01-01", "2024-01-08", "2024-01-15"):
-        pd.DataFrame({"x": [1]}).to_parquet(source / f"{start}.parquet")
+    source = _three_weeks(tmp_path)
     harness = ReplayHarness(source, "never", tmp_path / "work", ReplayOptions(initial=2))
     dvc, mlflow = harness.resources["dvc"], harness.resources["mlflow"]
     assert (dvc.push, mlflow.model_flavor) == (False, False)
@@ -33,15 +40,12 @@ def test_a_replay_neither_pushes_to_its_dvc_remote_nor_logs_mlflow_model_flavour
 
 
 def test_a_schedule_tick_builds_its_resources_on_the_replay_instance(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No throw-away Dagster instance per tick (it cost ~0.1 s, ten times the tick itself)."""
     import dagster as dg
 
-    source = tmp_path / "batches"
-    source.mkdir()
-    for start in ("2024-01-01", "2024-01-08", "2024-01-15"):
-        pd.DataFrame({"x": [1]}).to_parquet(source / f"{start}.parquet")
+    source = _three_weeks(tmp_path)
     harness = ReplayHarness(source, "weekly", tmp_path / "work", ReplayOptions(initial=2))
     with harness._new_instance() as instance:
         harness.instance = instance
