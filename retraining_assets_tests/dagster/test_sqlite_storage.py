@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -206,3 +207,43 @@ def test_engines_are_not_shared_with_a_forked_child(tmp_path: Path, monkeypatch)
     engines.dispose()
     monkeypatch.setattr(os, "getpid", lambda: pid)
     parent.dispose()
+
+
+def _shard_schema(path: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]], str]:
+    """A run shard's tables and indexes, its alembic revision and its journal mode."""
+    connection = sqlite3.connect(path)
+    try:
+        schema = sorted(connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        revision = list(connection.execute("SELECT version_num FROM alembic_version"))
+        journal = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+    return schema, revision, journal
+
+
+def test_a_new_run_shard_is_made_as_dagster_makes_it(tmp_path: Path) -> None:
+    """Same tables, indexes and alembic head as Dagster's class makes, in WAL mode."""
+    made = {}
+    for name, cls in (("dagster", SqliteEventLogStorage), ("ours", ClaimSafeSqliteEventLogStorage)):
+        storage = cls(str(tmp_path / name))
+        with storage.run_connection("run-1"):
+            pass
+        made[name] = _shard_schema(storage.path_for_shard("run-1"))
+        storage.dispose()
+    assert made["ours"] == made["dagster"]
+    assert made["ours"][1] and made["ours"][2] == "wal"
+
+
+def test_an_existing_run_shard_is_not_stamped_again(tmp_path: Path) -> None:
+    """A shard another process made (here at an older revision) is opened as it is."""
+    SqliteEventLogStorage(str(tmp_path)).store_event(_log_entry("run-1", "hello"))
+    path = str(tmp_path / "run-1.db")
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'older'")
+    connection.close()
+    storage = ClaimSafeSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(_log_entry("run-1", "hello"))
+    assert _shard_schema(path)[1] == [("older",)]
+    assert len(storage.get_logs_for_run("run-1")) == 2
+    storage.dispose()
