@@ -861,11 +861,11 @@ def _done_line(result: PolicyResult, seconds: float) -> str:
 #: trains and the other waits for the cache, so together they cost two workers the time of one
 #: ``weekly`` each. ``drift`` runs beside ``weekly`` instead (it retrains on a subset of the same
 #: windows and runs ahead, so ``weekly`` hits what it trained), and ``combined`` starts when
-#: ``drift`` ends, behind ``weekly``, hitting the windows ``weekly`` trained. On 2 workers with
-#: flights' per-policy times (20 periods: weekly 80 s training, combined 37 s hitting, drift 42,
-#: never 28, performance 25) both workers get about half; the order of ``ALL`` gave one of them
-#: ``weekly`` and ``combined``.
-LAUNCH_ORDER = ("weekly", "drift", "combined", "never", "performance", "estimated")
+#: ``drift`` ends, behind ``weekly``, hitting the windows ``weekly`` trained. The rest longest
+#: first: on full flights (44 periods) ``performance`` computes ~70 s and ``never`` ~25 s, both
+#: warm by then; ``never`` before ``performance`` left one worker weekly + never + performance
+#: (~300 s) and the other drift + combined (~240 s), the other way round ~280 s and ~265 s.
+LAUNCH_ORDER = ("weekly", "drift", "combined", "performance", "never", "estimated")
 
 
 def launch_order(policies: list[str]) -> list[int]:

@@ -193,11 +193,12 @@ def test_replay_summary_ranks_policies_by_retrainings_per_auc_gained() -> None:
 
 
 def test_parallel_replay_starts_weekly_beside_drift_and_combined_behind_them() -> None:
+    """Weekly and drift first, combined behind them, then the shorter policies longest first."""
     from retraining_assets.replay import launch_order, parse_policies
 
     policies = parse_policies("all")
     order = [policies[i] for i in launch_order(policies)]
-    assert order == ["weekly", "drift", "combined", "never", "performance"]
+    assert order == ["weekly", "drift", "combined", "performance", "never"]
     # Names it does not rank follow, in the order given; a subset keeps the ranking.
     assert launch_order(["x", "never", "y", "weekly"]) == [3, 1, 0, 2]
 
