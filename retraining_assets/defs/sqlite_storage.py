@@ -217,10 +217,12 @@ class ClaimSafeSqliteEventLogStorage(SqliteEventLogStorage):
                     return
                 raw = conn.connection.dbapi_connection
                 # Python's sqlite3 runs DDL outside a transaction (each CREATE its own commit):
-                # one explicit transaction makes the tables and the stamp appear together.
+                # one explicit transaction, holding the write lock, makes the tables and the
+                # stamp appear together; a process that made them meanwhile is seen inside it.
                 raw.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-                SqlEventLogStorageMetadata.create_all(conn)
-                MigrationContext.configure(conn).stamp(_event_log_migrations(), "head")
+                if MigrationContext.configure(conn).get_current_revision() is None:
+                    SqlEventLogStorageMetadata.create_all(conn)
+                    MigrationContext.configure(conn).stamp(_event_log_migrations(), "head")
                 conn.commit()
         except (db_exc.DatabaseError, sqlite3.DatabaseError):
             super()._initdb(engine, for_index_shard=False)

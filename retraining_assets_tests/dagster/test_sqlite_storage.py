@@ -1,4 +1,4 @@
-"""The SQLite instance's pool slot goes to one claimer, however close two claims come."""
+"""The project's SQLite storage: one slot per claim, kept connections, new run databases."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -247,3 +248,40 @@ def test_an_existing_run_shard_is_not_stamped_again(tmp_path: Path) -> None:
     assert _shard_schema(path)[1] == [("older",)]
     assert len(storage.get_logs_for_run("run-1")) == 2
     storage.dispose()
+
+
+def _open_shard(base_dir: str, run_id: str, barrier: Any, errors: multiprocessing.Queue) -> None:
+    """One process: open a new run's database at the same instant as the other, write to it."""
+    storage = ClaimSafeSqliteEventLogStorage(base_dir)
+    barrier.wait()
+    try:
+        storage.store_event(_log_entry(run_id, str(os.getpid())))
+    except Exception as exc:  # reported to the parent: any error fails the test
+        errors.put(repr(exc))
+    storage.dispose()
+
+
+def test_two_processes_make_one_run_shard_at_once(tmp_path: Path) -> None:
+    """Both write their event; the database is made once, with the head revision."""
+    ClaimSafeSqliteEventLogStorage(str(tmp_path)).dispose()  # the index, made before the race
+    stock = SqliteEventLogStorage(str(tmp_path / "stock"))
+    stock.store_event(_log_entry("made-by-dagster", "hello"))
+    head = _shard_schema(stock.path_for_shard("made-by-dagster"))[1]
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for round_ in range(5):
+        run_id = f"race-{round_}"
+        barrier = context.Barrier(2)
+        workers = [
+            context.Process(target=_open_shard, args=(str(tmp_path), run_id, barrier, errors))
+            for _ in range(2)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            assert worker.exitcode == 0
+        assert errors.empty(), errors.get()
+        storage = SqliteEventLogStorage(str(tmp_path))
+        assert len(storage.get_logs_for_run(run_id)) == 2
+        assert _shard_schema(str(tmp_path / f"{run_id}.db"))[1] == head
