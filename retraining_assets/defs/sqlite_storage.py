@@ -42,6 +42,12 @@ stay open, and the project's own stores fsync every write). Committed rows may s
 until a checkpoint (automatic every 1,000 pages, and when the last connection closes); every
 reader sees them. The UI's live run log watches the run's ``.db`` file, which a checkpoint no
 longer rewrites after each event, so a write to a run shard sets the file's modification time.
+
+Each run's events go to a new database (a run shard). Dagster makes it by loading its ~90
+event-log migration scripts twice, to read the head revision and to stamp it: 55-100 ms of a
+no-op run's ~340 ms (``benchmarks/run_overhead.py``). Here the scripts are read once per process,
+and a new shard's tables and stamp are written in one transaction under the write lock: 12-20
+ms, the same schema and revision.
 """
 
 from __future__ import annotations
