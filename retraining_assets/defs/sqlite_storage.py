@@ -120,7 +120,10 @@ def _event_log_migrations() -> ScriptDirectory:
     executes all ~90 migration files twice (to read the head revision and to stamp it): 70-100 ms
     for each run, whose events go to a new database. One object keeps its revision map.
     """
-    return ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
+    scripts = ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
+    # Build the revision map now: later users (any thread) only read it.
+    scripts.as_revision_number("head")
+    return scripts
 
 
 class _Engines:
