@@ -80,8 +80,14 @@ def test_dagster_own_claim_still_races(tmp_path: Path) -> None:
     """Canary of the same harness on Dagster's class (it granted 54-60 of 100 rounds twice).
 
     When this fails after a Dagster upgrade, Dagster fixed its claim and SqliteStorage can go.
+    The race needs both processes between their SELECT and UPDATE at once, which the scheduler
+    sometimes never allows in 25 rounds (2 of ~60 runs of this file): up to three harnesses.
     """
-    twice, _ = _double_claims(SqliteEventLogStorage, tmp_path)
+    twice = 0
+    for attempt in range(3):
+        twice, _ = _double_claims(SqliteEventLogStorage, tmp_path / str(attempt))
+        if twice:
+            break
     assert twice > 0
 
 
